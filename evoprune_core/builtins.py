@@ -1,0 +1,34 @@
+"""The built-in operators, schedules and datasets, registered through the public hooks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .plugins import hookimpl
+
+__all__ = [
+    "evoprune_register_datasets",
+    "evoprune_register_operators",
+    "evoprune_register_schedules",
+]
+
+
+@hookimpl
+def evoprune_register_operators() -> list[Any]:
+    from .operators import builtin_operators
+
+    return builtin_operators()
+
+
+@hookimpl
+def evoprune_register_schedules() -> list[Any]:
+    from .schedules import builtin_schedules
+
+    return builtin_schedules()
+
+
+@hookimpl
+def evoprune_register_datasets() -> list[Any]:
+    from .data import builtin_datasets
+
+    return builtin_datasets()

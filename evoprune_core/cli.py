@@ -1,0 +1,157 @@
+"""The ``evoprune`` command. Errors of the ``EvopruneError`` family become one line, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import EvopruneError
+
+__all__ = ["main"]
+
+
+class _Progress:
+    """A tqdm bar over generations (silent with ``--quiet``)."""
+
+    def __init__(self, total: int, quiet: bool, desc: str) -> None:
+        self.bar = None
+        if not quiet:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="gen", file=sys.stderr, leave=False)
+
+    def generation(self, t: int, record: dict[str, float]) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(
+                val=f"{record['val_loss']:.4f}", rem=f"{record['remaining_fraction']:.3f}"
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _write_json_atomic(path: Path, payload: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .config import load_run_config
+    from .engines import run
+    from .plugins import Registry
+
+    registry = Registry.load()
+    cfg = load_run_config(args.config, args.set, registry)
+    if args.output is not None:
+        out_dir = Path(args.output).resolve().parent
+        if not out_dir.is_dir():
+            raise EvopruneError(f"--output: directory {out_dir} does not exist")
+    progress = _Progress(cfg.generations, args.quiet, f"{cfg.engine} {cfg.pruning.operator}")
+    try:
+        result = run(cfg, registry, observer=progress)
+    finally:
+        progress.close()
+    summary = result.summary()
+    summary["config"] = cfg.model_dump(mode="json")
+    if args.output is not None:
+        _write_json_atomic(Path(args.output), summary)
+    if args.save_model is not None:
+        result.population.take([result.best]).save(args.save_model)
+    sp = result.sparsity
+    lines = [
+        f"engine {cfg.engine}  operator {cfg.pruning.operator}  schedule {cfg.pruning.schedule}"
+        f"  seed {cfg.seed}  generations {cfg.generations}",
+        f"test L1 {result.test_loss:.4f}  val L1 {result.val_loss:.4f}  "
+        f"train L1 {result.train_loss:.4f}",
+        f"remaining fraction: whole {sp.fraction():.4f}  encoder {sp.fraction('encoder'):.4f}"
+        f"  decoder {sp.fraction('decoder'):.4f}",
+        f"pruning events {summary['pruning_events']}  seconds {result.seconds:.1f}",
+    ]
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from .plugins import Registry
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        registry = Registry.load()
+    desc = registry.describe()
+    if args.json:
+        print(json.dumps(desc, indent=2))
+        return 0
+    for p in desc:
+        state = f"BROKEN: {p['broken']}" if p["broken"] else "ok"
+        print(f"{p['name']}  ({p['distribution']} {p['version']})  {state}")
+        for kind, items in p["provides"].items():
+            for it in items:
+                params = ", ".join(q["name"] for q in it["parameters"]) or "-"
+                print(f"  {kind[:-1]:9} {it['name']:14} params: {params}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .version import __version__
+
+    parser = argparse.ArgumentParser(prog="evoprune", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"evoprune {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="one engine run (no Optuna)")
+    p.add_argument("config", help="run configuration (TOML)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key, e.g. --set training.lr=0.001 (repeatable)",
+    )
+    p.add_argument("--output", help="write the result (metrics + history) as JSON here")
+    p.add_argument("--save-model", help="save the reported network (weights, masks) here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("plugins", help="list installed plugins and what they provide")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_plugins)
+
+    for register in _extensions():
+        register(sub)
+    return parser
+
+
+def _extensions() -> list[Any]:
+    """Sub-commands defined in other modules (studies, reports, UI)."""
+    out = []
+    try:
+        from .study_cli import register as study_register
+    except ImportError:
+        return out
+    out.append(study_register)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except EvopruneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""The canonical engine: one autoencoder, pruned while it trains.
+
+Per epoch t: one pass over the shuffled training rows in minibatches with a persistent Adam,
+then, with probability p_t from the schedule, one pruning event on encoder and decoder
+together (calibration rows drawn from the training set). Validation loss every epoch; the
+test set is touched once, at the end. Reported losses are always L1.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from ..config import RunConfig
+from ..data import Dataset
+from ..population import Population
+from .common import (
+    Observer,
+    RunResult,
+    Streams,
+    build_components,
+    check_finite,
+    cpu_numerics,
+)
+from .pruning import apply_operator
+from .training import Trainer
+
+__all__ = ["run_canonical"]
+
+
+def calibration(
+    data: Dataset, rows: int, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``rows`` training rows (and labels) drawn without replacement."""
+    idx = torch.randperm(data.train.shape[0], generator=gen)[:rows]
+    labels = None if data.train_labels is None else data.train_labels[idx]
+    return data.train[idx], labels
+
+
+def run_canonical(
+    cfg: RunConfig, registry: Any, observer: Observer | None = None, dataset: Dataset | None = None
+) -> RunResult:
+    """Train and prune one autoencoder as ``cfg`` says; see the module docstring."""
+    comp = build_components(cfg, registry, dataset)
+    data = comp.dataset
+    streams = Streams(cfg.seed)
+    arch = cfg.network.architecture(data.dim)
+    pop = Population.create(arch, 1, streams.init)
+    tr = cfg.training
+    history: list[dict[str, float]] = []
+    start = time.perf_counter()
+    with cpu_numerics(), torch.no_grad():
+        for t in range(cfg.generations):
+            lr = tr.lr_at(t)
+            loss = tr.loss_at(t, cfg.generations)
+            trainer = Trainer(loss, tr.betas, tr.eps)
+            trainer.epoch(pop, data.train, tr.batch_size, [lr], streams.data)
+            p_t = comp.schedule(t, cfg.generations, 1)
+            events = removed = 0
+            if p_t > 0 and streams.uniform("prune") < p_t:
+                rows, labels = calibration(data, cfg.pruning.calibration_rows, streams.prune)
+                out = apply_operator(
+                    pop,
+                    [0],
+                    comp.operator,
+                    cfg.pruning.amount,
+                    rows,
+                    labels,
+                    streams.operator,
+                    loss,
+                    cfg.pruning.calibration_batches,
+                )
+                events, removed = 1, out.removed
+            fr = pop.remaining_fractions()
+            record = {
+                "generation": t,
+                "train_loss": float(pop.l1(data.train)[0]),
+                "val_loss": float(pop.l1(data.val)[0]),
+                "remaining_fraction": float(fr["whole"][0]),
+                "encoder_remaining_fraction": float(fr["encoder"][0]),
+                "decoder_remaining_fraction": float(fr["decoder"][0]),
+                "pruning_probability": p_t,
+                "pruning_events": events,
+                "pruned_entries": removed,
+                "lr": lr,
+                "seconds": time.perf_counter() - start,
+            }
+            check_finite(record["val_loss"], "validation loss", t)
+            history.append(record)
+            if observer is not None:
+                observer.generation(t, record)
+        test_loss = float(pop.l1(data.test)[0])
+    return RunResult(
+        config=cfg,
+        history=history,
+        train_loss=history[-1]["train_loss"],
+        val_loss=history[-1]["val_loss"],
+        test_loss=test_loss,
+        sparsity=pop.sparsity(0),
+        seconds=time.perf_counter() - start,
+        population=pop,
+        best=0,
+        extra={
+            "operator_distribution": comp.operator_dist,
+            "operator_version": comp.operator_version,
+        },
+    )

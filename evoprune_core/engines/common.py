@@ -1,0 +1,132 @@
+"""What both engines share: the result type, observers, seeded streams, component set-up."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from ..config import RunConfig
+from ..data import Dataset, build_dataset
+from ..errors import TrialFailed
+from ..operators import Operator
+from ..population import Population, Sparsity
+from ..schedules import Schedule
+
+__all__ = [
+    "Components",
+    "Observer",
+    "RunResult",
+    "Streams",
+    "build_components",
+    "check_finite",
+    "cpu_numerics",
+]
+
+
+class Observer(Protocol):
+    """Receives one record per generation (progress bars, trackers). Engines call nothing else."""
+
+    def generation(self, t: int, record: dict[str, float]) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run produced. ``population`` holds the final networks; ``best`` the reported pair."""
+
+    config: RunConfig
+    history: list[dict[str, float]]
+    train_loss: float
+    val_loss: float
+    test_loss: float
+    sparsity: Sparsity
+    seconds: float
+    population: Population
+    best: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def remaining_fraction(self) -> float:
+        return self.sparsity.fraction()
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able: final metrics, per-layer sparsity and the per-generation history."""
+        sp = self.sparsity.as_dict()
+        return {
+            "engine": self.config.engine,
+            "seed": self.config.seed,
+            "train_loss": self.train_loss,
+            "val_loss": self.val_loss,
+            "test_loss": self.test_loss,
+            "remaining_fraction": sp["remaining_fraction"],
+            "encoder_remaining_fraction": sp["encoder_remaining_fraction"],
+            "decoder_remaining_fraction": sp["decoder_remaining_fraction"],
+            "layers": sp["layers"],
+            "seconds": self.seconds,
+            "best": self.best,
+            "generations": len(self.history),
+            "pruning_events": int(sum(r.get("pruning_events", 0) for r in self.history)),
+            **self.extra,
+            "history": self.history,
+        }
+
+
+class Streams:
+    """Independent, seeded random streams (one per purpose) derived from one seed."""
+
+    NAMES = ("init", "data", "prune", "operator", "select", "mutate", "eval")
+
+    def __init__(self, seed: int) -> None:
+        seeds = np.random.SeedSequence(seed).spawn(len(self.NAMES))
+        for name, ss in zip(self.NAMES, seeds):
+            gen = torch.Generator().manual_seed(int(ss.generate_state(1, np.uint64)[0] >> 1))
+            setattr(self, name, gen)
+
+    def uniform(self, name: str) -> float:
+        return float(torch.rand(1, generator=getattr(self, name)))
+
+
+@dataclass(frozen=True)
+class Components:
+    dataset: Dataset
+    operator: Operator
+    schedule: Schedule
+    operator_dist: str
+    operator_version: str
+
+
+def build_components(cfg: RunConfig, registry: Any, dataset: Dataset | None = None) -> Components:
+    """Dataset, operator and schedule of a resolved configuration."""
+    op = registry.operator(cfg.pruning.operator)
+    sched = registry.schedule(cfg.pruning.schedule)
+    if dataset is None:
+        spec = registry.dataset(cfg.data.name).obj
+        dataset = build_dataset(spec, dict(cfg.data.params), cfg.data_seed)
+    return Components(
+        dataset=dataset,
+        operator=op.obj(**cfg.pruning.operator_params),
+        schedule=sched.obj(cfg.pruning.probability, **cfg.pruning.schedule_params),
+        operator_dist=op.distribution,
+        operator_version=op.version,
+    )
+
+
+def check_finite(value: float, what: str, t: int) -> None:
+    if not math.isfinite(value):
+        raise TrialFailed(f"{what} is {value} at generation {t}: the run diverged")
+
+
+@contextlib.contextmanager
+def cpu_numerics() -> Iterator[None]:
+    """Flush denormal floats to zero while an engine runs (Adam's tiny second moments are
+    otherwise denormal and make every update several times slower), then restore."""
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)

@@ -1,0 +1,148 @@
+"""The engine side of a pruning event: build an operator's context, apply its masks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..operators import LayerMask, LayerView, Operator, PruneContext
+from ..population import Population
+from .training import Trainer
+
+__all__ = ["PruneOutcome", "apply_operator", "build_context", "pseudo_labels"]
+
+
+@dataclass(frozen=True)
+class PruneOutcome:
+    """Entries (weights + biases) alive before and after one event, summed over members."""
+
+    alive_before: int
+    alive_after: int
+
+    @property
+    def removed(self) -> int:
+        return self.alive_before - self.alive_after
+
+
+def pseudo_labels(rows: Tensor, k: int, seed: int) -> Tensor:
+    """k-means cluster indices of ``rows``: labels for label-aware operators on unlabelled data."""
+    from sklearn.cluster import KMeans
+
+    k = max(1, min(k, rows.shape[0]))
+    km = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(rows.numpy())
+    return torch.as_tensor(km.labels_, dtype=torch.long)
+
+
+@torch.no_grad()
+def build_context(
+    pop: Population,
+    members: list[int],
+    operator: Operator,
+    amount: float,
+    rows: Tensor,
+    labels: Tensor | None,
+    rng: torch.Generator,
+    loss: str = "bce",
+    batches: int = 10,
+) -> PruneContext:
+    """The ``PruneContext`` for ``members``, with what ``operator.needs`` asks for.
+
+    Tensors are copies: an operator cannot change the population by writing into them.
+    """
+    sub = pop.take(members)
+    needs = operator.needs
+    acts: list[Tensor] = []
+    if "activations" in needs:
+        h = rows
+        for _part, stack in sub.parts():
+            if h.dim() == 2:
+                h = h.unsqueeze(0).expand(sub.n, -1, -1)
+            for layer in range(stack.n_layers):
+                z = torch.baddbmm(stack.bias(layer).unsqueeze(1), h, stack.weight(layer))
+                last_dec = stack.final == "sigmoid" and layer == stack.n_layers - 1
+                h = torch.sigmoid(z) if last_dec else torch.relu(z)
+                acts.append(h)
+    grads: Tensor | None = None
+    if "gradients" in needs:
+        chunks = rows.tensor_split(min(batches, rows.shape[0]))
+        buf = torch.empty((len(chunks),) + tuple(sub.params.shape))
+        trainer = Trainer(loss)
+        for k, chunk in enumerate(chunks):
+            trainer.gradients(sub, chunk, buf[k])
+        grads = buf.transpose(0, 1).mul_(sub.masks.unsqueeze(1))  # (n, K, P), pruned -> 0
+    if "labels" in needs and labels is None:
+        labels = pseudo_labels(rows, 10, int(torch.randint(0, 2**31 - 1, (1,), generator=rng)))
+    layers: list[LayerView] = []
+    offset = 0
+    for part, stack in sub.parts():
+        for layer in range(stack.n_layers):
+            gw = gb = None
+            if grads is not None:
+                g = grads[:, :, offset : offset + stack.size]
+                a, b, c = stack.offsets[layer]
+                gw = g[:, :, a:b].reshape(sub.n, -1, stack.dims[layer], stack.dims[layer + 1])
+                gw = gw.transpose(2, 3).contiguous()
+                gb = g[:, :, b:c].contiguous()
+            layers.append(
+                LayerView(
+                    name=f"{part}.{layer}",
+                    part=part,
+                    index=layer,
+                    weight=stack.weight(layer).transpose(1, 2).contiguous(),
+                    bias=stack.bias(layer).clone(),
+                    weight_mask=stack.weight(layer, stack.masks).transpose(1, 2) > 0,
+                    bias_mask=stack.bias(layer, stack.masks) > 0,
+                    activation=stack.final if layer == stack.n_layers - 1 else "relu",
+                    is_output=part == "decoder" and layer == stack.n_layers - 1,
+                    activations=acts[len(layers)] if acts else None,
+                    weight_grads=gw,
+                    bias_grads=gb,
+                )
+            )
+        offset += stack.size
+    return PruneContext(
+        layers=tuple(layers),
+        amount=amount,
+        rng=rng,
+        members=tuple(members),
+        inputs=rows.clone(),
+        labels=None if labels is None or "labels" not in needs else labels.clone(),
+    )
+
+
+def masks_to_flat(pop: Population, ctx: PruneContext, masks: list[LayerMask]) -> Tensor:
+    """Concatenate per-layer masks into the population's ``(k, P)`` layout (float 0/1)."""
+    if len(masks) != len(ctx.layers):
+        raise ValueError(f"operator returned {len(masks)} layer masks, expected {len(ctx.layers)}")
+    parts = []
+    for lv, m in zip(ctx.layers, masks):
+        if m.weight.shape != lv.weight_mask.shape or m.bias.shape != lv.bias_mask.shape:
+            raise ValueError(f"operator returned masks of the wrong shape for {lv.name}")
+        parts.append(m.weight.transpose(1, 2).reshape(ctx.n, -1))
+        parts.append(m.bias.reshape(ctx.n, -1))
+    return torch.cat(parts, 1).to(pop.masks.dtype)
+
+
+def apply_operator(
+    pop: Population,
+    members: list[int],
+    operator: Operator,
+    amount: float,
+    rows: Tensor,
+    labels: Tensor | None,
+    rng: torch.Generator,
+    loss: str = "bce",
+    batches: int = 10,
+) -> PruneOutcome:
+    """Run ``operator`` on ``members`` and intersect their masks with its result."""
+    if not members:
+        return PruneOutcome(0, 0)
+    ctx = build_context(pop, members, operator, amount, rows, labels, rng, loss, batches)
+    keep = masks_to_flat(pop, ctx, operator.prune(ctx))
+    idx = torch.as_tensor(members, dtype=torch.long)
+    before = int(pop.masks.index_select(0, idx).sum().item())
+    pop.prune(keep, idx)
+    after = int(pop.masks.index_select(0, idx).sum().item())
+    return PruneOutcome(before, after)

@@ -1,0 +1,367 @@
+"""Pruning operators: the context they receive, the masks they return, and the built-ins.
+
+An operator knows nothing of engines, Optuna or MLflow. It is constructed with its
+hyper-parameters (validated against its declared ``parameters``) and its ``prune`` method
+maps a ``PruneContext`` - weights, masks and whatever it declared in ``needs`` - to new
+masks for the same members. Masks never grow back: the result must be a subset of the
+current masks (the engine intersects again, and ``evoprune_core.testing`` checks it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from .params import Param, validate_params
+
+__all__ = [
+    "NEEDS",
+    "ConjunctivePruning",
+    "LayerMask",
+    "LayerView",
+    "MagnitudePruning",
+    "NoPruning",
+    "Operator",
+    "PruneContext",
+    "RandomPruning",
+    "VariancePruning",
+    "alive_units",
+    "builtin_operators",
+    "prune_fraction",
+]
+
+#: What an operator may ask the engine for in ``needs``.
+NEEDS = frozenset({"activations", "gradients", "labels"})
+
+
+@dataclass(frozen=True)
+class LayerView:
+    """One Linear layer of the selected members, in ``torch.nn.Linear`` orientation.
+
+    ``activations`` are the layer's post-activation outputs on the calibration rows,
+    ``(n, S, out)``; ``weight_grads``/``bias_grads`` are gradients of the training loss for
+    each of K calibration batches, ``(n, K, out, in)`` and ``(n, K, out)``. Each is ``None``
+    unless the operator declared the matching need.
+    """
+
+    name: str
+    part: str
+    index: int
+    weight: Tensor
+    bias: Tensor
+    weight_mask: Tensor
+    bias_mask: Tensor
+    activation: str
+    is_output: bool
+    activations: Tensor | None = None
+    weight_grads: Tensor | None = None
+    bias_grads: Tensor | None = None
+
+
+@dataclass(frozen=True)
+class LayerMask:
+    """New 0/1 masks of one layer: ``weight`` ``(n, out, in)`` and ``bias`` ``(n, out)``, bool."""
+
+    weight: Tensor
+    bias: Tensor
+
+
+@dataclass(frozen=True)
+class PruneContext:
+    """Everything an operator may read. Calibration rows never come from the test set."""
+
+    layers: tuple[LayerView, ...]
+    amount: float
+    rng: torch.Generator
+    members: tuple[int, ...]
+    inputs: Tensor | None = None
+    labels: Tensor | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.members)
+
+    def unchanged(self) -> list[LayerMask]:
+        """The current masks, as an operator's no-op result."""
+        return [LayerMask(lv.weight_mask.clone(), lv.bias_mask.clone()) for lv in self.layers]
+
+
+class Operator:
+    """Base class of pruning operators (built-in and plugin).
+
+    Subclasses set ``name``, ``parameters`` (declared, tunable hyper-parameters), ``needs``
+    (subset of ``NEEDS``), ``uses_amount`` (whether the pruning rate ``amount`` applies) and
+    implement ``prune``. The constructor only validates and stores hyper-parameters.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    parameters: ClassVar[tuple[Param, ...]] = ()
+    needs: ClassVar[frozenset[str]] = frozenset()
+    uses_amount: ClassVar[bool] = True
+
+    def __init__(self, **params: Any) -> None:
+        self.params = validate_params(self.parameters, params, "pruning.operator_params")
+        for key, value in self.params.items():
+            setattr(self, key, value)
+
+    def prune(self, ctx: PruneContext) -> list[LayerMask]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+
+# -- helpers shared by operators -----------------------------------------------------------
+def alive_units(lv: LayerView) -> Tensor:
+    """Units (output rows) with at least one alive incoming weight or alive bias: ``(n, out)``."""
+    return lv.weight_mask.any(2) | lv.bias_mask
+
+
+def prune_fraction(mask: Tensor, scores: Tensor, amount: float) -> Tensor:
+    """Prune ``round(amount * alive)`` alive entries of lowest ``scores`` in every row.
+
+    ``mask`` and ``scores`` are ``(n, m)``; returns the new bool mask.
+    """
+    alive = mask.sum(1)
+    k = torch.round(alive.double() * amount).long()
+    s = scores.masked_fill(~mask, float("inf"))
+    ranks = s.argsort(dim=1, stable=True).argsort(dim=1, stable=True)
+    return mask & (ranks >= k.unsqueeze(1))
+
+
+def _unit_probabilities(weights: Tensor, sizes: Tensor, amount: float) -> Tensor:
+    """Per-unit pruning probabilities ``min(1, c * w)`` whose size-weighted mean is ``amount``.
+
+    ``weights`` and ``sizes`` are ``(m,)``; ``c`` is found by bisection (water filling).
+    """
+    total = sizes.sum()
+    if total == 0 or amount <= 0 or weights.max() <= 0:
+        return torch.zeros_like(weights)
+    target = amount * total
+    lo, hi = 0.0, 1.0
+    while float((torch.clamp(hi * weights, max=1.0) * sizes).sum()) < target and hi < 1e12:
+        hi *= 2.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if float((torch.clamp(mid * weights, max=1.0) * sizes).sum()) < target:
+            lo = mid
+        else:
+            hi = mid
+    return torch.clamp(hi * weights, max=1.0)
+
+
+def _structured(lv: LayerView, units: Tensor) -> LayerMask:
+    """Masks with the whole incoming row and bias of ``units`` (``(n, out)`` bool) removed."""
+    keep = ~units
+    return LayerMask(lv.weight_mask & keep.unsqueeze(2), lv.bias_mask & keep)
+
+
+def _guided_layers(ctx: PruneContext, include_output: bool) -> list[tuple[int, LayerView]]:
+    return [(i, lv) for i, lv in enumerate(ctx.layers) if include_output or not lv.is_output]
+
+
+# -- built-in operators --------------------------------------------------------------------
+class NoPruning(Operator):
+    """Prunes nothing: the no-pruning baseline."""
+
+    name = "none"
+    description = "no pruning (baseline)"
+    uses_amount = False
+
+    def prune(self, ctx: PruneContext) -> list[LayerMask]:
+        return ctx.unchanged()
+
+
+class RandomPruning(Operator):
+    """Remove ``round(amount * alive)`` alive entries of every weight and bias tensor, uniformly."""
+
+    name = "random"
+    description = "uniformly random unstructured pruning of a fraction of alive entries"
+
+    def prune(self, ctx: PruneContext) -> list[LayerMask]:
+        out = []
+        for lv in ctx.layers:
+            masks = []
+            for m in (lv.weight_mask, lv.bias_mask):
+                flat = m.reshape(ctx.n, -1)
+                scores = torch.rand(flat.shape, generator=ctx.rng)
+                masks.append(prune_fraction(flat, scores, ctx.amount).view_as(m))
+            out.append(LayerMask(*masks))
+        return out
+
+
+class MagnitudePruning(Operator):
+    """Remove the ``amount`` fraction of alive weights with the smallest ``|w|``."""
+
+    name = "magnitude"
+    description = "unstructured pruning of the smallest-magnitude weights"
+    parameters = (
+        Param(
+            "scope",
+            "categorical",
+            "layer",
+            choices=("layer", "global"),
+            help="rank within each tensor, or across all weights of a member",
+        ),
+    )
+
+    def prune(self, ctx: PruneContext) -> list[LayerMask]:
+        if self.params["scope"] == "layer":
+            out = []
+            for lv in ctx.layers:
+                w = prune_fraction(
+                    lv.weight_mask.reshape(ctx.n, -1),
+                    lv.weight.abs().reshape(ctx.n, -1),
+                    ctx.amount,
+                )
+                b = prune_fraction(lv.bias_mask, lv.bias.abs(), ctx.amount)
+                out.append(LayerMask(w.view_as(lv.weight_mask), b))
+            return out
+        flats = [t.reshape(ctx.n, -1) for lv in ctx.layers for t in (lv.weight_mask, lv.bias_mask)]
+        vals = [t.abs().reshape(ctx.n, -1) for lv in ctx.layers for t in (lv.weight, lv.bias)]
+        keep = prune_fraction(torch.cat(flats, 1), torch.cat(vals, 1), ctx.amount)
+        parts = keep.split([f.shape[1] for f in flats], 1)
+        return [
+            LayerMask(parts[2 * i].view_as(lv.weight_mask), parts[2 * i + 1].view_as(lv.bias_mask))
+            for i, lv in enumerate(ctx.layers)
+        ]
+
+
+class VariancePruning(Operator):
+    """Activation-variance guided pruning.
+
+    Per unit j the spread s_j of its activation over the calibration rows is min-max normalised
+    over the layer's alive units; every alive incoming weight and the bias of unit j is pruned
+    with probability ``min(1, c * w_j)``, ``w_j = 1 - s_j`` (``direction="low"``: low-spread
+    units carry little information) or ``s_j`` (``"high"``, the published code's behaviour),
+    with ``c`` chosen so the expected pruned fraction of the layer's alive entries is ``amount``.
+    """
+
+    name = "variance"
+    description = "prune incoming weights of low- (or high-) activation-spread units"
+    needs = frozenset({"activations"})
+    parameters = (
+        Param(
+            "direction",
+            "categorical",
+            "low",
+            choices=("low", "high"),
+            help="prune low-spread units (paper text) or high-spread units (published code)",
+        ),
+        Param("spread", "categorical", "std", choices=("std", "var")),
+        Param(
+            "include_output",
+            "bool",
+            False,
+            tunable=False,
+            help="also prune the output layer (each unit is a reconstructed pixel)",
+        ),
+    )
+
+    def prune(self, ctx: PruneContext) -> list[LayerMask]:
+        out = ctx.unchanged()
+        for i, lv in _guided_layers(ctx, self.params["include_output"]):
+            acts = lv.activations
+            assert acts is not None, "variance needs activations"
+            spread = acts.std(1) if self.params["spread"] == "std" else acts.var(1)
+            alive = alive_units(lv)
+            sizes = (lv.weight_mask.sum(2) + lv.bias_mask).double()
+            wmasks, bmasks = [], []
+            for k in range(ctx.n):
+                s = spread[k].double()
+                a = alive[k]
+                w = torch.zeros_like(s)
+                if a.any():
+                    lo, hi = s[a].min(), s[a].max()
+                    norm = (s - lo) / (hi - lo) if hi > lo else torch.full_like(s, 0.5)
+                    w = torch.where(
+                        a,
+                        1.0 - norm if self.params["direction"] == "low" else norm,
+                        torch.zeros_like(s),
+                    )
+                p = _unit_probabilities(w, sizes[k] * a, ctx.amount).float()
+                wdraw = torch.rand(lv.weight_mask[k].shape, generator=ctx.rng) < p.unsqueeze(1)
+                bdraw = torch.rand(lv.bias_mask[k].shape, generator=ctx.rng) < p
+                wmasks.append(lv.weight_mask[k] & ~wdraw)
+                bmasks.append(lv.bias_mask[k] & ~bdraw)
+            out[i] = LayerMask(torch.stack(wmasks), torch.stack(bmasks))
+        return out
+
+
+class ConjunctivePruning(Operator):
+    """Activation-threshold ("conjunctive", published as "lexicase") structured pruning.
+
+    For each of ``cases`` calibration rows the layer's activations are min-max normalised over
+    its alive units and units below ``threshold`` are flagged. Units flagged in every case so
+    far are intersected case by case, stopping as soon as at most one unit is left; the units
+    that remain lose their whole incoming row and bias. ``amount`` does not apply. A layer keeps
+    ``min_units`` alive units (min-max over a single unit would otherwise flag and remove it).
+    """
+
+    name = "conjunctive"
+    description = "structured pruning of units whose activation is low in every case"
+    needs = frozenset({"activations"})
+    uses_amount = False
+    parameters = (
+        Param(
+            "threshold",
+            "float",
+            0.1,
+            low=0.01,
+            high=0.5,
+            help="normalised activation below which a unit is flagged in a case",
+        ),
+        Param("cases", "int", 100, low=1, high=1000, help="calibration rows used as cases"),
+        Param(
+            "min_units",
+            "int",
+            1,
+            low=0,
+            high=100_000,
+            tunable=False,
+            help="alive units every layer keeps (0 lets a layer die)",
+        ),
+        Param("include_output", "bool", False, tunable=False),
+    )
+
+    def prune(self, ctx: PruneContext) -> list[LayerMask]:
+        out = ctx.unchanged()
+        tau = self.params["threshold"]
+        for i, lv in _guided_layers(ctx, self.params["include_output"]):
+            acts = lv.activations
+            assert acts is not None, "conjunctive needs activations"
+            acts = acts[:, : self.params["cases"]]  # (n, K, units)
+            alive = alive_units(lv)  # (n, units)
+            big = torch.finfo(acts.dtype).max
+            lo = acts.masked_fill(~alive.unsqueeze(1), big).amin(2, keepdim=True)
+            hi = acts.masked_fill(~alive.unsqueeze(1), -big).amax(2, keepdim=True)
+            span = hi - lo
+            norm = torch.where(
+                span > 0, (acts - lo) / span.clamp_min(1e-30), torch.zeros_like(acts)
+            )
+            flagged = (norm < tau) & alive.unsqueeze(1)  # (n, K, units)
+            running = flagged.long().cumprod(1).bool()  # intersection after each case
+            counts = running.sum(2)  # (n, K)
+            small = counts <= 1
+            stop = torch.where(
+                small.any(1), small.long().argmax(1), torch.full((ctx.n,), acts.shape[1] - 1)
+            )
+            units = running[torch.arange(ctx.n), stop]  # (n, units)
+            # never empty a layer: keep at least `min_units` alive units, sparing the
+            # selected units of highest mean normalised activation
+            spare = (alive.sum(1) - units.sum(1) - self.params["min_units"]).clamp(max=0).neg()
+            if bool((spare > 0).any()):
+                score = norm.mean(1).masked_fill(~units, -1.0)
+                ranks = score.argsort(dim=1, descending=True, stable=True).argsort(dim=1)
+                units = units & (ranks >= spare.unsqueeze(1))
+            out[i] = _structured(lv, units)
+        return out
+
+
+def builtin_operators() -> list[type[Operator]]:
+    return [NoPruning, RandomPruning, MagnitudePruning, VariancePruning, ConjunctivePruning]

@@ -1,0 +1,285 @@
+"""Plugin registry: pluggy hook specifications, discovery, isolation and lookup by name.
+
+Operators, schedules and datasets all arrive through the same three hooks; the built-ins are
+one more plugin (``evoprune_core.builtins``). Third-party packages declare an entry point in
+the ``evoprune`` group. A plugin that fails to import, fails pluggy's validation, raises in a
+hook or returns something malformed is skipped with one warning and listed as broken; the
+rest keeps working. ``EVOPRUNE_PLUGINS`` limits what loads: unset = every installed plugin,
+``none`` = built-ins only, ``a,b`` = only those distributions.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+import re
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from .errors import PluginError
+
+__all__ = [
+    "KINDS",
+    "PluginInfo",
+    "PluginWarning",
+    "Provided",
+    "Registry",
+    "hookimpl",
+    "hookspec",
+]
+
+PROJECT = "evoprune"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+#: kind -> hook that provides it
+KINDS = {
+    "operator": "evoprune_register_operators",
+    "schedule": "evoprune_register_schedules",
+    "dataset": "evoprune_register_datasets",
+}
+
+
+class PluginWarning(UserWarning):
+    """A plugin was skipped (import error, failing hook, malformed result)."""
+
+
+class HookSpecs:
+    """The hooks a plugin may implement (each returns a list)."""
+
+    @hookspec
+    def evoprune_register_operators(self) -> list[Any]:
+        """Operator classes (subclasses of ``evoprune_core.Operator``)."""
+
+    @hookspec
+    def evoprune_register_schedules(self) -> list[Any]:
+        """Schedule classes (subclasses of ``evoprune_core.Schedule``)."""
+
+    @hookspec
+    def evoprune_register_datasets(self) -> list[Any]:
+        """``evoprune_core.DatasetSpec`` instances."""
+
+
+@dataclass(frozen=True)
+class Provided:
+    """One registered component and where it came from."""
+
+    kind: str
+    name: str
+    obj: Any
+    plugin: str
+    distribution: str
+    version: str
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.distribution}:{self.name}"
+
+
+@dataclass
+class PluginInfo:
+    """What ``evoprune plugins`` reports for one plugin."""
+
+    name: str
+    distribution: str
+    version: str
+    builtin: bool
+    hooks: list[str] = field(default_factory=list)
+    provides: dict[str, list[str]] = field(default_factory=dict)
+    broken: str | None = None
+
+
+def _norm(dist: str) -> str:
+    return re.sub(r"[-_.]+", "-", dist).lower()
+
+
+def _validate_item(kind: str, item: Any) -> str:
+    """Return the item's name or raise ``TypeError`` naming what is wrong."""
+    from .data import DatasetSpec
+    from .operators import NEEDS, Operator
+    from .schedules import Schedule
+
+    if kind == "dataset":
+        if not isinstance(item, DatasetSpec):
+            raise TypeError(f"dataset hook returned {item!r}, not a DatasetSpec")
+        return item.name
+    base = Operator if kind == "operator" else Schedule
+    if not (isinstance(item, type) and issubclass(item, base)):
+        raise TypeError(f"{kind} hook returned {item!r}, not a {base.__name__} subclass")
+    if not item.name or not re.fullmatch(r"[A-Za-z0-9_.\-]+", item.name):
+        raise TypeError(f"{kind} {item.__name__} has no valid name")
+    if kind == "operator" and not set(item.needs) <= NEEDS:
+        raise TypeError(
+            f"operator {item.name!r} needs {set(item.needs) - NEEDS}; allowed: "
+            + ", ".join(sorted(NEEDS))
+        )
+    return item.name
+
+
+class Registry:
+    """Every operator, schedule and dataset the installed plugins provide.
+
+    Build one with ``Registry.load()``; it holds no global state, so tests may build several.
+    """
+
+    def __init__(self, plugins: list[PluginInfo], items: list[Provided]) -> None:
+        self.plugins = plugins
+        self._items: dict[str, dict[str, list[Provided]]] = {k: {} for k in KINDS}
+        for it in items:
+            self._items[it.kind].setdefault(it.name, []).append(it)
+
+    @classmethod
+    def load(
+        cls,
+        env: Mapping[str, str] | None = None,
+        extra: Iterable[tuple[object, str]] = (),
+        entry_points: bool = True,
+    ) -> Registry:
+        """Discover plugins: the built-ins, entry points of group ``evoprune``, and ``extra``.
+
+        ``extra`` holds ``(plugin, distribution-name)`` pairs registered in-process (tests).
+        """
+        from . import builtins
+        from .version import __version__
+
+        env = os.environ if env is None else env
+        pm = pluggy.PluginManager(PROJECT)
+        pm.add_hookspecs(HookSpecs)
+        infos: list[PluginInfo] = []
+        items: list[Provided] = []
+
+        candidates: list[tuple[str, str, str, bool, Any]] = [
+            ("evoprune", "evoprune", __version__, True, lambda: builtins)
+        ]
+        selected = (env.get("EVOPRUNE_PLUGINS") or "").strip()
+        if entry_points and selected.lower() != "none":
+            wanted = {_norm(s) for s in selected.split(",") if s.strip()} if selected else None
+            for ep in sorted(md.entry_points(group=PROJECT), key=lambda e: e.name):
+                dist = ep.dist.name if ep.dist is not None else ep.name
+                version = ep.dist.version if ep.dist is not None else "unknown"
+                if (
+                    wanted is not None
+                    and _norm(dist) not in wanted
+                    and _norm(ep.name) not in wanted
+                ):
+                    continue
+                candidates.append((ep.name, dist, version, False, ep.load))
+        for plugin, dist in extra:
+            candidates.append((dist, dist, "in-process", False, lambda p=plugin: p))
+
+        for name, dist, version, builtin, loader in candidates:
+            info = PluginInfo(name, dist, version, builtin)
+            infos.append(info)
+            try:
+                obj = loader()
+                pm.register(obj, name=name)
+            except Exception as exc:  # noqa: BLE001 - isolation is the point
+                cls._broken(info, f"import failed: {type(exc).__name__}: {exc}")
+                continue
+            got: list[Provided] = []
+            try:
+                for kind, hook in KINDS.items():
+                    impls = [i for i in getattr(pm.hook, hook).get_hookimpls() if i.plugin is obj]
+                    for impl in impls:
+                        info.hooks.append(hook)
+                        result = impl.function() or []
+                        for item in result:
+                            got.append(
+                                Provided(
+                                    kind, _validate_item(kind, item), item, name, dist, version
+                                )
+                            )
+            except Exception as exc:  # noqa: BLE001
+                pm.unregister(obj)
+                cls._broken(info, f"hook failed: {type(exc).__name__}: {exc}")
+                continue
+            for it in got:
+                info.provides.setdefault(it.kind, []).append(it.name)
+            items.extend(got)
+        return cls(infos, items)
+
+    @staticmethod
+    def _broken(info: PluginInfo, reason: str) -> None:
+        info.broken = reason
+        warnings.warn(
+            f"evoprune: plugin {info.name!r} from distribution {info.distribution!r} "
+            f"skipped: {reason}",
+            PluginWarning,
+            stacklevel=3,
+        )
+
+    # -- lookup --------------------------------------------------------------------------
+    def names(self, kind: str) -> list[str]:
+        """Names usable in configuration; a name two plugins provide appears as ``dist:name``."""
+        out = []
+        for name, provs in sorted(self._items[kind].items()):
+            out.extend([name] if len(provs) == 1 else [p.qualified for p in provs])
+        return out
+
+    def entries(self, kind: str) -> list[Provided]:
+        return [p for provs in self._items[kind].values() for p in provs]
+
+    def get(self, kind: str, name: str, where: str = "") -> Provided:
+        """The component called ``name`` (or ``dist:name``); errors name the allowed values."""
+        label = where or kind
+        dist, _, short = name.rpartition(":")
+        provs = self._items[kind].get(short, [])
+        if dist:
+            provs = [p for p in provs if _norm(p.distribution) == _norm(dist)]
+        if not provs:
+            raise PluginError(
+                f"{label}: unknown {kind} {name!r}; allowed: " + ", ".join(self.names(kind))
+            )
+        if len(provs) > 1:
+            dists = " and ".join(repr(p.distribution) for p in provs)
+            raise PluginError(
+                f"{label}: {kind} {name!r} is provided by {dists}; pick one with "
+                + " or ".join(repr(p.qualified) for p in provs)
+            )
+        return provs[0]
+
+    def operator(self, name: str, where: str = "pruning.operator") -> Provided:
+        return self.get("operator", name, where)
+
+    def schedule(self, name: str, where: str = "pruning.schedule") -> Provided:
+        return self.get("schedule", name, where)
+
+    def dataset(self, name: str, where: str = "data.name") -> Provided:
+        return self.get("dataset", name, where)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """JSON-able description of every plugin and what it provides."""
+        out = []
+        for info in self.plugins:
+            provided: dict[str, list[dict[str, Any]]] = {}
+            for kind in KINDS:
+                for p in self.entries(kind):
+                    if p.plugin != info.name or p.distribution != info.distribution:
+                        continue
+                    provided.setdefault(kind + "s", []).append(_describe_item(p))
+            out.append(
+                {
+                    "name": info.name,
+                    "distribution": info.distribution,
+                    "version": info.version,
+                    "builtin": info.builtin,
+                    "hooks": info.hooks,
+                    "provides": provided,
+                    "broken": info.broken,
+                }
+            )
+        return out
+
+
+def _describe_item(p: Provided) -> dict[str, Any]:
+    obj = p.obj
+    d: dict[str, Any] = {"name": p.name, "parameters": [q.describe() for q in obj.parameters]}
+    if p.kind == "operator":
+        d["needs"] = sorted(obj.needs)
+        d["uses_amount"] = bool(obj.uses_amount)
+    d["description"] = getattr(obj, "description", "") or getattr(obj, "help", "")
+    return d
