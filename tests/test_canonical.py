@@ -1,0 +1,153 @@
+"""The canonical engine: learning, pruning, determinism, divergence; `evoprune run`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from evoprune_core.config import load_run_config
+from evoprune_core.engines import run
+from evoprune_core.errors import TrialFailed
+from evoprune_core.plugins import Registry
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = [
+    "data.name=binary-clustering",
+    "data.params.dims=200",
+    "data.params.clusters=5",
+    "data.params.rows_per_cluster=60",
+    "network.preset='small'",
+    "generations=20",
+    "training.batch_size=5",
+]
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return Registry.load(entry_points=False)
+
+
+def _run(registry, *overrides: str):
+    return run(load_run_config(None, [*SMALL, *overrides], registry), registry)
+
+
+def test_unpruned_default_training_learns_the_clusters(registry) -> None:
+    r = _run(registry)
+    # floors: 0.05 = exact centroid bits, ~0.27 = per-pixel median (knows no clusters)
+    assert r.test_loss <= 0.08
+    assert r.remaining_fraction == 1.0
+    assert len(r.history) == 20 and r.history[-1]["generation"] == 19
+
+
+def test_paper_l1_training_stays_near_the_median_attractor(registry) -> None:
+    r = _run(registry, "training.loss=l1", "training.final_loss=none", "training.lr=1e-5")
+    assert r.test_loss > 0.2
+
+
+def test_same_config_and_seed_give_identical_history(registry) -> None:
+    a = _run(registry, "pruning.operator=random", "pruning.probability=0.5", "generations=8")
+    b = _run(registry, "pruning.operator=random", "pruning.probability=0.5", "generations=8")
+    strip = [{k: v for k, v in h.items() if k != "seconds"} for h in a.history]
+    assert strip == [{k: v for k, v in h.items() if k != "seconds"} for h in b.history]
+    c = _run(
+        registry, "pruning.operator=random", "pruning.probability=0.5", "generations=8", "seed=2"
+    )
+    assert c.history[-1]["val_loss"] != a.history[-1]["val_loss"]
+
+
+@pytest.mark.parametrize("operator", ["random", "magnitude", "variance", "conjunctive"])
+def test_every_operator_prunes_and_the_count_is_true(registry, operator) -> None:
+    r = _run(
+        registry,
+        f"pruning.operator={operator}",
+        "pruning.probability=1.0",
+        "pruning.schedule=fixed",
+        "generations=4",
+    )
+    events = sum(h["pruning_events"] for h in r.history)
+    assert events == 4
+    pop = r.population
+    alive = int(pop.masks.sum())
+    assert r.remaining_fraction == pytest.approx(alive / pop.arch.n_params)
+    assert r.remaining_fraction < 1.0
+    fractions = [h["remaining_fraction"] for h in r.history]
+    assert fractions == sorted(fractions, reverse=True)  # never grows back
+    assert int((pop.params[pop.masks == 0] != 0).sum()) == 0
+
+
+def test_prune_after_prunes_once_at_the_end(registry) -> None:
+    r = _run(
+        registry,
+        "pruning.operator=magnitude",
+        "pruning.schedule=prune_after",
+        "pruning.probability=1.0",
+        "pruning.amount=0.5",
+        "generations=5",
+    )
+    assert [h["pruning_events"] for h in r.history] == [0, 0, 0, 0, 1]
+    assert r.remaining_fraction == pytest.approx(0.5, abs=0.01)
+
+
+def test_divergence_fails_cleanly(registry) -> None:
+    with pytest.raises(TrialFailed, match="diverged"):
+        _run(
+            registry,
+            "training.lr=10",
+            "training.loss=mse",
+            "training.final_loss=none",
+            "training.eps=1e-300",
+            "generations=3",
+            "training.betas=[0.0, 0.0]",
+        )
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "evoprune_core.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_run_writes_json_with_the_documented_keys(tmp_path) -> None:
+    out = tmp_path / "result.json"
+    p = _cli(
+        "run",
+        str(ROOT / "studies/runs/canonical.toml"),
+        "--quiet",
+        "--output",
+        str(out),
+        *[f"--set={s}" for s in SMALL],
+        "--set",
+        "generations=3",
+        cwd=tmp_path,
+    )
+    assert p.returncode == 0, p.stderr
+    data = json.loads(out.read_text())
+    for key in ("test_loss", "val_loss", "remaining_fraction", "seconds", "history"):
+        assert key in data
+    assert len(data["history"]) == 3
+    assert "test L1" in p.stdout and "remaining fraction" in p.stdout
+
+
+def test_cli_bad_config_is_one_line_exit_2_and_writes_nothing(tmp_path) -> None:
+    out = tmp_path / "result.json"
+    p = _cli(
+        "run",
+        str(ROOT / "studies/runs/canonical.toml"),
+        "--output",
+        str(out),
+        "--set",
+        "training.loss=huber",
+        cwd=tmp_path,
+    )
+    assert p.returncode == 2
+    assert p.stderr.startswith("error: ") and p.stderr.count("\n") == 1
+    assert "training.loss" in p.stderr and "'l1', 'mse' or 'bce'" in p.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,234 @@
+"""Built-in pruning operators on hand-built cases, and through the engine's context builder."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from evoprune_core.engines.pruning import apply_operator, build_context
+from evoprune_core.errors import ConfigError
+from evoprune_core.operators import (
+    ConjunctivePruning,
+    LayerView,
+    MagnitudePruning,
+    NoPruning,
+    PruneContext,
+    RandomPruning,
+    VariancePruning,
+)
+from evoprune_core.population import Architecture, Population
+
+
+def _layer(
+    weight: torch.Tensor,
+    acts: torch.Tensor | None = None,
+    *,
+    output: bool = False,
+    wmask: torch.Tensor | None = None,
+) -> LayerView:
+    n, out, _ = weight.shape
+    return LayerView(
+        name="encoder.0",
+        part="encoder",
+        index=0,
+        weight=weight,
+        bias=torch.ones(n, out),
+        weight_mask=torch.ones_like(weight, dtype=torch.bool) if wmask is None else wmask,
+        bias_mask=torch.ones(n, out, dtype=torch.bool),
+        activation="relu",
+        is_output=output,
+        activations=acts,
+    )
+
+
+def _ctx(*layers: LayerView, amount: float = 0.1, seed: int = 0) -> PruneContext:
+    n = layers[0].weight.shape[0]
+    return PruneContext(
+        layers=layers,
+        amount=amount,
+        rng=torch.Generator().manual_seed(seed),
+        members=tuple(range(n)),
+    )
+
+
+def test_random_prunes_exact_counts_of_alive_entries() -> None:
+    w = torch.randn(2, 10, 30)
+    wmask = torch.ones(2, 10, 30, dtype=torch.bool)
+    wmask[1, :, :10] = False  # member 1 has 200 alive weights
+    masks = RandomPruning().prune(_ctx(_layer(w, wmask=wmask), amount=0.25))
+    assert int(masks[0].weight[0].sum()) == 300 - 75
+    assert int(masks[0].weight[1].sum()) == 200 - 50
+    assert int(masks[0].bias[0].sum()) == 10 - 2  # round(2.5) -> 2 (banker's) per tensor
+    assert not (masks[0].weight & ~wmask).any()  # never un-prunes
+
+
+def test_random_same_rng_same_masks_and_different_seed_differs() -> None:
+    w = torch.randn(1, 10, 30)
+    a = RandomPruning().prune(_ctx(_layer(w), seed=5))[0].weight
+    b = RandomPruning().prune(_ctx(_layer(w), seed=5))[0].weight
+    c = RandomPruning().prune(_ctx(_layer(w), seed=6))[0].weight
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_magnitude_prunes_the_smallest_weights() -> None:
+    w = torch.arange(1, 41, dtype=torch.float32).view(1, 4, 10)
+    w = w * torch.where(torch.arange(40).view(1, 4, 10) % 2 == 0, 1.0, -1.0)  # signs mixed
+    masks = MagnitudePruning().prune(_ctx(_layer(w), amount=0.25))
+    pruned = ~masks[0].weight[0]
+    assert int(pruned.sum()) == 10
+    assert set(w[0][pruned].abs().tolist()) == {float(v) for v in range(1, 11)}
+
+
+def test_magnitude_global_scope_ranks_across_layers() -> None:
+    small = torch.full((1, 2, 5), 0.01)
+    big = torch.full((1, 2, 5), 5.0)
+    op = MagnitudePruning(scope="global")
+    masks = op.prune(_ctx(_layer(small), _layer(big), amount=0.4))
+    # 10 + 2 + 10 + 2 = 24 entries (biases are 1.0), 0.4 * 24 -> 10: all small weights go
+    assert int((~masks[0].weight).sum()) == 10 and int((~masks[1].weight).sum()) == 0
+
+
+def _spread_acts() -> torch.Tensor:
+    """Four units over 50 rows; spreads ordered unit 2 < unit 0 < unit 3 < unit 1."""
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(1, 50, 4, generator=g)
+    scale = torch.tensor([1.0, 9.0, 0.0, 3.0])
+    return (base * scale).abs() + 1.0
+
+
+def test_variance_prunes_the_lowest_spread_units_first() -> None:
+    acts = _spread_acts()
+    w = torch.randn(1, 4, 2000)
+    masks = VariancePruning().prune(_ctx(_layer(w, acts), amount=0.4))
+    pruned = (~masks[0].weight[0]).sum(1)  # per unit
+    assert int(pruned[1]) == 0  # highest spread: probability 0
+    assert int(pruned[2]) > int(pruned[0]) > int(pruned[3])
+    assert int(pruned[2]) >= 1000  # lowest spread is pruned the most
+
+
+def test_variance_high_direction_reverses_the_order() -> None:
+    acts = _spread_acts()
+    w = torch.randn(1, 4, 2000)
+    masks = VariancePruning(direction="high").prune(_ctx(_layer(w, acts), amount=0.4))
+    pruned = (~masks[0].weight[0]).sum(1)
+    assert int(pruned[2]) == 0
+    assert int(pruned[1]) > int(pruned[3]) > int(pruned[0])
+
+
+def test_variance_expected_fraction_is_amount() -> None:
+    g = torch.Generator().manual_seed(1)
+    acts = torch.rand(1, 200, 50, generator=g) * torch.linspace(0.1, 2.0, 50)
+    w = torch.randn(1, 50, 400)
+    masks = VariancePruning().prune(_ctx(_layer(w, acts), amount=0.1))
+    frac = 1 - masks[0].weight.float().mean().item()
+    assert frac == pytest.approx(0.1, abs=0.01)
+
+
+def test_variance_skips_the_output_layer_by_default() -> None:
+    acts = _spread_acts()
+    w = torch.randn(1, 4, 100)
+    masks = VariancePruning().prune(_ctx(_layer(w, acts, output=True), amount=0.5))
+    assert masks[0].weight.all()
+
+
+def test_conjunctive_is_the_intersection_of_flagged_units() -> None:
+    # 5 units, 3 cases; normalised activation < 0.1 flags a unit
+    acts = torch.tensor(
+        [
+            [
+                [0.0, 0.05, 1.0, 0.5, 0.02],  # flags 0, 1, 4
+                [0.0, 0.9, 1.0, 0.01, 0.05],  # flags 0, 3, 4
+                [0.0, 0.3, 1.0, 0.6, 0.08],  # flags 0, 4
+            ]
+        ]
+    )
+    w = torch.randn(1, 5, 3)
+    masks = ConjunctivePruning(threshold=0.1, cases=3).prune(_ctx(_layer(w, acts)))
+    removed = ~masks[0].bias[0]
+    assert removed.tolist() == [True, False, False, False, True]  # {0,1,4} & {0,3,4} & {0,4}
+    assert not masks[0].weight[0, 0].any() and not masks[0].weight[0, 4].any()
+    assert masks[0].weight[0, 1:4].all()  # structured: other rows untouched
+
+
+def test_conjunctive_stops_once_at_most_one_unit_is_left() -> None:
+    acts = torch.tensor(
+        [
+            [
+                [0.0, 0.05, 1.0, 0.5],  # flags 0, 1
+                [0.5, 0.0, 1.0, 0.6],  # flags 1 -> intersection {1}: stop here
+                [0.7, 0.8, 1.0, 0.0],  # would flag only 3 (intersection empty) - never reached
+            ]
+        ]
+    )
+    masks = ConjunctivePruning(threshold=0.1, cases=3).prune(
+        _ctx(_layer(torch.randn(1, 4, 2), acts))
+    )
+    assert (~masks[0].bias[0]).tolist() == [False, True, False, False]
+
+
+def test_conjunctive_never_empties_a_layer() -> None:
+    acts = torch.zeros(1, 10, 3)  # constant: every unit flagged in every case
+    masks = ConjunctivePruning(cases=10).prune(_ctx(_layer(torch.randn(1, 3, 2), acts)))
+    assert int(masks[0].bias[0].sum()) == 1
+
+
+def test_none_operator_changes_nothing() -> None:
+    ctx = _ctx(_layer(torch.randn(2, 3, 4)))
+    masks = NoPruning().prune(ctx)
+    assert masks[0].weight.all() and masks[0].bias.all()
+
+
+def test_declared_parameters_are_validated() -> None:
+    with pytest.raises(
+        ConfigError, match=r"pruning.operator_params.threshold: expected float in \[0.01, 0.5\]"
+    ):
+        ConjunctivePruning(threshold=0.9)
+    with pytest.raises(ConfigError, match="unknown parameter; allowed: direction"):
+        VariancePruning(bogus=1)
+    assert ConjunctivePruning().params == {
+        "threshold": 0.1,
+        "cases": 100,
+        "min_units": 1,
+        "include_output": False,
+    }
+
+
+def test_engine_context_and_application_on_a_population_subset() -> None:
+    arch = Architecture(30, (12, 4), (12,))
+    pop = Population.create(arch, 4, torch.Generator().manual_seed(0))
+    rows = (torch.rand(40, 30, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    ctx = build_context(
+        pop, [1, 3], VariancePruning(), 0.1, rows, None, torch.Generator().manual_seed(2)
+    )
+    assert ctx.n == 2 and len(ctx.layers) == 4
+    assert ctx.layers[0].weight.shape == (2, 12, 30)
+    assert ctx.layers[0].activations.shape == (2, 40, 12)
+    assert ctx.layers[-1].is_output and ctx.layers[-1].activation == "sigmoid"
+    before = pop.masks.clone()
+    out = apply_operator(
+        pop, [1, 3], RandomPruning(), 0.5, rows, None, torch.Generator().manual_seed(3)
+    )
+    assert out.removed > 0
+    assert torch.equal(pop.masks[0], before[0]) and torch.equal(pop.masks[2], before[2])
+    assert int((pop.masks[1] == 0).sum()) == pytest.approx(0.5 * arch.n_params, abs=6)
+
+
+def test_gradients_are_offered_when_declared() -> None:
+    class NeedsGrads(RandomPruning):
+        name = "needs-grads"
+        needs = frozenset({"gradients"})
+
+    arch = Architecture(30, (12, 4), (12,))
+    pop = Population.create(arch, 2, torch.Generator().manual_seed(0))
+    rows = torch.rand(20, 30)
+    ctx = build_context(pop, [0, 1], NeedsGrads(), 0.1, rows, None, torch.Generator(), batches=4)
+    g = ctx.layers[0].weight_grads
+    assert g is not None and g.shape == (2, 4, 12, 30)
+    assert ctx.layers[0].activations is None
+    # the gradient of batch 0 equals autograd on a plain module
+    net = pop.take([0]).compact(0)
+    x = rows.tensor_split(4)[0]
+    y = net(x)
+    loss = torch.nn.functional.binary_cross_entropy(y, x)
+    loss.backward()
+    torch.testing.assert_close(g[0, 0], net.encoder[0].weight.grad, rtol=1e-4, atol=1e-6)

@@ -1,0 +1,136 @@
+"""Population: shapes, batched forward, persistent masks, sparsity, compact export, save/load."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from evoprune_core.engines.training import Trainer
+from evoprune_core.population import Architecture, Population
+
+
+def _pop(n: int = 3, arch: Architecture | None = None, seed: int = 0) -> Population:
+    arch = arch or Architecture(20, (8, 4), (8,))
+    return Population.create(arch, n, torch.Generator().manual_seed(seed))
+
+
+def test_presets_have_the_published_parameter_counts() -> None:
+    assert Architecture.from_preset("standard", 1000).n_params == 61_670
+    assert Architecture.from_preset("small", 1000).n_params == 61_182
+    assert Architecture.from_preset("large", 1000).n_params == 125_390
+
+
+def test_batched_forward_equals_each_member_alone() -> None:
+    pop = _pop(4)
+    x = torch.rand(6, 20)
+    together = pop.reconstruct(x)
+    for i in range(4):
+        alone = pop.take([i]).reconstruct(x)[0]
+        torch.testing.assert_close(together[i], alone, rtol=0, atol=1e-6)
+    assert together.shape == (4, 6, 20)
+
+
+def test_pair_l1_matches_a_loop_over_pairs() -> None:
+    pop = _pop(3)
+    x = torch.rand(5, 20)
+    matrix = pop.pair_l1(x)
+    for e in range(3):
+        for d in range(3):
+            want = (pop.take([e], [d]).reconstruct(x)[0] - x).abs().mean()
+            assert matrix[e, d].item() == pytest.approx(want.item(), abs=1e-6)
+
+
+def test_masks_persist_through_100_training_steps() -> None:
+    pop = _pop(2)
+    keep = (torch.rand(pop.masks.shape, generator=torch.Generator().manual_seed(1)) > 0.3).float()
+    pop.prune(keep)
+    pruned = pop.masks == 0
+    assert pruned.any()
+    trainer = Trainer("bce")
+    grad = torch.empty_like(pop.params)
+    x = (torch.rand(100, 20, generator=torch.Generator().manual_seed(2)) < 0.5).float()
+    before = pop.params.clone()
+    for s in range(100):
+        trainer.step(pop, x[s % 20 * 5 : s % 20 * 5 + 5], [1e-2, 3e-2], grad)
+    assert torch.count_nonzero(pop.params[pruned]) == 0
+    assert torch.equal(pop.masks == 0, pruned)  # masks never grow back
+    assert not torch.equal(pop.params[~pruned], before[~pruned])  # the rest did train
+
+
+def test_prune_members_only_touches_those_members() -> None:
+    pop = _pop(3)
+    keep = torch.zeros(1, pop.params.shape[1])
+    pop.prune(keep, [1])
+    assert pop.masks[1].sum() == 0 and pop.params[1].abs().sum() == 0
+    assert pop.masks[0].sum() == pop.masks.shape[1] and pop.masks[2].sum() == pop.masks.shape[1]
+
+
+def test_sparsity_counts_alive_entries_per_layer_and_part() -> None:
+    arch = Architecture(20, (8, 4), (8,))
+    pop = _pop(1, arch)
+    enc0_w = pop.encoders.weight(0, pop.encoders.masks)
+    enc0_w[0, :, :3] = 0  # three output units lose all 20 inputs -> 60 weights
+    dec1_b = pop.decoders.bias(1, pop.decoders.masks)
+    dec1_b[0, :5] = 0  # five output biases
+    pop.prune(torch.ones_like(pop.masks))  # re-apply mask side effects
+    sp = pop.sparsity(0)
+    assert sp.layers["encoder.0"] == (20 * 8 + 8 - 60, 20 * 8 + 8)
+    assert sp.layers["decoder.1"] == (8 * 20 + 20 - 5, 8 * 20 + 20)
+    assert sp.whole == (arch.n_params - 65, arch.n_params)
+    assert sp.fraction() == pytest.approx((arch.n_params - 65) / arch.n_params)
+
+
+def test_compact_removes_dead_units_and_keeps_outputs_identical() -> None:
+    pop = _pop(2, Architecture(20, (10, 4), (9,)))
+    # member 1: kill hidden units 0-3 of encoder.0 (incoming + bias) and unit 2 of decoder.0
+    m = pop.masks
+    em, dm = pop.encoders.masks, pop.decoders.masks
+    pop.encoders.weight(0, em)[1, :, :4] = 0
+    pop.encoders.bias(0, em)[1, :4] = 0
+    pop.decoders.weight(0, dm)[1, :, 2] = 0
+    pop.decoders.bias(0, dm)[1, 2] = 0
+    # and random unstructured pruning elsewhere
+    g = torch.Generator().manual_seed(3)
+    pop.prune((torch.rand(m.shape, generator=g) > 0.2).float() * m.clone())
+    net = pop.compact(1)
+    assert net.encoder[0].out_features <= 6  # four dead units removed (more if others died)
+    assert net.decoder[0].out_features <= 8
+    assert net.n_params() < pop.arch.n_params
+    x = torch.rand(7, 20)
+    torch.testing.assert_close(net(x), pop.reconstruct(x)[1], rtol=0, atol=1e-6)
+
+
+def test_save_and_load_round_trip(tmp_path) -> None:
+    pop = _pop(2)
+    pop.prune(
+        (torch.rand(pop.masks.shape, generator=torch.Generator().manual_seed(4)) > 0.5).float()
+    )
+    path = tmp_path / "pop.pt"
+    pop.save(path)
+    back = Population.load(path)
+    assert back.arch == pop.arch
+    assert torch.equal(back.params, pop.params) and torch.equal(back.masks, pop.masks)
+    assert torch.equal(back.steps, pop.steps)
+    x = torch.rand(3, 20)
+    assert torch.equal(back.reconstruct(x), pop.reconstruct(x))
+    assert not (tmp_path / "pop.pt.tmp").exists()
+
+
+def test_take_copies_state_so_the_original_is_untouched() -> None:
+    pop = _pop(3)
+    sub = pop.take([2, 2], [0, 1])
+    sub.params.add_(1.0)
+    assert not torch.equal(pop.params[2], sub.params[0])
+    split = pop.encoders.size
+    fresh = pop.take([2, 2], [0, 1])
+    assert torch.equal(fresh.params[0, :split], pop.params[2, :split])
+    assert torch.equal(fresh.params[1, split:], pop.params[1, split:])
+
+
+def test_invalid_architecture_is_a_config_error() -> None:
+    from evoprune_core.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        Architecture(10, (), (5,))
+    with pytest.raises(ConfigError, match="allowed: standard, small, large"):
+        Architecture.from_preset("huge", 10)
