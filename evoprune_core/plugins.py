@@ -97,6 +97,17 @@ def _norm(dist: str) -> str:
     return re.sub(r"[-_.]+", "-", dist).lower()
 
 
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    """``Type: message`` on one line, shortened to ``limit`` characters."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _warn(message: str) -> None:
+    """Emit one ``PluginWarning`` that prints as a single line (no source line under it)."""
+    warnings.warn_explicit(message, PluginWarning, "<evoprune>", 0)
+
+
 def _validate_item(kind: str, item: Any) -> str:
     """Return the item's name or raise ``TypeError`` naming what is wrong."""
     from .data import DatasetSpec
@@ -158,9 +169,11 @@ class Registry:
         selected = (env.get("EVOPRUNE_PLUGINS") or "").strip()
         if entry_points and selected.lower() != "none":
             wanted = {_norm(s) for s in selected.split(",") if s.strip()} if selected else None
+            seen: set[str] = set()
             for ep in sorted(md.entry_points(group=PROJECT), key=lambda e: e.name):
                 dist = ep.dist.name if ep.dist is not None else ep.name
                 version = ep.dist.version if ep.dist is not None else "unknown"
+                seen.update((_norm(dist), _norm(ep.name)))
                 if (
                     wanted is not None
                     and _norm(dist) not in wanted
@@ -168,6 +181,8 @@ class Registry:
                 ):
                     continue
                 candidates.append((ep.name, dist, version, False, ep.load))
+            for missing in sorted((wanted or set()) - seen - {PROJECT}):
+                _warn(f"EVOPRUNE_PLUGINS names {missing!r}, which is not an installed plugin")
         for plugin, dist in extra:
             candidates.append((dist, dist, "in-process", False, lambda p=plugin: p))
 
@@ -176,9 +191,22 @@ class Registry:
             infos.append(info)
             try:
                 obj = loader()
-                pm.register(obj, name=name)
-            except Exception as exc:  # noqa: BLE001 - isolation is the point
-                cls._broken(info, f"import failed: {type(exc).__name__}: {exc}")
+            except BaseException as exc:  # noqa: BLE001 - isolation is the point
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                cls._broken(info, f"import failed: {_one_line(exc)}")
+                continue
+            try:
+                pm.register(obj, name=f"{dist}/{name}")
+                unknown = [hc.name for hc in pm.get_hookcallers(obj) or [] if hc.spec is None]
+                if unknown:
+                    raise TypeError(
+                        f"unknown hook {', '.join(unknown)}; known: {', '.join(KINDS.values())}"
+                    )
+            except Exception as exc:  # noqa: BLE001
+                if pm.is_registered(obj):
+                    pm.unregister(obj)
+                cls._broken(info, f"invalid plugin: {_one_line(exc)}")
                 continue
             got: list[Provided] = []
             try:
@@ -186,16 +214,20 @@ class Registry:
                     impls = [i for i in getattr(pm.hook, hook).get_hookimpls() if i.plugin is obj]
                     for impl in impls:
                         info.hooks.append(hook)
-                        result = impl.function() or []
+                        result = impl.function()
+                        if result is None:
+                            continue
+                        if not isinstance(result, (list, tuple)):
+                            raise TypeError(f"{hook} returned {result!r}, not a list")
                         for item in result:
-                            got.append(
-                                Provided(
-                                    kind, _validate_item(kind, item), item, name, dist, version
-                                )
-                            )
+                            item_name = _validate_item(kind, item)
+                            if any(g.kind == kind and g.name == item_name for g in got):
+                                raise TypeError(f"{kind} {item_name!r} registered twice")
+                            got.append(Provided(kind, item_name, item, name, dist, version))
             except Exception as exc:  # noqa: BLE001
                 pm.unregister(obj)
-                cls._broken(info, f"hook failed: {type(exc).__name__}: {exc}")
+                info.hooks.clear()
+                cls._broken(info, f"hook failed: {_one_line(exc)}")
                 continue
             for it in got:
                 info.provides.setdefault(it.kind, []).append(it.name)
@@ -205,11 +237,9 @@ class Registry:
     @staticmethod
     def _broken(info: PluginInfo, reason: str) -> None:
         info.broken = reason
-        warnings.warn(
-            f"evoprune: plugin {info.name!r} from distribution {info.distribution!r} "
-            f"skipped: {reason}",
-            PluginWarning,
-            stacklevel=3,
+        _warn(
+            f"plugin {info.name!r} from distribution {info.distribution!r} "
+            f"{info.version} skipped: {reason}"
         )
 
     # -- lookup --------------------------------------------------------------------------
