@@ -79,23 +79,54 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _param_text(q: dict[str, Any]) -> str:
+    """``name: kind in [low, high] = default`` for the plugin listing."""
+    if q["kind"] in ("float", "int"):
+        rng = f" in [{q['low']}, {q['high']}]" + (" log" if q.get("log") else "")
+    elif q["kind"] == "categorical":
+        rng = " in {" + ", ".join(str(c) for c in q["choices"]) + "}"
+    else:
+        rng = ""
+    fixed = "" if q.get("tunable", True) else "  (not tuned)"
+    return f"{q['name']}: {q['kind']}{rng} = {json.dumps(q['default'])}{fixed}"
+
+
+def _plugins_text(desc: list[dict[str, Any]]) -> str:
+    lines: list[str] = []
+    for p in desc:
+        origin = "built-in" if p["builtin"] else f"plugin {p['name']!r}"
+        head = f"{p['distribution']} {p['version']}  ({origin})"
+        if p["broken"]:
+            lines.append(f"{head}  BROKEN: {p['broken']}")
+            continue
+        lines.append(head)
+        lines.append("  hooks: " + (", ".join(p["hooks"]) or "none"))
+        for kind, items in p["provides"].items():
+            for it in items:
+                extra = []
+                if kind == "operators":
+                    if it.get("needs"):
+                        extra.append("needs " + ", ".join(it["needs"]))
+                    if not it.get("uses_amount", True):
+                        extra.append("ignores amount")
+                tail = f"  [{'; '.join(extra)}]" if extra else ""
+                lines.append(f"  {kind[:-1]:8} {it['name']:18} {it['description']}{tail}".rstrip())
+                for q in it["parameters"]:
+                    lines.append(f"  {'':8} {'':18}   {_param_text(q)}")
+    broken = sum(1 for p in desc if p["broken"])
+    lines.append(f"{len(desc)} plugins, {broken} broken")
+    return "\n".join(lines)
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
+    """List every plugin (built-in, entry point) with what it provides; broken ones too."""
     from .plugins import Registry
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # broken plugins are listed with their reason
         registry = Registry.load()
     desc = registry.describe()
-    if args.json:
-        print(json.dumps(desc, indent=2))
-        return 0
-    for p in desc:
-        state = f"BROKEN: {p['broken']}" if p["broken"] else "ok"
-        print(f"{p['name']}  ({p['distribution']} {p['version']})  {state}")
-        for kind, items in p["provides"].items():
-            for it in items:
-                params = ", ".join(q["name"] for q in it["parameters"]) or "-"
-                print(f"  {kind[:-1]:9} {it['name']:14} params: {params}")
+    print(json.dumps(desc, indent=2) if args.json else _plugins_text(desc))
     return 0
 
 

@@ -168,7 +168,9 @@ class Registry:
         ]
         selected = (env.get("EVOPRUNE_PLUGINS") or "").strip()
         if entry_points and selected.lower() != "none":
-            wanted = {_norm(s) for s in selected.split(",") if s.strip()} if selected else None
+            wanted = (
+                {_norm(s.strip()) for s in selected.split(",") if s.strip()} if selected else None
+            )
             seen: set[str] = set()
             for ep in sorted(md.entry_points(group=PROJECT), key=lambda e: e.name):
                 dist = ep.dist.name if ep.dist is not None else ep.name
