@@ -304,7 +304,7 @@ def test_cli_broken_plugin_does_not_stop_listing_or_run(tmp_path: Path) -> None:
     assert "operator ok-op" in run.stdout
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1, run.stderr
-    assert lines[0].startswith("warning: evoprune: plugin")
+    assert lines[0].startswith("warning: plugin ")
     assert "'fake-broken'" in lines[0] and "RuntimeError: boom on import" in lines[0]
 
 
