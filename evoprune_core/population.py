@@ -104,7 +104,8 @@ class Stack:
             raise ValueError(f"buffer has {params.shape[1]} columns, dims need {off}")
         self._weights = [self.weight(layer) for layer in range(self.n_layers)]
         self._biases = [self.bias(layer) for layer in range(self.n_layers)]
-        self._grad_views: tuple[int, list[Tensor], list[Tensor]] | None = None
+        self._biases_b = [b.unsqueeze(1) for b in self._biases]
+        self._grad_views: tuple[tuple[int, int], list[Tensor], list[Tensor]] | None = None
 
     @classmethod
     def standalone(cls, dims: tuple[int, ...], final: str, n: int) -> Stack:
@@ -170,7 +171,7 @@ class Stack:
         for layer in range(self.n_layers):
             if cache is not None:
                 cache.append(h)
-            z = torch.baddbmm(self._biases[layer].unsqueeze(1), h, self._weights[layer])
+            z = torch.baddbmm(self._biases_b[layer], h, self._weights[layer])
             h = torch.relu_(z) if layer < last else z
         return h
 
@@ -179,24 +180,33 @@ class Stack:
         return torch.relu(z) if self.final == "relu" else torch.sigmoid(z)
 
     def backward(
-        self, cache: list[Tensor], grad: Tensor, out: Tensor, input_grad: bool = False
+        self, cache: list[Tensor], grad: Tensor, out: Tensor | None, input_grad: bool = False
     ) -> Tensor | None:
         """Back-propagate ``grad`` (w.r.t. the last pre-activation) into the buffer ``out``.
 
         Gradients of pruned entries are left unmasked: Adam never moves them (see
         ``Population.prune``). Returns the gradient w.r.t. the input when ``input_grad``.
+        With ``out=None`` no parameter gradients are formed (a frozen stack: only the input
+        gradient is propagated, and ``input_grad`` must be set).
         """
-        if self._grad_views is None or self._grad_views[0] != out.data_ptr():
-            self._grad_views = (
-                out.data_ptr(),
-                [self.weight(layer, out) for layer in range(self.n_layers)],
-                [self.bias(layer, out) for layer in range(self.n_layers)],
-            )
-        _, gws, gbs = self._grad_views
+        gws: list[Tensor] | None = None
+        gbs: list[Tensor] | None = None
+        if out is not None:
+            key = (out.data_ptr(), out.stride(0))
+            if self._grad_views is None or self._grad_views[0] != key:
+                self._grad_views = (
+                    key,
+                    [self.weight(layer, out) for layer in range(self.n_layers)],
+                    [self.bias(layer, out) for layer in range(self.n_layers)],
+                )
+            _, gws, gbs = self._grad_views
         for layer in range(self.n_layers - 1, -1, -1):
             h = cache[layer]
-            torch.bmm(h.transpose(1, 2), grad, out=gws[layer])
-            torch.sum(grad, 1, out=gbs[layer])
+            if gws is not None and gbs is not None:
+                torch.bmm(h.transpose(1, 2), grad, out=gws[layer])
+                torch.sum(grad, 1, out=gbs[layer])
+            elif not input_grad:
+                break
             if layer > 0 or input_grad:
                 grad = torch.bmm(grad, self._weights[layer].transpose(1, 2))
                 if layer > 0:
@@ -324,17 +334,25 @@ class Population:
 
     # -- optimisation and pruning --------------------------------------------------------
     def adam_step(
-        self, grad: Tensor, lrs: Tensor | list[float], betas: tuple[float, float], eps: float
+        self,
+        grad: Tensor,
+        lrs: Tensor | list[float],
+        betas: tuple[float, float],
+        eps: float,
+        part: str | None = None,
+        count: bool = True,
     ) -> None:
-        """One Adam update of every member with its own learning rate (fused kernel)."""
+        """One Adam update of every member with its own learning rate (fused kernel).
+
+        ``part`` ("encoder" or "decoder") updates only that network's columns (``grad`` still
+        has all ``P`` columns); ``count=False`` leaves the step counts as they are (a second
+        half-step of the same minibatch).
+        """
         lr_list = lrs.tolist() if isinstance(lrs, Tensor) else list(lrs)
         b1, b2 = betas
         kw = dict(beta1=b1, beta2=b2, weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
-        self.steps.add_(1)
-        if self.n == 1:
-            p, m, v = (self.buffers[k] for k in ("params", "exp_avg", "exp_avg_sq"))
-            torch._fused_adam_([p], [grad], [m], [v], [], [self.steps[0]], lr=lr_list[0], **kw)
-            return
+        if count:
+            self.steps.add_(1)
         if self._rows is None:
             self._rows = [
                 list(self.buffers[k].unbind(0)) for k in ("params", "exp_avg", "exp_avg_sq")
@@ -342,6 +360,11 @@ class Population:
             self._rows.append(list(self.steps.unbind(0)))
         ps, ms, vs, ss = self._rows
         grads = grad.unbind(0)
+        if part is not None:
+            split = self.encoders.size
+            cols = slice(0, split) if part == "encoder" else slice(split, None)
+            ps, ms, vs = ([r[cols] for r in rows] for rows in (ps, ms, vs))
+            grads = tuple(g[cols] for g in grads)
         for c in range(self.n):
             torch._fused_adam_(
                 [ps[c]], [grads[c]], [ms[c]], [vs[c]], [], [ss[c]], lr=lr_list[c], **kw
@@ -371,13 +394,23 @@ class Population:
         return torch.sigmoid(self.decoders.forward(z))
 
     @torch.no_grad()
-    def l1(self, x: Tensor, chunk: int = 4096) -> Tensor:
-        """Mean absolute reconstruction error of every pair on ``x``: ``(N,)``."""
+    def l1(self, x: Tensor, chunk: int = 128) -> Tensor:
+        """Mean absolute reconstruction error of every pair on ``x``: ``(N,)``.
+
+        Chunks of ``chunk`` rows with in-place element-wise work keep the ``(N, chunk, D)``
+        intermediate cache-sized.
+        """
         total = torch.zeros(self.n, dtype=torch.float64)
         for s in range(0, x.shape[0], chunk):
             xb = x[s : s + chunk]
-            total += (self.reconstruct(xb) - xb).abs().sum((1, 2)).double()
+            y = self.reconstruct(xb) if xb.dim() == 3 else self._reconstruct_(xb)
+            total += y.sub_(xb).abs_().sum((1, 2), dtype=torch.float64)
         return (total / x.numel()).float()
+
+    @torch.no_grad()
+    def _reconstruct_(self, x: Tensor) -> Tensor:
+        z = torch.relu_(self.encoders.forward(x))
+        return torch.sigmoid_(self.decoders.forward(z))
 
     @torch.no_grad()
     def pair_l1(

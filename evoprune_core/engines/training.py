@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..population import Population
+from ..population import Population, Stack
 
 __all__ = ["LOSSES", "Trainer", "loss_value"]
 
@@ -25,12 +25,15 @@ def loss_value(logits: Tensor, x: Tensor, loss: str) -> Tensor:
     return (y - x).abs().mean((1, 2))
 
 
-def loss_grad(logits: Tensor, x: Tensor, loss: str) -> Tensor:
-    """Gradient of each member's mean loss w.r.t. its decoder logits."""
-    y = torch.sigmoid(logits)
+def loss_grad(logits: Tensor, x: Tensor, loss: str, inplace: bool = False) -> Tensor:
+    """Gradient of each member's mean loss w.r.t. its decoder logits.
+
+    With ``inplace`` the result overwrites ``logits`` (saves two allocations per step).
+    """
+    y = torch.sigmoid_(logits) if inplace else torch.sigmoid(logits)
     scale = 1.0 / (x.shape[-1] * x.shape[-2])
     if loss == "bce":
-        return (y - x).mul_(scale)
+        return y.sub_(x).mul_(scale) if inplace else (y - x).mul_(scale)
     slope = y * (1.0 - y)
     if loss == "mse":
         return (y - x).mul_(slope).mul_(2.0 * scale)
@@ -54,7 +57,7 @@ class Trainer:
         dec_cache: list[Tensor] = []
         h = torch.relu(pop.encoders.forward(x, enc_cache))
         logits = pop.decoders.forward(h, dec_cache)
-        g = loss_grad(logits, x, self.loss)
+        g = loss_grad(logits, x, self.loss, inplace=True)
         split = pop.encoders.size
         gh = pop.decoders.backward(dec_cache, g, grad[:, split:], input_grad=True)
         gz = torch.ops.aten.threshold_backward(gh, h, 0.0)
@@ -80,3 +83,67 @@ class Trainer:
         grad = torch.empty_like(pop.params)
         for s in range(0, rows.shape[0], batch_size):
             self.step(pop, rows[s : s + batch_size], lrs, grad)
+
+    def half_gradients(
+        self, train: Stack, partner: Stack, x: Tensor, out: Tensor, side: str
+    ) -> None:
+        """Gradients of ``train``'s parameters only, with ``partner`` (the other side) frozen.
+
+        ``side`` says what ``train`` is ("encoder": ``train`` encodes and ``partner``
+        decodes; "decoder": the reverse). ``out`` receives ``train``'s gradient columns.
+        """
+        if side == "encoder":
+            enc_cache: list[Tensor] = []
+            dec_cache: list[Tensor] = []
+            h = torch.relu(train.forward(x, enc_cache))
+            logits = partner.forward(h, dec_cache)
+            g = loss_grad(logits, x, self.loss)
+            gh = partner.backward(dec_cache, g, None, input_grad=True)
+            assert gh is not None
+            train.backward(enc_cache, torch.ops.aten.threshold_backward(gh, h, 0.0), out)
+        else:
+            dec_cache = []
+            h = torch.relu_(partner.forward(x))
+            logits = train.forward(h, dec_cache)
+            train.backward(dec_cache, loss_grad(logits, x, self.loss), out)
+
+    @torch.no_grad()
+    def epoch_with_partners(
+        self,
+        pop: Population,
+        pool: Population,
+        neighbours: Tensor,
+        data: Tensor,
+        batch_size: int,
+        lrs: list[float],
+        generator: torch.Generator,
+        partner_generator: torch.Generator,
+    ) -> None:
+        """One epoch of the "selected and random" variant.
+
+        Per minibatch, member i's encoder trains against a frozen copy of a random decoder of
+        ``pool`` drawn from ``neighbours[i]``, and member i's decoder against a frozen copy of
+        a random encoder drawn the same way (one Adam step for each network).
+        """
+        order = torch.randperm(data.shape[0], generator=generator)
+        rows = data.index_select(0, order)
+        grad = torch.empty_like(pop.params)
+        split = pop.encoders.size
+        enc_partner = Stack.standalone(pool.arch.encoder_dims, "relu", pop.n)
+        dec_partner = Stack.standalone(pool.arch.decoder_dims, "sigmoid", pop.n)
+        k = neighbours.shape[1]
+        cells = torch.arange(pop.n)
+        for s in range(0, rows.shape[0], batch_size):
+            x = rows[s : s + batch_size]
+            picks = torch.randint(0, k, (2, pop.n), generator=partner_generator)
+            torch.index_select(
+                pool.decoders.params, 0, neighbours[cells, picks[0]], out=dec_partner.params
+            )
+            torch.index_select(
+                pool.encoders.params, 0, neighbours[cells, picks[1]], out=enc_partner.params
+            )
+            self.half_gradients(pop.encoders, dec_partner, x, grad[:, :split], "encoder")
+            self.half_gradients(pop.decoders, enc_partner, x, grad[:, split:], "decoder")
+            pop.steps.add_(1)
+            pop.adam_step(grad, lrs, self.betas, self.eps, part="encoder", count=False)
+            pop.adam_step(grad, lrs, self.betas, self.eps, part="decoder", count=False)

@@ -1,0 +1,86 @@
+"""Speed and quality of the coevolutionary engine at the paper's setting; prints one JSON object.
+
+N = 10 cells, radius 1, bc-10-100-1000, standard network, batch size 5, evaluation batch 5,
+no pruning, our training defaults. ``seconds_per_generation`` is the mean over the whole run;
+``gflops`` counts forward + backward of every cell's training epoch (2 x 3 x weights x rows)
+over that time; ``matmul_gflops`` is a dense float32 matmul measured in the same process.
+
+    python benchmarks/bench_coevolution.py [--generations 400] [--seed 1] [--threads 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from evoprune_core.config import load_run_config
+from evoprune_core.engines import run
+from evoprune_core.engines.common import build_components
+from evoprune_core.plugins import Registry
+
+
+def matmul_gflops(size: int = 1024, reps: int = 20) -> float:
+    """Dense float32 ``size x size`` matmul throughput of this machine (GFLOP/s)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    start = time.perf_counter()
+    for _ in range(reps):
+        torch.mm(a, b)
+    return 2 * size**3 * reps / (time.perf_counter() - start) / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--generations", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=0, help="intra-op threads; 0 = torch's")
+    args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    registry = Registry.load()
+    cfg = load_run_config(
+        None,
+        [
+            'engine="coevolution"',
+            f"generations={args.generations}",
+            f"seed={args.seed}",
+            'data.name="bc-10-100-1000"',
+            'network.preset="standard"',
+            "training.batch_size=5",
+            "coevolution.cells=10",
+            "coevolution.radius=1",
+            "coevolution.eval_batch=5",
+            'pruning.operator="none"',
+        ],
+        registry,
+    )
+    data = build_components(cfg, registry).dataset
+    mm = matmul_gflops()
+    result = run(cfg, registry, dataset=data)
+    per_gen = result.seconds / args.generations
+    rows = cfg.coevolution.cells * data.train.shape[0]  # rows trained per generation
+    flops = 6.0 * cfg.network.architecture(data.dim).n_params * rows
+    print(
+        json.dumps(
+            {
+                "benchmark": "coevolution",
+                "cells": cfg.coevolution.cells,
+                "generations": args.generations,
+                "seconds": round(result.seconds, 3),
+                "seconds_per_generation": round(per_gen, 4),
+                "gflops": round(flops / per_gen / 1e9, 2),
+                "matmul_gflops": round(mm, 1),
+                "test_loss": round(result.test_loss, 5),
+                "val_loss": round(result.val_loss, 5),
+                "train_rows_per_generation": rows,
+                "threads": torch.get_num_threads(),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,303 @@
+"""The coevolutionary engine Lipi-AE-S: a ring of cells, each an encoder, a decoder and an lr.
+
+Per generation every cell gathers its sub-population (its own centre and the centres of the
+``radius`` cells on either side of the ring; with ``2r+1 > N`` the ring wraps and cells
+repeat, which is allowed), evaluates every encoder x decoder pairing on one evaluation batch
+of training rows, scores each encoder (decoder) by its best loss over the sub-population's
+decoders (encoders), picks an encoder and a decoder by tournament, trains that pair for one
+epoch, prunes it with the schedule's probability (``n_solutions = 2r+1``), makes it the new
+centre and mutates the cell's learning rate.
+
+``update = "synchronous"`` (default): every cell reads the previous generation's centres, so
+the whole population is one batched program - one ``pair_l1`` for all pairings, one ``take``
+per generation, all selected pairs trained together with a learning rate per cell.
+``update = "sequential"``: cells are processed one by one in a shuffled order and read
+neighbours already updated this generation (the published code's order; N times slower).
+
+Variants: ``standard``; ``prune_then_eval`` (the replacement loss is measured after pruning,
+not before - it matters with ``replacement = "elitist"`` and in the history); ``all_vs_all``
+(the sub-population of every cell is the whole population); ``selected_and_random`` (each
+minibatch trains the selected encoder against a random neighbour decoder and the selected
+decoder against a random neighbour encoder, the partners frozen).
+
+The reported pair is the cell with the lowest validation L1; the test set is touched once, at
+the end, for that cell only. Reported losses are always L1.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..config import RunConfig
+from ..data import Dataset
+from ..errors import ConfigError
+from ..population import Population
+from .common import (
+    Components,
+    Observer,
+    RunResult,
+    Streams,
+    build_components,
+    check_finite,
+    cpu_numerics,
+)
+from .pruning import apply_operator
+from .training import Trainer
+
+__all__ = [
+    "draw_candidates",
+    "neighbourhoods",
+    "run_coevolution",
+    "select",
+    "sub_losses",
+    "sub_populations",
+    "tournament",
+]
+
+#: Above this many cells the evaluation computes each cell's pairs, not the full N x N matrix.
+FULL_MATRIX_CELLS = 128
+
+
+def neighbourhoods(cells: int, radius: int) -> Tensor:
+    """Ring neighbourhoods ``(N, 2r+1)``: row i = ``[i, i-1, i+1, i-2, i+2, ...] mod N``.
+
+    The centre comes first. With ``2r+1 > N`` the ring wraps and indices repeat.
+    """
+    if cells < 1 or radius < 0:
+        raise ConfigError(f"coevolution: need cells >= 1 and radius >= 0 (got {cells}, {radius})")
+    offsets = [0]
+    for d in range(1, radius + 1):
+        offsets += [-d, d]
+    base = torch.arange(cells).unsqueeze(1)
+    return (base + torch.tensor(offsets)).remainder(cells)
+
+
+def sub_populations(cfg: RunConfig) -> Tensor:
+    """Every cell's sub-population ``(N, k)``: its ring neighbourhood, or all cells (all_vs_all)."""
+    co = cfg.coevolution
+    if co.variant == "all_vs_all":
+        return torch.arange(co.cells).expand(co.cells, -1).contiguous()
+    return neighbourhoods(co.cells, co.radius)
+
+
+def sub_losses(pop: Population, x: Tensor, nbr: Tensor) -> Tensor:
+    """L1 of every (encoder, decoder) pairing of every cell's sub-population: ``(N, k, k)``.
+
+    Entry ``[i, a, b]`` = encoder ``nbr[i, a]`` with decoder ``nbr[i, b]`` on rows ``x``.
+    """
+    if pop.n <= FULL_MATRIX_CELLS:
+        full = pop.pair_l1(x)
+        return full[nbr.unsqueeze(2), nbr.unsqueeze(1)]
+    return torch.stack([pop.pair_l1(x, row, row) for row in nbr])
+
+
+def draw_candidates(cells: int, k: int, size: int, gen: torch.Generator) -> Tensor:
+    """Tournament entrants ``(N, s)``: ``s = min(size, k)`` distinct indices of ``k`` per cell."""
+    return torch.rand(cells, k, generator=gen).argsort(1)[:, : min(size, k)]
+
+
+def tournament(fitness: Tensor, candidates: Tensor) -> Tensor:
+    """Winner per row: the candidate with the lowest fitness (ties: the first drawn)."""
+    scores = fitness.gather(1, candidates)
+    return candidates.gather(1, scores.argmin(1, keepdim=True)).squeeze(1)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What selection chose for a set of cells (global member indices) and at what loss."""
+
+    encoders: Tensor
+    decoders: Tensor
+    loss: Tensor
+
+
+def select(losses: Tensor, nbr: Tensor, size: int, pairing: str, gen: torch.Generator) -> Selection:
+    """Tournament selection of one encoder and one decoder per cell from ``losses`` (N, k, k)."""
+    n, k, _ = losses.shape
+    enc_fit = losses.amin(2)  # encoder a: best over the decoders
+    dec_fit = losses.amin(1)  # decoder b: best over the encoders
+    if pairing == "same_index":
+        # one index for both networks, scored by that index's own pairing (the published code)
+        own = losses.diagonal(dim1=1, dim2=2)
+        ia = ib = tournament(own, draw_candidates(n, k, size, gen))
+    else:
+        ia = tournament(enc_fit, draw_candidates(n, k, size, gen))
+        ib = tournament(dec_fit, draw_candidates(n, k, size, gen))
+    rows = torch.arange(n)
+    return Selection(nbr[rows, ia], nbr[rows, ib], losses[rows, ia, ib])
+
+
+def _validate(cfg: RunConfig) -> None:
+    co = cfg.coevolution
+    neighbourhoods(co.cells, co.radius)
+    if co.update == "sequential" and co.variant == "all_vs_all":
+        raise ConfigError(
+            "coevolution.update: 'sequential' cannot be combined with variant 'all_vs_all' "
+            "(every cell reads the whole population: use 'synchronous')"
+        )
+
+
+class _Generation:
+    """One generation's work for a set of cells, reading the centres of ``pop``."""
+
+    def __init__(self, cfg: RunConfig, comp: Components, streams: Streams, nbr: Tensor) -> None:
+        self.cfg = cfg
+        self.comp = comp
+        self.streams = streams
+        self.nbr = nbr
+        self.k = nbr.shape[1]
+
+    def __call__(
+        self, pop: Population, cells: Tensor, lrs: Tensor, xe: Tensor, t: int
+    ) -> dict[str, Any]:
+        cfg, co, tr, s = self.cfg, self.cfg.coevolution, self.cfg.training, self.streams
+        data = self.comp.dataset
+        nbr = self.nbr[cells]
+        losses = sub_losses(pop, xe, nbr)
+        chosen = select(losses, nbr, co.tournament_size, co.pairing, s.select)
+        sel = pop.take(chosen.encoders, chosen.decoders)
+        loss = tr.loss_at(t, cfg.generations)
+        trainer = Trainer(loss, tr.betas, tr.eps)
+        cell_lrs = (lrs[cells] * (tr.lr_at(t) / tr.lr)).tolist()
+        if co.variant == "selected_and_random":
+            trainer.epoch_with_partners(
+                sel, pop, nbr, data.train, tr.batch_size, cell_lrs, s.data, s.select
+            )
+        else:
+            trainer.epoch(sel, data.train, tr.batch_size, cell_lrs, s.data)
+        replacement = None if co.variant == "prune_then_eval" else sel.l1(xe)
+        p_t = self.comp.schedule(t, cfg.generations, self.k)
+        pruning: list[int] = []
+        if p_t > 0:
+            pruning = (torch.rand(sel.n, generator=s.prune) < p_t).nonzero().flatten().tolist()
+        removed = 0
+        if pruning:
+            idx = torch.randperm(data.train.shape[0], generator=s.prune)
+            idx = idx[: cfg.pruning.calibration_rows]
+            labels = None if data.train_labels is None else data.train_labels[idx]
+            out = apply_operator(
+                sel,
+                pruning,
+                self.comp.operator,
+                cfg.pruning.amount,
+                data.train[idx],
+                labels,
+                s.operator,
+                loss,
+                cfg.pruning.calibration_batches,
+            )
+            removed = out.removed
+        if replacement is None:
+            replacement = sel.l1(xe)
+        if co.replacement == "elitist":
+            old = losses[:, 0, 0]  # the centre's own pairing on the same batch
+            keep_old = old < replacement
+            if bool(keep_old.any()):
+                rows = keep_old.nonzero().squeeze(1)
+                for key in Population.BUFFERS:
+                    sel.buffers[key][rows] = pop.buffers[key][cells[rows]]
+                sel.steps[rows] = pop.steps[cells[rows]]
+                replacement = torch.where(keep_old, old, replacement)
+        for key in Population.BUFFERS:
+            pop.buffers[key].index_copy_(0, cells, sel.buffers[key])
+        pop.steps.index_copy_(0, cells, sel.steps)
+        noise = torch.randn(len(cells), generator=s.mutate, dtype=lrs.dtype) * co.lr_sigma
+        lrs[cells] = (lrs[cells] + noise).clamp_(co.lr_min, co.lr_max)
+        return {
+            "selection": chosen.loss,
+            "replacement": replacement,
+            "events": len(pruning),
+            "removed": removed,
+            "p_t": p_t,
+        }
+
+
+def _stats(prefix: str, v: Tensor) -> dict[str, float]:
+    return {
+        f"{prefix}_min": float(v.min()),
+        f"{prefix}_median": float(v.median()),
+        f"{prefix}_max": float(v.max()),
+    }
+
+
+def run_coevolution(
+    cfg: RunConfig, registry: Any, observer: Observer | None = None, dataset: Dataset | None = None
+) -> RunResult:
+    """Coevolve a ring of autoencoders as ``cfg`` says; see the module docstring."""
+    _validate(cfg)
+    co = cfg.coevolution
+    comp = build_components(cfg, registry, dataset)
+    data = comp.dataset
+    streams = Streams(cfg.seed)
+    pop = Population.create(cfg.network.architecture(data.dim), co.cells, streams.init)
+    nbr = sub_populations(cfg)
+    lrs = torch.full((co.cells,), cfg.training.lr, dtype=torch.float64)
+    step = _Generation(cfg, comp, streams, nbr)
+    all_cells = torch.arange(co.cells)
+    history: list[dict[str, float]] = []
+    start = time.perf_counter()
+    with cpu_numerics(), torch.no_grad():
+        for t in range(cfg.generations):
+            pick = torch.randperm(data.train.shape[0], generator=streams.eval)
+            xe = data.train[pick[: co.eval_batch]]
+            if co.update == "synchronous":
+                outs = [step(pop, all_cells, lrs, xe, t)]
+            else:
+                order = torch.randperm(co.cells, generator=streams.select)
+                outs = [step(pop, order[j : j + 1], lrs, xe, t) for j in range(co.cells)]
+            val = pop.l1(data.val)
+            best = int(val.argmin())
+            fr = pop.remaining_fractions()
+            record = {
+                "generation": t,
+                "val_loss": float(val[best]),
+                "val_loss_best": float(val[best]),
+                "val_loss_median": float(val.median()),
+                "val_loss_worst": float(val.max()),
+                "best_cell": best,
+                "selection_loss": float(torch.cat([o["selection"] for o in outs]).median()),
+                "replacement_loss": float(torch.cat([o["replacement"] for o in outs]).median()),
+                "remaining_fraction": float(fr["whole"][best]),
+                **_stats("remaining_fraction", fr["whole"]),
+                **_stats("encoder_remaining_fraction", fr["encoder"]),
+                **_stats("decoder_remaining_fraction", fr["decoder"]),
+                "pruning_probability": outs[0]["p_t"],
+                "pruning_events": sum(o["events"] for o in outs),
+                "pruned_entries": sum(o["removed"] for o in outs),
+                "lr_median": float(lrs.median()),
+                "lr": float(lrs.median()),
+                "seconds": time.perf_counter() - start,
+            }
+            check_finite(record["val_loss_median"], "validation loss", t)
+            history.append(record)
+            if observer is not None:
+                observer.generation(t, record)
+        val = pop.l1(data.val)
+        best = int(val.argmin())
+        final = pop.take([best])
+        train_loss = float(final.l1(data.train)[0])
+        test_loss = float(final.l1(data.test)[0])
+    return RunResult(
+        config=cfg,
+        history=history,
+        train_loss=train_loss,
+        val_loss=float(val[best]),
+        test_loss=test_loss,
+        sparsity=pop.sparsity(best),
+        seconds=time.perf_counter() - start,
+        population=pop,
+        best=best,
+        extra={
+            "operator_distribution": comp.operator_dist,
+            "operator_version": comp.operator_version,
+            "update": co.update,
+            "variant": co.variant,
+            "cell_val_losses": [float(v) for v in val],
+            "cell_lrs": [float(v) for v in lrs],
+        },
+    )
