@@ -123,10 +123,19 @@ def check_finite(value: float, what: str, t: int) -> None:
 
 @contextlib.contextmanager
 def cpu_numerics() -> Iterator[None]:
-    """Flush denormal floats to zero while an engine runs (Adam's tiny second moments are
-    otherwise denormal and make every update several times slower), then restore."""
+    """Flush denormal floats to zero and run tensor ops on the calling thread, then restore.
+
+    Adam's tiny second moments are otherwise denormal and make updates many times slower.
+    The flush-to-zero mode is a per-thread CPU flag, so PyTorch's intra-op worker threads
+    (created earlier, without it) would still crawl: engines keep ops on one thread and get
+    parallelism by training groups of members side by side (``Trainer.epoch(workers=...)``),
+    each worker thread setting the flag itself.
+    """
+    threads = torch.get_num_threads()
     torch.set_flush_denormal(True)
+    torch.set_num_threads(1)
     try:
         yield
     finally:
+        torch.set_num_threads(threads)
         torch.set_flush_denormal(False)
