@@ -179,8 +179,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
 
 
-def _one_line_warning(message: Warning | str, category: type[Warning], filename: str,
-                      lineno: int, file: Any = None, line: str | None = None) -> None:
+def _one_line_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
     """Warnings as one ``warning: ...`` line on stderr (no source line)."""
     text = " ".join(str(message).split())
     print(f"warning: {text}", file=sys.stderr if file is None else file)

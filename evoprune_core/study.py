@@ -1,0 +1,301 @@
+"""Optuna studies of evoprune runs: set-up, the objective, local workers, resume.
+
+``run_study`` is what ``evoprune study`` does: set up (or find again) the Optuna study, its
+MLflow experiment and parent run, enqueue the no-pruning baseline (and a grid's design), run K
+workers until ``n_trials`` trials are COMPLETE, then report. Running it again resumes: complete
+trials are kept, a trial whose worker died is failed, and only the missing trials run. Each
+worker counts and asks under a study lock, so the total is exact with any number of workers.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import flatten
+from .errors import EvopruneError
+from .study_config import Dist, StudyConfig, grid_designs
+from .study_storage import (
+    Store,
+    heartbeat,
+    open_storage,
+    process_identity,
+    reap_dead_trials,
+    study_lock,
+)
+from .study_trial import run_trial
+
+__all__ = ["StudyOutcome", "run_study", "target_trials", "work"]
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    """What a ``run_study`` call left behind."""
+
+    name: str
+    complete: int
+    target: int
+    failed: int
+    experiment_id: str
+    parent_run_id: str
+    report: str
+
+
+def _designs(cfg: StudyConfig, registry: Any) -> list[tuple[dict[str, Any], bool]]:
+    """Trials the study must contain: baselines (one per engine) and a grid's combinations."""
+    out: list[tuple[dict[str, Any], bool]] = []
+    if cfg.baseline:
+        for engine in cfg.engines():
+            out.append(({"engine": engine} if "engine" in cfg.space else {}, True))
+    if cfg.sampler == "grid":
+        out.extend((d, False) for d in grid_designs(cfg, registry))
+    return out
+
+
+def target_trials(cfg: StudyConfig, registry: Any, n_trials: int | None = None) -> int:
+    """How many COMPLETE trials the study aims at (a grid has at most its combinations)."""
+    n = n_trials or cfg.n_trials
+    return min(n, len(_designs(cfg, registry))) if cfg.sampler == "grid" else n
+
+
+def make_sampler(cfg: StudyConfig, n_trials: int, worker: int) -> Any:
+    import optuna
+
+    seed = None if cfg.sampler_seed is None else cfg.sampler_seed + worker
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if cfg.sampler == "tpe":
+            startup = min(10, max(3, n_trials // 3))
+            return optuna.samplers.TPESampler(
+                seed=seed, n_startup_trials=startup, constant_liar=True
+            )
+        if cfg.sampler == "nsga2":
+            return optuna.samplers.NSGAIISampler(
+                seed=seed, population_size=max(4, min(50, n_trials // 3))
+            )
+        return optuna.samplers.RandomSampler(seed=seed)
+
+
+def _tracker(store: Store) -> Any:
+    from .tracking import Tracker
+
+    return Tracker(store.tracking_uri, store.artifact_root)
+
+
+def _stale_callback(store: Store) -> Callable[[Any, Any], None]:
+    def close(study: Any, trial: Any) -> None:
+        run_id = trial.user_attrs.get("evoprune.mlflow_run_id")
+        if run_id:
+            _tracker(store).close_run(run_id, "FAILED", "no heartbeat: the worker died")
+
+    return close
+
+
+def _open(cfg: StudyConfig, store: Store, sampler: Any = None) -> Any:
+    import optuna
+
+    storage = open_storage(store, _stale_callback(store))
+    return storage, optuna.load_study(study_name=cfg.name, storage=storage, sampler=sampler)
+
+
+def setup_study(cfg: StudyConfig, store: Store, registry: Any, tracker: Any) -> tuple[str, str]:
+    """Create or find the study, its experiment and parent run; enqueue missing designs."""
+    import optuna
+    from optuna.trial import TrialState
+
+    store.prepare()
+    storage = open_storage(store, _stale_callback(store))
+    with study_lock(store, storage, cfg.name):
+        study = optuna.create_study(
+            study_name=cfg.name,
+            storage=storage,
+            directions=cfg.directions,
+            load_if_exists=True,
+        )
+        if [d.name.lower() for d in study.directions] != cfg.directions:
+            raise EvopruneError(
+                f"{cfg.path}: objectives: the stored study {cfg.name!r} has "
+                f"{len(study.directions)} objective(s); use a new name to change them"
+            )
+        exp_id = tracker.experiment(cfg.name)
+        params = {
+            "n_trials": cfg.n_trials,
+            "seeds": list(cfg.seeds),
+            "objectives": list(cfg.objectives),
+            "sampler": cfg.sampler,
+            "sampler_seed": cfg.sampler_seed,
+            "baseline": cfg.baseline,
+            **{f"base.{k}": v for k, v in flatten(cfg.base).items() if k != "seed"},
+            **{f"space.{k}": _describe(d) for k, d in cfg.space.items()},
+        }
+        parent = tracker.parent_run(exp_id, cfg.name, params)
+        study.set_user_attr("evoprune.parent_run_id", parent)
+        study.set_user_attr("evoprune.experiment_id", exp_id)
+        study.set_user_attr("evoprune.objectives", list(cfg.objectives))
+        reap_dead_trials(study, lambda run, why: tracker.close_run(run, "FAILED", why))
+        live = [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if t.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+        ]
+        for params_, baseline in _designs(cfg, registry):
+            if not any(_matches(t, params_, baseline) for t in live):
+                study.enqueue_trial(params_, user_attrs={"evoprune.baseline": baseline})
+    tracker.log_text(parent, cfg.text, "study.toml")
+    return exp_id, parent
+
+
+def _describe(d: Dist) -> str:
+    if d.kind == "categorical":
+        return "choices " + ", ".join(map(str, d.choices))
+    return f"{d.kind} [{d.low}, {d.high}]" + (" log" if d.log else "")
+
+
+def _matches(trial: Any, params: dict[str, Any], baseline: bool) -> bool:
+    given = trial.params or trial.system_attrs.get("fixed_params", {})
+    same = bool(trial.user_attrs.get("evoprune.baseline", False)) == baseline
+    return same and all(k in given and given[k] == v for k, v in params.items())
+
+
+def work(
+    cfg: StudyConfig,
+    store: Store,
+    registry: Any,
+    n_trials: int | None = None,
+    worker: int = 0,
+    on_progress: Callable[[int], None] | None = None,
+    poll: float = 1.0,
+) -> int:
+    """One worker: ask and run trials until the study has its COMPLETE trials. Returns the
+    number of trials this worker ran."""
+    from optuna.trial import TrialState
+
+    target = target_trials(cfg, registry, n_trials)
+    tracker = _tracker(store)
+    storage, study = _open(cfg, store, make_sampler(cfg, target, worker))
+    ids = (study.user_attrs["evoprune.experiment_id"], study.user_attrs["evoprune.parent_run_id"])
+    finite = cfg.sampler == "grid"
+    ran = failures = 0
+    while True:
+        trial = None
+        with study_lock(store, storage, cfg.name):
+            reap_dead_trials(study, lambda run, why: tracker.close_run(run, "FAILED", why))
+            states = [t.state for t in study.get_trials(deepcopy=False)]
+            complete, running = states.count(TrialState.COMPLETE), states.count(TrialState.RUNNING)
+            if on_progress is not None:
+                on_progress(complete)
+            if complete >= target:
+                break
+            waiting = states.count(TrialState.WAITING)
+            if complete + running < target and (waiting or not finite):
+                trial = study.ask()
+                for key, value in process_identity().items():
+                    trial.set_user_attr(key, value)
+            elif running == 0:
+                break  # a finite design is used up (some of it failed)
+        if trial is None:
+            time.sleep(poll)
+            continue
+        with heartbeat(storage, trial._trial_id):
+            ok = run_trial(cfg, registry, study, trial, tracker, ids)
+        ran += 1
+        failures += not ok
+        if failures >= max(3, target):
+            print(f"evoprune: worker {worker}: {failures} trials failed; stopping", file=sys.stderr)
+            break
+    return ran
+
+
+def _spawn(cfg: StudyConfig, store: Store, n_trials: int, workers: int) -> list[Any]:
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    procs = []
+    for i in range(workers):
+        cmd = [
+            sys.executable, "-m", "evoprune_core.cli", "study", str(cfg.path),
+            "--store", str(store.root), "--storage", store.storage,
+            "--tracking-uri", store.tracking_uri, "--n-trials", str(n_trials),
+            "--quiet", "--worker-index", str(i), "--worker-threads", str(threads),
+        ]  # fmt: skip
+        procs.append(subprocess.Popen(cmd))
+    return procs
+
+
+def run_study(
+    cfg: StudyConfig,
+    store: Store,
+    registry: Any,
+    n_trials: int | None = None,
+    workers: int = 1,
+    quiet: bool = False,
+) -> StudyOutcome:
+    """Set up or resume the study, run ``workers`` workers, report; see the module docstring."""
+    from optuna.trial import TrialState
+    from tqdm import tqdm
+
+    n = n_trials or cfg.n_trials
+    target = target_trials(cfg, registry, n)
+    tracker = _tracker(store)
+    exp_id, parent = setup_study(cfg, store, registry, tracker)
+    _, study = _open(cfg, store)
+
+    def complete() -> int:
+        return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+    bar = tqdm(
+        total=target, initial=min(complete(), target), desc=f"study {cfg.name}", unit="trial",
+        file=sys.stderr, disable=quiet, dynamic_ncols=True,
+    )  # fmt: skip
+
+    def progress(done: int) -> None:
+        bar.update(max(0, min(done, target) - bar.n))
+
+    status = "FINISHED"
+    try:
+        if workers == 1:
+            work(cfg, store, registry, n, 0, progress)
+        else:
+            procs = _spawn(cfg, store, n, workers)
+            while any(p.poll() is None for p in procs):
+                progress(complete())
+                time.sleep(1.0)
+            bad = [p.returncode for p in procs if p.returncode != 0]
+            if bad:
+                print(f"evoprune: {len(bad)} worker(s) exited with {bad}", file=sys.stderr)
+        progress(complete())
+    except BaseException:
+        status = "KILLED"
+        raise
+    finally:
+        bar.close()
+        done = complete()
+        if status == "FINISHED" and done < target:
+            status = "FAILED"
+        text = _finish(cfg, study, tracker, parent, status)
+    failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+    return StudyOutcome(cfg.name, done, target, failed, exp_id, parent, text)
+
+
+def _finish(cfg: StudyConfig, study: Any, tracker: Any, parent: str, status: str) -> str:
+    """Study artifacts on the parent run (tables, Optuna plots); end it; return the table."""
+    from .report import study_report
+    from .study_plots import study_figures
+
+    trials = study.get_trials(deepcopy=False)
+    text = study_report(trials, cfg.objectives, "text")
+    try:
+        tracker.log_text(parent, study_report(trials, cfg.objectives, "markdown"), "best.md")
+        tracker.log_text(parent, study_report(trials, cfg.objectives, "csv"), "best.csv")
+        with tempfile.TemporaryDirectory() as tmp:
+            for path in study_figures(study, cfg.objectives, Path(tmp)):
+                tracker.client.log_artifact(parent, str(path), "optuna")
+    finally:
+        tracker.finish_parent(parent, status)
+    return text

@@ -1,0 +1,152 @@
+"""Sub-commands ``study``, ``report`` and ``ui`` of the ``evoprune`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["register"]
+
+_STORE_HELP = "local store directory for Optuna journals and MLflow (default: mlruns)"
+
+
+def _quiet_libraries() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from .plugins import Registry
+    from .study_config import load_study_config
+    from .study_storage import resolve_store
+
+    if args.n_trials is not None and args.n_trials < 1:
+        raise ConfigError(f"--n-trials: expected a positive integer, got {args.n_trials}")
+    if args.workers < 1:
+        raise ConfigError(f"--workers: expected a positive integer, got {args.workers}")
+    registry = Registry.load()
+    cfg = load_study_config(args.file, registry)
+    store = resolve_store(cfg.name, args.store, args.storage, args.tracking_uri)
+    _quiet_libraries()
+    from .study import run_study, work
+
+    if args.worker_index is not None:
+        if args.worker_threads:
+            import torch
+
+            torch.set_num_threads(args.worker_threads)
+        work(cfg, store, registry, args.n_trials, args.worker_index)
+        return 0
+    outcome = run_study(cfg, store, registry, args.n_trials, args.workers, args.quiet)
+    print(outcome.report)
+    print(
+        f"\n{outcome.complete}/{outcome.target} trials complete"
+        + (f", {outcome.failed} failed" if outcome.failed else "")
+        + f"; Optuna storage: {store.storage}; MLflow: {store.tracking_uri}"
+    )
+    if store.tracking_uri.startswith("sqlite:///"):
+        ui = "evoprune ui" + ("" if args.store == "mlruns" else f" --store {args.store}")
+        print(
+            f"Open the MLflow UI: {ui}  -> http://127.0.0.1:5000/#/experiments/"
+            f"{outcome.experiment_id}/runs/{outcome.parent_run_id}"
+        )
+    else:
+        print(f"MLflow UI: {store.tracking_uri}/#/experiments/{outcome.experiment_id}")
+    return 0
+
+
+def _study_name_and_objectives(target: str, registry: Any) -> tuple[str, tuple[str, ...] | None]:
+    path = Path(target)
+    if path.suffix == ".toml" or path.is_file():
+        from .study_config import load_study_config
+
+        cfg = load_study_config(path, registry)
+        return cfg.name, cfg.objectives
+    return target, None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .plugins import Registry
+    from .report import study_report
+    from .study_storage import open_storage, resolve_store
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        registry = Registry.load()
+    name, objectives = _study_name_and_objectives(args.study, registry)
+    store = resolve_store(name, args.store, args.storage, None)
+    if store.journal is not None and not store.journal.is_file():
+        raise ConfigError(f"{args.study}: no study {name!r} stored at {store.journal}")
+    if args.top < 1:
+        raise ConfigError(f"--top: expected a positive integer, got {args.top}")
+    _quiet_libraries()
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=name, storage=open_storage(store))
+    except KeyError:
+        raise ConfigError(f"{args.study}: no study {name!r} in {store.storage}") from None
+    if objectives is None:
+        objectives = tuple(study.user_attrs.get("evoprune.objectives", ["val_loss"]))
+    print(study_report(study.get_trials(deepcopy=False), objectives, args.format, args.top))
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from .tracking import default_tracking_uri
+
+    root = Path(args.store).resolve()
+    if not (root / "mlflow.db").is_file():
+        raise ConfigError(
+            f"--store: no MLflow store at {root / 'mlflow.db'}; run `evoprune study` first"
+        )
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port: expected 1..65535, got {args.port}")
+    cmd = [
+        sys.executable, "-m", "mlflow", "ui",
+        "--backend-store-uri", default_tracking_uri(root),
+        "--host", "127.0.0.1", "--port", str(args.port),
+    ]  # fmt: skip
+    print(f"MLflow UI at http://127.0.0.1:{args.port}  (store {root}; Ctrl-C stops it)", flush=True)
+    sys.stderr.flush()
+    os.execv(sys.executable, cmd)  # become the UI: signals reach it, nothing is left behind
+    return 0  # pragma: no cover
+
+
+def register(sub: Any) -> None:
+    """Add ``study``, ``report`` and ``ui`` to the ``evoprune`` sub-command parser."""
+    p = sub.add_parser("study", help="run (or resume) an Optuna study tracked in MLflow")
+    p.add_argument("file", help="study file (TOML), e.g. studies/quickstart.toml")
+    p.add_argument("--n-trials", type=int, help="completed trials to reach (default: the file's)")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    p.add_argument("--storage", help="Optuna storage: a journal file, or an RDB URL")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite in --store)")
+    p.add_argument("--store", default="mlruns", help=_STORE_HELP)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--worker-threads", type=int, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("report", help="print a study's best combinations again from storage")
+    p.add_argument("study", help="study file or study name")
+    p.add_argument("--format", choices=["text", "csv", "markdown", "json"], default="text")
+    p.add_argument("--top", type=int, default=10, help="rows of the best-combinations table")
+    p.add_argument("--storage", help="Optuna storage (default: the journal in --store)")
+    p.add_argument("--store", default="mlruns", help=_STORE_HELP)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("ui", help="start the MLflow UI on the project's store")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--store", default="mlruns", help=_STORE_HELP)
+    p.set_defaults(func=cmd_ui)

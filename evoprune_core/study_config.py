@@ -1,0 +1,314 @@
+"""Study files: a name, a base run configuration, a conditional search space, objectives.
+
+``load_study_config(path, registry)`` reads and validates a study TOML file completely (every
+space key is a real ``RunConfig`` key and every value it may take is valid) before anything is
+created. ``sample_updates(choose, study, registry)`` turns one trial's decisions into dotted
+``RunConfig`` updates; ``choose(name, dist)`` is an Optuna trial's ``suggest_*`` in a study and
+a replaying enumerator for full-factorial (grid) designs, so both follow the same conditions:
+
+- keys under ``coevolution.`` only for coevolution trials;
+- ``pruning.amount`` only when the chosen operator ``uses_amount``;
+- the chosen operator's and schedule's own tunable declared parameters under the names
+  ``operator.<name>.<param>`` and ``schedule.<name>.<param>``, with no study configuration;
+- a baseline trial prunes nothing and samples no ``pruning.`` key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .config import RunConfig, flatten, format_validation_error, read_toml
+from .errors import ConfigError
+from .params import Param
+
+__all__ = [
+    "OBJECTIVES",
+    "Dist",
+    "StudyConfig",
+    "grid_designs",
+    "load_study_config",
+    "sample_updates",
+    "with_owned_params",
+]
+
+OBJECTIVES = ("val_loss", "remaining_fraction")
+_LEAD = ("engine", "pruning.operator", "pruning.schedule")
+_GRID_MAX = 10_000
+
+
+@dataclass(frozen=True)
+class Dist:
+    """One dimension of the space: categorical ``choices`` or an int/float range."""
+
+    kind: Literal["categorical", "int", "float"]
+    choices: tuple[Any, ...] = ()
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    step: float | None = None
+
+    def grid_values(self) -> tuple[Any, ...]:
+        """Every value of a finite dimension (categorical, or int with its step)."""
+        if self.kind == "categorical":
+            return self.choices
+        if self.kind == "int":
+            return tuple(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
+        raise ValueError("a float range is not finite")
+
+    @classmethod
+    def from_param(cls, p: Param) -> Dist:
+        if p.kind == "categorical":
+            return cls("categorical", tuple(p.choices))
+        if p.kind == "bool":
+            return cls("categorical", (False, True))
+        kind: Literal["int", "float"] = "int" if p.kind == "int" else "float"
+        return cls(kind, low=float(p.low or 0), high=float(p.high or 0), log=p.log)
+
+
+Chooser = Callable[[str, Dist], Any]
+
+
+class _StudyFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+    description: str = ""
+    n_trials: int = Field(default=20, ge=1, le=1_000_000)
+    seeds: list[int] = Field(default_factory=lambda: [1], min_length=1, max_length=1000)
+    objectives: list[Literal["val_loss", "remaining_fraction"]] = Field(
+        default_factory=lambda: ["val_loss"], min_length=1, max_length=2
+    )
+    sampler: Literal["tpe", "nsga2", "random", "grid"] = "tpe"
+    sampler_seed: int | None = Field(default=0, ge=0)
+    baseline: bool = True
+    base: dict[str, Any] = Field(default_factory=dict)
+    space: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A validated study file. ``base`` is resolved; ``space`` keeps the file's key order."""
+
+    name: str
+    path: Path
+    text: str
+    n_trials: int
+    seeds: tuple[int, ...]
+    objectives: tuple[str, ...]
+    sampler: str
+    sampler_seed: int | None
+    baseline: bool
+    base: RunConfig
+    space: dict[str, Dist]
+    description: str = ""
+
+    @property
+    def directions(self) -> list[str]:
+        return ["minimize"] * len(self.objectives)
+
+    def engines(self) -> tuple[str, ...]:
+        """The engines trials may use (the space's choices, else the base's)."""
+        d = self.space.get("engine")
+        return tuple(d.choices) if d is not None else (self.base.engine,)
+
+
+def load_study_config(path: str | Path, registry: Any) -> StudyConfig:
+    """Read and validate a study file; every problem is one ``ConfigError`` line."""
+    p = Path(path)
+    data = read_toml(p)
+    src = str(p)
+    try:
+        raw = _StudyFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, _StudyFile, src)) from None
+    if list(raw.objectives) not in (["val_loss"], ["val_loss", "remaining_fraction"]):
+        raise ConfigError(
+            f'{src}: objectives: allowed: ["val_loss"] or ["val_loss", "remaining_fraction"]'
+        )
+    if len(set(raw.seeds)) != len(raw.seeds) or any(s < 0 for s in raw.seeds):
+        raise ConfigError(f"{src}: seeds: expected distinct non-negative integers")
+    if "seed" in raw.base:
+        raise ConfigError(f"{src}: base.seed: not allowed; the study's seeds = [...] set it")
+    base = RunConfig().with_updates(flatten(raw.base), registry, source=f"{src} [base]")
+    space = {
+        key: _parse_dist(src, key, spec, base, registry, raw.sampler)
+        for key, spec in raw.space.items()
+    }
+    cfg = StudyConfig(
+        name=raw.name,
+        path=p,
+        text=p.read_text(encoding="utf-8"),
+        n_trials=raw.n_trials,
+        seeds=tuple(raw.seeds),
+        objectives=tuple(raw.objectives),
+        sampler=raw.sampler,
+        sampler_seed=raw.sampler_seed,
+        baseline=raw.baseline,
+        base=base,
+        space=space,
+        description=raw.description,
+    )
+    if cfg.sampler == "grid" and len(grid_designs(cfg, registry)) > _GRID_MAX:
+        raise ConfigError(f"{src}: space: the grid has more than {_GRID_MAX} combinations")
+    return cfg
+
+
+def _parse_dist(
+    src: str, key: str, spec: dict[str, Any], base: RunConfig, registry: Any, sampler: str
+) -> Dist:
+    where = f"{src}: space.{key}"
+    if key == "seed" or key.startswith(("pruning.operator_params", "pruning.schedule_params")):
+        raise ConfigError(
+            f"{where}: not allowed in a space; seeds are replicates, and declared operator "
+            "and schedule parameters are sampled automatically"
+        )
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", key):
+        raise ConfigError(f"{where}: expected a dotted RunConfig key such as pruning.amount")
+    unknown = set(spec) - {"choices", "low", "high", "log", "step"}
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown field {sorted(unknown)[0]!r}; allowed: choices, low, high, log, step"
+        )
+    if "choices" in spec:
+        if set(spec) != {"choices"}:
+            raise ConfigError(f"{where}: give either choices or low/high, not both")
+        choices = spec["choices"]
+        if choices == "all" and key in ("pruning.operator", "pruning.schedule"):
+            kind = key.split(".")[1]
+            choices = [n for n in registry.names(kind) if n != "none"]
+        if not isinstance(choices, list) or not choices:
+            raise ConfigError(f"{where}.choices: expected a non-empty list")
+        if any(not isinstance(c, (str, int, float, bool)) for c in choices):
+            raise ConfigError(f"{where}.choices: values must be strings, numbers or booleans")
+        if len(set(map(repr, choices))) != len(choices):
+            raise ConfigError(f"{where}.choices: values must be distinct")
+        for c in choices:
+            base.with_updates(with_owned_params(key, c, base), registry, source=f"{src} [space]")
+        return Dist("categorical", tuple(choices))
+    if "low" not in spec or "high" not in spec:
+        raise ConfigError(f"{where}: expected {{ choices = [...] }} or {{ low = ..., high = ... }}")
+    low, high = spec["low"], spec["high"]
+    log, step = spec.get("log", False), spec.get("step")
+    numeric = (int, float)
+    if any(isinstance(v, bool) or not isinstance(v, numeric) for v in (low, high)):
+        raise ConfigError(f"{where}: low and high must be numbers")
+    if not isinstance(log, bool):
+        raise ConfigError(f"{where}.log: expected true or false")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, numeric) or step <= 0):
+        raise ConfigError(f"{where}.step: expected a positive number")
+    if low > high or (log and low <= 0):
+        raise ConfigError(f"{where}: need low <= high (and low > 0 with log = true)")
+    if log and step is not None:
+        raise ConfigError(f"{where}: step and log cannot be combined")
+    is_int = (
+        isinstance(low, int) and isinstance(high, int) and (step is None or isinstance(step, int))
+    )
+    if sampler == "grid" and not is_int:
+        raise ConfigError(
+            f"{where}: the grid sampler needs a finite space; use choices = [...] "
+            "(or integer low/high) instead of a float range"
+        )
+    for v in (low, high):
+        base.with_updates({key: v}, registry, source=f"{src} [space]")
+    return Dist("int" if is_int else "float", low=low, high=high, log=log, step=step)
+
+
+_OWNED = {
+    "data.name": "data.params",
+    "pruning.operator": "pruning.operator_params",
+    "pruning.schedule": "pruning.schedule_params",
+}
+
+
+def with_owned_params(key: str, value: Any, base: RunConfig) -> dict[str, Any]:
+    """``{key: value}``, plus emptied parameters when a named component changes (a dataset's,
+    operator's or schedule's parameters belong to the one the base configuration names)."""
+    out = {key: value}
+    owned = _OWNED.get(key)
+    if owned is not None and value != _get(base, key):
+        out[owned] = {}
+    return out
+
+
+def _get(cfg: RunConfig, key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def _ordered(space: dict[str, Dist]) -> list[str]:
+    return [k for k in _LEAD if k in space] + [k for k in space if k not in _LEAD]
+
+
+def sample_updates(
+    choose: Chooser, study: StudyConfig, registry: Any, baseline: bool = False
+) -> dict[str, Any]:
+    """One trial's dotted ``RunConfig`` updates, following the space's conditions."""
+    base, space = study.base, study.space
+    finite = study.sampler == "grid"
+    updates: dict[str, Any] = {}
+    for key in _ordered(space):
+        if key.startswith("pruning.") and baseline:
+            continue
+        engine = updates.get("engine", base.engine)
+        if key.startswith("coevolution.") and engine != "coevolution":
+            continue
+        if key == "pruning.amount":
+            op_name = updates.get("pruning.operator", base.pruning.operator)
+            if not registry.operator(op_name).obj.uses_amount:
+                continue
+        updates.update(with_owned_params(key, choose(key, space[key]), base))
+    if baseline:
+        updates["pruning.operator"] = "none"
+        return updates
+    for kind in ("operator", "schedule"):
+        name = updates.get(f"pruning.{kind}", getattr(base.pruning, kind))
+        declared = registry.get(kind, name).obj.parameters
+        given = dict(getattr(base.pruning, f"{kind}_params"))
+        if name != getattr(base.pruning, kind):
+            given = {}
+        for p in declared:
+            if not p.tunable or p.kind == "str" or (finite and p.kind in ("int", "float")):
+                continue
+            given[p.name] = choose(f"{kind}.{name}.{p.name}", Dist.from_param(p))
+        updates[f"pruning.{kind}_params"] = given
+    return updates
+
+
+def grid_designs(study: StudyConfig, registry: Any) -> list[dict[str, Any]]:
+    """Every combination of a finite space, as Optuna parameter dicts (a full factorial)."""
+    designs: list[dict[str, Any]] = []
+    pending: list[list[int]] = [[]]
+    while pending:
+        prefix = pending.pop()
+        path: list[int] = []
+        params: dict[str, Any] = {}
+
+        def choose(
+            name: str,
+            dist: Dist,
+            prefix: list[int] = prefix,
+            path: list[int] = path,
+            params: dict[str, Any] = params,
+        ) -> Any:
+            values = dist.grid_values()
+            i = len(path)
+            pick = prefix[i] if i < len(prefix) else 0
+            if i >= len(prefix):
+                pending.extend(path + [alt] for alt in range(len(values) - 1, 0, -1))
+            path.append(pick)
+            params[name] = values[pick]
+            return values[pick]
+
+        sample_updates(choose, study, registry)
+        designs.append(params)
+        if len(designs) > _GRID_MAX:
+            break
+    return designs

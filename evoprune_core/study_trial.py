@@ -1,0 +1,146 @@
+"""One trial of a study: sample its configuration, run every seed, track it, tell Optuna."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .errors import TrialFailed
+from .study_config import Dist, StudyConfig, sample_updates
+
+__all__ = ["run_trial"]
+
+_FINAL = (
+    "val_loss",
+    "test_loss",
+    "train_loss",
+    "remaining_fraction",
+    "encoder_remaining_fraction",
+    "decoder_remaining_fraction",
+    "seconds",
+)
+
+
+def _suggest(trial: Any, name: str, d: Dist) -> Any:
+    if d.kind == "categorical":
+        return trial.suggest_categorical(name, list(d.choices))
+    if d.kind == "int":
+        return trial.suggest_int(name, int(d.low), int(d.high), step=int(d.step or 1), log=d.log)
+    return trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
+
+
+class _Observer:
+    def __init__(self, run: Any, prefix: str) -> None:
+        self.run, self.prefix = run, prefix
+
+    def generation(self, t: int, record: dict[str, float]) -> None:
+        self.run.generation(t, record, self.prefix)
+
+
+def _combination(cfg: Any, registry: Any, baseline: bool) -> dict[str, Any]:
+    uses_amount = registry.operator(cfg.pruning.operator).obj.uses_amount
+    coev = cfg.engine == "coevolution"
+    return {
+        "engine": cfg.engine,
+        "operator": cfg.pruning.operator,
+        "schedule": "-" if baseline else cfg.pruning.schedule,
+        "probability": None if baseline else cfg.pruning.probability,
+        "amount": cfg.pruning.amount if uses_amount and not baseline else None,
+        "population": f"{cfg.coevolution.cells} cells r{cfg.coevolution.radius}" if coev else "1",
+    }
+
+
+def run_trial(
+    cfg: StudyConfig, registry: Any, study: Any, trial: Any, tracker: Any, ids: tuple[str, str]
+) -> bool:
+    """Sample, run every seed, track in MLflow, tell Optuna. A raising trial fails alone."""
+    from optuna.trial import TrialState
+
+    from .data import build_dataset
+    from .engines import run as run_engine
+
+    baseline = bool(trial.user_attrs.get("evoprune.baseline", False))
+    run = None
+    tags = {"baseline": str(baseline).lower()}
+    try:
+        updates = sample_updates(lambda n, d: _suggest(trial, n, d), cfg, registry, baseline)
+        rc = cfg.base.with_updates(
+            {**updates, "seed": cfg.seeds[0]}, registry, source=f"trial {trial.number}"
+        )
+        op = registry.operator(rc.pruning.operator)
+        combo = _combination(rc, registry, baseline)
+        tags.update(
+            engine=rc.engine,
+            operator=rc.pruning.operator,
+            schedule=rc.pruning.schedule,
+            operator_distribution=op.distribution,
+            operator_version=op.version,
+        )
+        run = tracker.start_trial(ids[0], ids[1], cfg.name, trial.number, tags)
+        trial.set_user_attr("evoprune.mlflow_run_id", run.run_id)
+        trial.set_user_attr("evoprune.combination", combo)
+        run.log_config(rc, cfg.seeds, trial.number)
+        summaries, results, best = [], [], None
+        for seed in cfg.seeds:
+            c = rc if seed == cfg.seeds[0] else rc.with_updates({"seed": seed}, registry)
+            data = build_dataset(
+                registry.dataset(c.data.name).obj, dict(c.data.params), c.data_seed
+            )
+            prefix = "" if len(cfg.seeds) == 1 else f"seed{seed}."
+            result = run_engine(c, registry, _Observer(run, prefix), data)
+            summary = result.summary()
+            bad = [k for k in _FINAL if not math.isfinite(float(summary[k]))]
+            if bad:
+                raise TrialFailed(f"{bad[0]} is {summary[bad[0]]} (seed {seed})")
+            summaries.append(summary)
+            results.append({"seed": seed, **{k: float(summary[k]) for k in _FINAL}})
+            if best is None or result.val_loss < best[0].val_loss:
+                best = (result, data)
+        if len(cfg.seeds) > 1:
+            _log_mean_curves(run, summaries)
+        means = {k: sum(r[k] for r in results) / len(results) for k in _FINAL}
+        final = dict(means)
+        if len(cfg.seeds) > 1:
+            from .report import mean_std
+
+            final.update({f"{k}_std": mean_std([r[k] for r in results])[1] for k in _FINAL})
+            final.update({f"seed{r['seed']}.{k}": r[k] for r in results for k in _FINAL})
+        run.final(final, step=rc.generations)
+        assert best is not None
+        res, data = best
+        run.artifacts(
+            rc,
+            cfg.seeds,
+            summaries,
+            res.population.compact(res.best),
+            res.population.take([res.best]),
+            data.val[:4].numpy(),
+        )
+        trial.set_user_attr("evoprune.results", results)
+        run.succeed()
+        values = [means[k] for k in cfg.objectives]
+        study.tell(trial, values)
+        return True
+    except KeyboardInterrupt as exc:
+        if run is not None:
+            run.fail(exc, "KILLED")
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    except Exception as exc:  # noqa: BLE001 - a trial that raises fails alone
+        if run is None:
+            run = tracker.start_trial(ids[0], ids[1], cfg.name, trial.number, tags)
+            trial.set_user_attr("evoprune.mlflow_run_id", run.run_id)
+        trial.set_user_attr("evoprune.error", f"{type(exc).__name__}: {exc}"[:2000])
+        run.fail(exc)
+        study.tell(trial, state=TrialState.FAIL)
+        return False
+
+
+def _log_mean_curves(run: Any, summaries: list[dict[str, Any]]) -> None:
+    """With replicates, the mean over seeds of every per-generation value, under plain keys."""
+    hists = [s["history"] for s in summaries]
+    for t in range(min(len(h) for h in hists)):
+        keys = [k for k, v in hists[0][t].items() if isinstance(v, (int, float))]
+        keys = [k for k in keys if all(k in h[t] for h in hists)]
+        run.generation(t, {k: sum(h[t][k] for h in hists) / len(hists) for k in keys})
+    run.flush()

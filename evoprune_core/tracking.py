@@ -1,0 +1,291 @@
+"""MLflow tracking of studies: one experiment and one parent run per study, a child run per trial.
+
+Everything goes through an ``MlflowClient`` bound to one tracking URI (a local sqlite store or
+an ``mlflow server``), never through MLflow's process-global active run, so any process on any
+machine can add a child run to a study's parent run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tempfile
+import time
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+from .config import RunConfig, flatten
+from .version import __version__
+
+__all__ = ["Tracker", "TrialRun", "default_tracking_uri", "param_value"]
+
+ROLE = "evoprune.role"
+_KIND = "mlflow.experimentKind"  # the UI opens such experiments on their runs, not GenAI views
+_FLUSH_SECONDS = 2.0
+
+
+def default_tracking_uri(store: Path) -> str:
+    """``sqlite:///<abs store>/mlflow.db``."""
+    return f"sqlite:///{(store / 'mlflow.db').resolve()}"
+
+
+def param_value(value: Any) -> str:
+    """How a configuration value is written as an MLflow param (and compared in tests)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _retry(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call an MLflow write, retrying briefly when a shared sqlite store is locked."""
+    for attempt in range(6):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - only 'locked' is retried
+            if "locked" not in str(exc).lower() or attempt == 5:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    return None
+
+
+class Tracker:
+    """The MLflow side of a study: experiment, parent run, trial runs, study artifacts."""
+
+    def __init__(self, tracking_uri: str, artifact_root: Path | None = None) -> None:
+        self.tracking_uri = tracking_uri
+        self.artifact_root = artifact_root
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+
+    def experiment(self, name: str) -> str:
+        """The experiment named ``name`` (created with artifacts under ``artifact_root``)."""
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            if exp.lifecycle_stage == "deleted":
+                self.client.restore_experiment(exp.experiment_id)
+            return str(exp.experiment_id)
+        location = None
+        if self.artifact_root is not None:
+            location = (self.artifact_root / name).resolve().as_uri()
+        try:
+            return str(
+                self.client.create_experiment(
+                    name, artifact_location=location, tags={_KIND: "custom_model_development"}
+                )
+            )
+        except Exception:  # another worker created it first
+            exp = self.client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            return str(exp.experiment_id)
+
+    def parent_run(self, experiment_id: str, study: str, params: dict[str, Any]) -> str:
+        """The study's run: found again by its tags, else created."""
+        found = self.client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{ROLE}` = 'study' and tags.study = '{study}'",
+            max_results=1,
+            order_by=["attributes.start_time ASC"],
+        )
+        if found:
+            run_id = found[0].info.run_id
+            _retry(self.client.update_run, run_id, status="RUNNING")
+            return run_id
+        run = self.client.create_run(
+            experiment_id,
+            run_name=study,
+            tags={ROLE: "study", "study": study, "evoprune_version": __version__},
+        )
+        _retry(
+            self.client.log_batch,
+            run.info.run_id,
+            params=[Param(k, param_value(v)[:6000]) for k, v in params.items()],
+        )
+        return run.info.run_id
+
+    def start_trial(
+        self,
+        experiment_id: str,
+        parent_run_id: str,
+        study: str,
+        number: int,
+        tags: dict[str, str],
+    ) -> TrialRun:
+        run = _retry(
+            self.client.create_run,
+            experiment_id,
+            run_name=f"trial-{number:04d}",
+            tags={
+                MLFLOW_PARENT_RUN_ID: parent_run_id,
+                ROLE: "trial",
+                "study": study,
+                "trial_number": str(number),
+                "evoprune_version": __version__,
+                **tags,
+            },
+        )
+        return TrialRun(self, run.info.run_id)
+
+    def close_run(self, run_id: str, status: str, error: str | None = None) -> None:
+        """End a run (e.g. one whose worker died); a run already ended is left alone."""
+        run = self.client.get_run(run_id)
+        if run.info.status != "RUNNING":
+            return
+        if error is not None:
+            _retry(self.client.set_tag, run_id, "error", error[:5000])
+        _retry(self.client.set_terminated, run_id, status)
+
+    def finish_parent(self, run_id: str, status: str = "FINISHED") -> None:
+        _retry(self.client.set_terminated, run_id, status)
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(artifact_file).name
+            path.write_text(text, encoding="utf-8")
+            parent = str(Path(artifact_file).parent)
+            _retry(self.client.log_artifact, run_id, str(path), None if parent == "." else parent)
+
+
+@dataclass
+class TrialRun:
+    """One trial's child run: per-generation metrics, final metrics, artifacts."""
+
+    tracker: Tracker
+    run_id: str
+    _buffer: list[Metric] = field(default_factory=list)
+    _last_flush: float = field(default_factory=time.monotonic)
+
+    @property
+    def client(self) -> MlflowClient:
+        return self.tracker.client
+
+    def log_config(self, cfg: RunConfig, seeds: Iterable[int], number: int) -> None:
+        """Params: the resolved configuration (dotted keys), its seeds and the trial number."""
+        flat = flatten(cfg)
+        flat.pop("seed", None)
+        flat["seeds"] = ",".join(str(s) for s in seeds)
+        flat["trial_number"] = number
+        params = [Param(k, param_value(v)[:6000]) for k, v in sorted(flat.items())]
+        for i in range(0, len(params), 100):
+            _retry(self.client.log_batch, self.run_id, params=params[i : i + 100])
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        _retry(
+            self.client.log_batch,
+            self.run_id,
+            tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()],
+        )
+
+    def generation(self, step: int, record: dict[str, float], prefix: str = "") -> None:
+        """Buffer one generation's numeric record; flush every couple of seconds."""
+        now = int(time.time() * 1000)
+        for key, value in record.items():
+            if key == "generation" or isinstance(value, bool):
+                continue
+            if isinstance(value, (int, float)):
+                self._buffer.append(Metric(prefix + key, float(value), now, step))
+        if time.monotonic() - self._last_flush > _FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        for i in range(0, len(self._buffer), 1000):
+            _retry(self.client.log_batch, self.run_id, metrics=self._buffer[i : i + 1000])
+        self._buffer.clear()
+        self._last_flush = time.monotonic()
+
+    def final(self, metrics: dict[str, float], step: int) -> None:
+        now = int(time.time() * 1000)
+        self._buffer.extend(Metric(k, float(v), now, step) for k, v in metrics.items())
+        self.flush()
+
+    def artifacts(
+        self,
+        cfg: RunConfig,
+        seeds: Iterable[int],
+        summaries: list[dict[str, Any]],
+        model: Any,
+        population: Any,
+        input_example: Any,
+    ) -> None:
+        """Resolved config, history CSV, plots, the compact model and the masks."""
+        from .study_plots import layer_sparsity_figure, training_figure
+
+        with tempfile.TemporaryDirectory() as tmp:
+            d = Path(tmp)
+            config = cfg.model_dump(mode="json")
+            config.pop("seed", None)
+            config["seeds"] = list(seeds)
+            (d / "config.json").write_text(json.dumps(config, indent=2) + "\n", "utf-8")
+            (d / "history.csv").write_text(history_csv(summaries), "utf-8")
+            training_figure(summaries).savefig(d / "training.png", dpi=72)
+            layer_sparsity_figure(summaries).savefig(d / "layer_sparsity.png", dpi=72)
+            for name in ("config.json", "history.csv"):
+                _retry(self.client.log_artifact, self.run_id, str(d / name))
+            for name in ("training.png", "layer_sparsity.png"):
+                _retry(self.client.log_artifact, self.run_id, str(d / name), "plots")
+            (d / "masks").mkdir()
+            population.save(d / "masks" / "population.pt")
+            _retry(self.client.log_artifacts, self.run_id, str(d / "masks"), "masks")
+            _save_model(model, d / "model", input_example)
+            _retry(self.client.log_artifacts, self.run_id, str(d / "model"), "model")
+
+    def succeed(self) -> None:
+        self.flush()
+        _retry(self.client.set_terminated, self.run_id, "FINISHED")
+
+    def fail(self, exc: BaseException, status: str = "FAILED") -> None:
+        """End the run as ``status`` with the error in the ``error`` tag (traceback attached)."""
+        try:
+            self.flush()
+        except Exception:  # noqa: BLE001 - the failure itself matters more
+            self._buffer.clear()
+        _retry(self.client.set_tag, self.run_id, "error", f"{type(exc).__name__}: {exc}"[:5000])
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        try:
+            self.tracker.log_text(self.run_id, text, "error.txt")
+        finally:
+            _retry(self.client.set_terminated, self.run_id, status)
+
+
+def history_csv(summaries: list[dict[str, Any]]) -> str:
+    """Per-generation records of every seed as CSV (a ``seed`` column first)."""
+    keys: list[str] = []
+    for s in summaries:
+        for rec in s["history"]:
+            keys.extend(k for k in rec if k not in keys)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, ["seed", *keys], lineterminator="\n")
+    writer.writeheader()
+    for s in summaries:
+        for rec in s["history"]:
+            writer.writerow({"seed": s["seed"], **rec})
+    return buf.getvalue()
+
+
+def _save_model(model: Any, path: Path, input_example: Any) -> None:
+    """The compact model in MLflow's pytorch format (signature from the input example).
+
+    ``save_model`` + ``log_artifacts`` rather than ``log_model``: the latter logs to the
+    process-global active run and tracking URI.
+    """
+    import warnings
+
+    import mlflow
+    import mlflow.pytorch
+    import torch
+
+    reqs = [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlflow.pytorch.save_model(
+            model.eval(), str(path), input_example=input_example, pip_requirements=reqs
+        )

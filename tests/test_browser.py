@@ -1,0 +1,103 @@
+"""The study in a real browser: the MLflow UI shows the trials as child runs with their params.
+
+Needs /usr/bin/chromium (Debian's ``chromium`` package) and Playwright's Python package; the
+browser is driven headless with no network access beyond the loopback MLflow server.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import mlflow
+import pytest
+from conftest import Project, start_mlflow_server, stop_server
+
+from evoprune_core.cli import main
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (apt-get install -y chromium)"
+)
+
+
+def test_trials_are_child_runs_of_the_study_run_in_the_mlflow_ui(
+    stored_project: Project, free_port: Callable[[], int]
+) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    project = stored_project
+    path = project.study_file(name="browser", n_trials=2)
+    assert main(project.args(path)) == 0
+    mlflow.set_tracking_uri(project.tracking_uri)
+    runs = mlflow.search_runs(experiment_names=["browser"], output_format="list")
+    parent = next(r for r in runs if r.data.tags["evoprune.role"] == "study")
+    child = next(
+        r
+        for r in runs
+        if r.data.tags["evoprune.role"] == "trial" and r.data.tags["trial_number"] == "1"
+    )
+    exp = parent.info.experiment_id
+
+    port = free_port()
+    server = start_mlflow_server(
+        project.store / "mlflow.db", project.store / "artifacts", port, project.root / "ui.log"
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            # the experiment's runs table lists the study run; expanding it shows the trials
+            page.goto(
+                f"{base}/#/experiments/{exp}/runs?workflowType=machine_learning",
+                wait_until="domcontentloaded",
+            )
+            page.get_by_text("3 matching runs").wait_for(timeout=90_000)
+            expander = page.locator(".ag-row", has_text="browser").locator(
+                "button[data-component-id*='runnamecellrenderer']"
+            )
+            expander.first.wait_for(timeout=30_000)
+            assert page.get_by_text("trial-0001").count() == 0  # nested under the study run
+            expander.first.click()
+            page.get_by_text("trial-0000").first.wait_for(timeout=30_000)
+            page.get_by_text("trial-0001").first.wait_for(timeout=30_000)
+            # a trial's page names the study run as its parent and lists its params
+            page.goto(
+                f"{base}/#/experiments/{exp}/runs/{child.info.run_id}",
+                wait_until="domcontentloaded",
+            )
+            page.get_by_text("Parent run", exact=True).wait_for(timeout=60_000)
+            page.get_by_text("Parameters (", exact=False).first.wait_for(timeout=30_000)
+            deadline = time.monotonic() + 30
+            text = ""
+            while time.monotonic() < deadline and not re.search(r"Parent run\s+browser\s", text):
+                page.wait_for_timeout(500)
+                text = page.locator("body").inner_text()
+            assert re.search(r"Parent run\s+browser\s", text), text[:3000]
+            for key in ("pruning.operator", "pruning.schedule", "trial_number", "generations"):
+                assert f"\n{key}\n{child.data.params[key]}\n" in text, key
+            browser.close()
+    finally:
+        stop_server(server)
+
+
+def test_chromium_binary_runs() -> None:
+    out = subprocess.run(
+        [str(CHROMIUM), "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0 and "Chromium" in out.stdout, out.stderr
+    assert shutil.which(sys.executable)
