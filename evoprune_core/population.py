@@ -370,13 +370,6 @@ class Population:
                 [ps[c]], [grads[c]], [ms[c]], [vs[c]], [], [ss[c]], lr=lr_list[c], **kw
             )
 
-    def put(self, members: Tensor | list[int], other: Population) -> None:
-        """Overwrite ``members`` with the (same-sized) population ``other``, state included."""
-        idx = torch.as_tensor(members, dtype=torch.long)
-        for k in self.BUFFERS:
-            self.buffers[k].index_copy_(0, idx, other.buffers[k])
-        self.steps.index_copy_(0, idx, other.steps)
-
     def prune(self, keep: Tensor, members: Tensor | list[int] | None = None) -> None:
         """Intersect the masks of ``members`` (all by default) with ``keep`` (``(k, P)``, 0/1).
 

@@ -127,9 +127,9 @@ def cpu_numerics() -> Iterator[None]:
 
     Adam's tiny second moments are otherwise denormal and make updates many times slower.
     The flush-to-zero mode is a per-thread CPU flag, so PyTorch's intra-op worker threads
-    (created earlier, without it) would still crawl: engines keep ops on one thread and get
-    parallelism by training groups of members side by side (``Trainer.epoch(workers=...)``),
-    each worker thread setting the flag itself.
+    (created earlier, without it) would still crawl - measured: 15 s instead of 0.22 s for an
+    N=10 epoch. Ops on one thread lose little here: the batched step is bound by memory
+    bandwidth (splitting the members over two threads measured no faster).
     """
     threads = torch.get_num_threads()
     torch.set_flush_denormal(True)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -15,17 +12,6 @@ from ..population import Population, Stack
 __all__ = ["LOSSES", "Trainer", "loss_value"]
 
 LOSSES = ("l1", "mse", "bce")
-
-
-@contextlib.contextmanager
-def single_threaded_ops() -> Iterator[None]:
-    """One intra-op thread while worker threads run side by side (no oversubscription)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def loss_value(logits: Tensor, x: Tensor, loss: str) -> Tensor:
@@ -90,31 +76,10 @@ class Trainer:
         batch_size: int,
         lrs: list[float],
         generator: torch.Generator,
-        workers: int = 1,
     ) -> None:
-        """One pass over ``data`` in a fresh shuffled order, minibatches shared by all pairs.
-
-        With ``workers > 1`` the members are split into that many groups trained side by side
-        in threads, each with one intra-op thread: the members are independent and see the
-        same minibatches, so the result does not depend on the split.
-        """
+        """One pass over ``data`` in a fresh shuffled order, minibatches shared by all pairs."""
         order = torch.randperm(data.shape[0], generator=generator)
-        rows = data.index_select(0, order)
-        workers = min(workers, pop.n)
-        if workers <= 1:
-            self._pass(pop, rows, batch_size, lrs)
-            return
-        groups = [g.tolist() for g in torch.arange(pop.n).tensor_split(workers)]
-        parts = [pop.take(g) for g in groups]
-
-        def train(k: int) -> None:
-            torch.set_flush_denormal(True)  # per thread
-            self._pass(parts[k], rows, batch_size, [lrs[i] for i in groups[k]])
-
-        with single_threaded_ops(), ThreadPoolExecutor(workers) as pool:
-            list(pool.map(train, range(workers)))
-        for g, part in zip(groups, parts):
-            pop.put(g, part)
+        self._pass(pop, data.index_select(0, order), batch_size, lrs)
 
     def _pass(self, pop: Population, rows: Tensor, batch_size: int, lrs: list[float]) -> None:
         grad = torch.empty_like(pop.params)
