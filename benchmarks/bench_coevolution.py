@@ -5,7 +5,10 @@ no pruning, our training defaults. ``seconds_per_generation`` is the mean over t
 ``gflops`` counts forward + backward of every cell's training epoch (2 x 3 x weights x rows)
 over that time; ``matmul_gflops`` is a dense float32 matmul measured in the same process.
 
-    python benchmarks/bench_coevolution.py [--generations 400] [--seed 1] [--threads 0]
+    python benchmarks/bench_coevolution.py [--generations 400] [--seed 1]
+
+The engine runs its tensor ops on one thread (see ``engines.common.cpu_numerics``); the
+matmul figure uses torch's default thread count, i.e. both cores.
 """
 
 from __future__ import annotations
@@ -36,10 +39,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generations", type=int, default=400)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=0, help="intra-op threads; 0 = torch's")
     args = parser.parse_args()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
     registry = Registry.load()
     cfg = load_run_config(
         None,
@@ -76,7 +76,8 @@ def main() -> None:
                 "test_loss": round(result.test_loss, 5),
                 "val_loss": round(result.val_loss, 5),
                 "train_rows_per_generation": rows,
-                "threads": torch.get_num_threads(),
+                "engine_threads": 1,
+                "matmul_threads": torch.get_num_threads(),
             }
         )
     )

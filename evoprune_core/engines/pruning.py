@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..operators import LayerMask, LayerView, Operator, PruneContext
+from ..operators import LayerMask, LayerView, NoPruning, Operator, PruneContext
 from ..population import Population
 from .training import Trainer
 
@@ -139,6 +139,9 @@ def apply_operator(
     """Run ``operator`` on ``members`` and intersect their masks with its result."""
     if not members:
         return PruneOutcome(0, 0)
+    if isinstance(operator, NoPruning):  # the baseline: no context to build
+        alive = int(pop.masks.index_select(0, torch.as_tensor(members)).sum().item())
+        return PruneOutcome(alive, alive)
     ctx = build_context(pop, members, operator, amount, rows, labels, rng, loss, batches)
     keep = masks_to_flat(pop, ctx, operator.prune(ctx))
     idx = torch.as_tensor(members, dtype=torch.long)
