@@ -50,10 +50,11 @@ def cmd_study(args: argparse.Namespace) -> int:
         return 0
     outcome = run_study(cfg, store, registry, args.n_trials, args.workers, args.quiet)
     print(outcome.report)
+    here = str(Path.cwd()) + "/"  # show paths below the working directory relative to it
     print(
         f"\n{outcome.complete}/{outcome.target} trials complete"
         + (f", {outcome.failed} failed" if outcome.failed else "")
-        + f"; Optuna storage: {store.storage}; MLflow: {store.tracking_uri}"
+        + f"; Optuna storage: {store.storage}; MLflow: {store.tracking_uri}".replace(here, "")
     )
     if store.tracking_uri.startswith("sqlite:///"):
         ui = "evoprune ui" + ("" if args.store == "mlruns" else f" --store {args.store}")
