@@ -11,6 +11,7 @@ from torch import nn
 from evoprune_core.config import load_run_config
 from evoprune_core.engines import run
 from evoprune_core.engines.coevolution import (
+    centre_positions,
     draw_candidates,
     neighbourhoods,
     select,
@@ -124,6 +125,20 @@ def test_select_fitness_and_pairing() -> None:
     assert (sel.encoders.tolist(), sel.decoders.tolist()) == ([8], [7])  # 0.2 and 0.2
     same = select(losses, nbr, 3, "same_index", gen)  # own pairings .9/.6/.95 -> index 1
     assert (same.encoders.tolist(), same.decoders.tolist()) == ([8], [8])
+
+
+def test_select_never_picks_a_diverged_pairing() -> None:
+    losses = torch.tensor([[[float("nan"), 0.8], [0.6, 0.5]]])
+    sel = select(losses, torch.tensor([[4, 5]]), 2, "independent", torch.Generator())
+    assert (sel.encoders.tolist(), sel.decoders.tolist()) == ([5], [5])
+
+
+def test_centre_positions_on_a_ring_and_in_all_vs_all() -> None:
+    ring = neighbourhoods(5, 1)
+    assert centre_positions(ring, torch.arange(5)).tolist() == [0] * 5
+    everyone = torch.arange(4).expand(4, -1)
+    assert centre_positions(everyone, torch.arange(4)).tolist() == [0, 1, 2, 3]
+    assert centre_positions(ring[[3]], torch.tensor([3])).tolist() == [0]
 
 
 # -- batched training against plain torch ---------------------------------------------------

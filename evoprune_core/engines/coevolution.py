@@ -50,6 +50,7 @@ from .pruning import apply_operator
 from .training import Trainer
 
 __all__ = [
+    "centre_positions",
     "draw_candidates",
     "neighbourhoods",
     "run_coevolution",
@@ -96,6 +97,11 @@ def sub_losses(pop: Population, x: Tensor, nbr: Tensor) -> Tensor:
     return torch.stack([pop.pair_l1(x, row, row) for row in nbr])
 
 
+def centre_positions(nbr: Tensor, cells: Tensor) -> Tensor:
+    """Column of each cell in its own sub-population row (0 on a ring, i in all_vs_all)."""
+    return (nbr == cells.unsqueeze(1)).int().argmax(1)
+
+
 def draw_candidates(cells: int, k: int, size: int, gen: torch.Generator) -> Tensor:
     """Tournament entrants ``(N, s)``: ``s = min(size, k)`` distinct indices of ``k`` per cell."""
     return torch.rand(cells, k, generator=gen).argsort(1)[:, : min(size, k)]
@@ -119,6 +125,7 @@ class Selection:
 def select(losses: Tensor, nbr: Tensor, size: int, pairing: str, gen: torch.Generator) -> Selection:
     """Tournament selection of one encoder and one decoder per cell from ``losses`` (N, k, k)."""
     n, k, _ = losses.shape
+    losses = losses.nan_to_num(nan=float("inf"))  # a diverged pairing never wins
     enc_fit = losses.amin(2)  # encoder a: best over the decoders
     dec_fit = losses.amin(1)  # decoder b: best over the encoders
     if pairing == "same_index":
@@ -195,7 +202,8 @@ class _Generation:
         if replacement is None:
             replacement = sel.l1(xe)
         if co.replacement == "elitist":
-            old = losses[:, 0, 0]  # the centre's own pairing on the same batch
+            pos = centre_positions(nbr, cells)  # where each cell sits in its sub-population
+            old = losses[torch.arange(len(cells)), pos, pos]  # its own pairing, same batch
             keep_old = old < replacement
             if bool(keep_old.any()):
                 rows = keep_old.nonzero().squeeze(1)
@@ -251,7 +259,7 @@ def run_coevolution(
                 order = torch.randperm(co.cells, generator=streams.select)
                 outs = [step(pop, order[j : j + 1], lrs, xe, t) for j in range(co.cells)]
             val = pop.l1(data.val)
-            best = int(val.argmin())
+            best = int(val.nan_to_num(nan=float("inf")).argmin())
             fr = pop.remaining_fractions()
             record = {
                 "generation": t,
@@ -273,13 +281,11 @@ def run_coevolution(
                 "lr": float(lrs.median()),
                 "seconds": time.perf_counter() - start,
             }
-            check_finite(record["val_loss_median"], "validation loss", t)
+            check_finite(record["val_loss"], "validation loss of every cell", t)
             history.append(record)
             if observer is not None:
                 observer.generation(t, record)
-        val = pop.l1(data.val)
-        best = int(val.argmin())
-        final = pop.take([best])
+        final = pop.take([best])  # best and val: the last generation's
         train_loss = float(final.l1(data.train)[0])
         test_loss = float(final.l1(data.test)[0])
     return RunResult(
