@@ -394,7 +394,7 @@ class Population:
         return torch.sigmoid(self.decoders.forward(z))
 
     @torch.no_grad()
-    def l1(self, x: Tensor, chunk: int = 128) -> Tensor:
+    def l1(self, x: Tensor, chunk: int = 32) -> Tensor:
         """Mean absolute reconstruction error of every pair on ``x``: ``(N,)``.
 
         Chunks of ``chunk`` rows with in-place element-wise work keep the ``(N, chunk, D)``
