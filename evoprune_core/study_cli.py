@@ -59,11 +59,10 @@ def cmd_study(args: argparse.Namespace) -> int:
     if store.tracking_uri.startswith("sqlite:///"):
         ui = "evoprune ui" + ("" if args.store == "mlruns" else f" --store {args.store}")
         print(
-            f"Open the MLflow UI: {ui}  -> http://127.0.0.1:5000/#/experiments/"
-            f"{outcome.experiment_id}/runs/{outcome.parent_run_id}"
+            f"Open the MLflow UI: {ui}  -> http://127.0.0.1:5000" + runs_page(outcome.experiment_id)
         )
     else:
-        print(f"MLflow UI: {store.tracking_uri}/#/experiments/{outcome.experiment_id}")
+        print(f"MLflow UI: {store.tracking_uri}{runs_page(outcome.experiment_id)}")
     return 0
 
 
@@ -104,6 +103,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def runs_page(experiment_id: str) -> str:
+    """The UI path of an experiment's runs table (parent study run, trials nested under it).
+
+    MLflow 3's UI opens experiments on its GenAI pages unless asked for this workflow.
+    """
+    return f"/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def _experiments(root: Path) -> list[tuple[str, str]]:
+    """(name, id) of the studies in the local store, for the addresses ``evoprune ui`` prints."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{root / 'mlflow.db'}?mode=ro", uri=True) as db:
+            rows = db.execute(
+                "SELECT name, experiment_id FROM experiments "
+                "WHERE lifecycle_stage = 'active' AND name != 'Default' ORDER BY experiment_id"
+            ).fetchall()
+    except sqlite3.Error:
+        return []
+    return [(str(name), str(exp_id)) for name, exp_id in rows]
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from .tracking import default_tracking_uri
 
@@ -119,7 +141,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "--backend-store-uri", default_tracking_uri(root),
         "--host", "127.0.0.1", "--port", str(args.port),
     ]  # fmt: skip
-    print(f"MLflow UI at http://127.0.0.1:{args.port}  (store {root}; Ctrl-C stops it)", flush=True)
+    base = f"http://127.0.0.1:{args.port}"
+    print(f"MLflow UI at {base}  (store {root}; Ctrl-C stops it)", flush=True)
+    for name, exp_id in _experiments(root):
+        print(f"  {name}: {base}{runs_page(exp_id)}", flush=True)
     sys.stderr.flush()
     os.execv(sys.executable, cmd)  # become the UI: signals reach it, nothing is left behind
     return 0  # pragma: no cover

@@ -425,6 +425,10 @@ def test_ui_serves_the_project_store_and_prints_its_address(
 ) -> None:
     import urllib.request
 
+    from mlflow import MlflowClient
+
+    db = stored_project.store / "mlflow.db"
+    exp = MlflowClient(f"sqlite:///{db}").create_experiment("demo-study")
     port = free_port()
     cmd = [sys.executable, "-m", "evoprune_core.cli", "ui", "--store", str(stored_project.store)]
     proc = subprocess.Popen(
@@ -437,6 +441,11 @@ def test_ui_serves_the_project_store_and_prints_its_address(
         assert proc.stdout is not None
         line = proc.stdout.readline().decode()
         assert line.startswith(f"MLflow UI at http://127.0.0.1:{port}")
+        study_line = proc.stdout.readline().decode()
+        assert study_line.strip() == (
+            f"demo-study: http://127.0.0.1:{port}/#/experiments/{exp}"
+            "/runs?workflowType=machine_learning"
+        )
         deadline, status = time.monotonic() + 60, 0
         while time.monotonic() < deadline and status != 200:
             try:
