@@ -175,10 +175,6 @@ class Stack:
             h = torch.relu_(z) if layer < last else z
         return h
 
-    def activate(self, z: Tensor) -> Tensor:
-        """The last layer's activation applied to its pre-activation."""
-        return torch.relu(z) if self.final == "relu" else torch.sigmoid(z)
-
     def backward(
         self, cache: list[Tensor], grad: Tensor, out: Tensor | None, input_grad: bool = False
     ) -> Tensor | None:

@@ -44,7 +44,8 @@ def loss_grad(logits: Tensor, x: Tensor, loss: str, inplace: bool = False) -> Te
 class Trainer:
     """Trains a population pair-wise (encoder i with decoder i) with per-member Adam.
 
-    ``train_encoders``/``train_decoders`` let a variant update only one side.
+    ``half_gradients``/``epoch_with_partners`` update one side against frozen partners (the
+    coevolutionary "selected and random" variant).
     """
 
     loss: str = "bce"
