@@ -87,6 +87,7 @@ class _StudyFile(BaseModel):
     sampler: Literal["tpe", "nsga2", "random", "grid"] = "tpe"
     sampler_seed: int | None = Field(default=0, ge=0)
     baseline: bool = True
+    tune_plugin_params: bool = True
     base: dict[str, Any] = Field(default_factory=dict)
     space: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -107,6 +108,7 @@ class StudyConfig:
     base: RunConfig
     space: dict[str, Dist]
     description: str = ""
+    tune_plugin_params: bool = True
 
     @property
     def directions(self) -> list[str]:
@@ -153,6 +155,7 @@ def load_study_config(path: str | Path, registry: Any) -> StudyConfig:
         base=base,
         space=space,
         description=raw.description,
+        tune_plugin_params=raw.tune_plugin_params,
     )
     if cfg.sampler == "grid" and len(grid_designs(cfg, registry)) > _GRID_MAX:
         raise ConfigError(f"{src}: space: the grid has more than {_GRID_MAX} combinations")
@@ -275,6 +278,8 @@ def sample_updates(
         if name != getattr(base.pruning, kind):
             given = {}
         for p in declared:
+            if not study.tune_plugin_params:
+                break  # declared parameters keep the base's values or their defaults
             if not p.tunable or p.kind == "str" or (finite and p.kind in ("int", "float")):
                 continue
             given[p.name] = choose(f"{kind}.{name}.{p.name}", Dist.from_param(p))

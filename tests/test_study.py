@@ -457,3 +457,22 @@ def test_ui_serves_the_project_store_and_prints_its_address(
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # the UI and the workers it started
         proc.wait(timeout=30)
+
+
+def test_declared_params_can_stay_at_their_defaults(project: Project, registry: Registry) -> None:
+    space = (
+        '[space]\n"pruning.operator" = { choices = ["variance", "conjunctive"] }\n'
+        '"pruning.schedule" = { choices = ["fixed", "exponential"] }\n'
+    )
+    header = 'sampler = "grid"\ntune_plugin_params = false'
+    cfg = load_study_config(project.study_file(header=header, space=space), registry)
+    designs = grid_designs(cfg, registry)
+    assert len(designs) == 4  # 2 operators x 2 schedules, no operator/schedule params
+    assert all(set(d) == {"pruning.operator", "pruning.schedule"} for d in designs)
+    tuned = load_study_config(project.study_file(header='sampler = "grid"', space=space), registry)
+    # variance: direction x spread per schedule; conjunctive has only numeric params
+    assert len(grid_designs(tuned, registry)) == 2 * 4 + 2
+    for d in designs:
+        rc = cfg.base.with_updates(sample_updates(lambda n, _d, d=d: d[n], cfg, registry), registry)
+        default = registry.operator(d["pruning.operator"]).obj().params
+        assert rc.pruning.operator_params == default
