@@ -476,3 +476,15 @@ def test_declared_params_can_stay_at_their_defaults(project: Project, registry: 
         rc = cfg.base.with_updates(sample_updates(lambda n, _d, d=d: d[n], cfg, registry), registry)
         default = registry.operator(d["pruning.operator"]).obj().params
         assert rc.pruning.operator_params == default
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.toml")),
+    ids=lambda p: p.name,
+)
+def test_shipped_study_files_are_valid(path: Path, registry: Registry) -> None:
+    cfg = load_study_config(path, registry)
+    assert cfg.name and cfg.n_trials >= 1
+    if cfg.sampler == "grid":
+        assert len(grid_designs(cfg, registry)) >= 1
