@@ -297,10 +297,13 @@ class ConjunctivePruning(Operator):
     """Activation-threshold ("conjunctive", published as "lexicase") structured pruning.
 
     For each of ``cases`` calibration rows the layer's activations are min-max normalised over
-    its alive units and units below ``threshold`` are flagged. Units flagged in every case so
-    far are intersected case by case, stopping as soon as at most one unit is left; the units
-    that remain lose their whole incoming row and bias. ``amount`` does not apply. A layer keeps
-    ``min_units`` alive units (min-max over a single unit would otherwise flag and remove it).
+    its alive units and units below ``threshold`` are flagged. The units flagged in every case
+    (the intersection) lose their whole incoming row and bias: they are (nearly) dead ReLUs.
+    ``stop = "one_left"`` reproduces the published code's shortcut instead: the intersection is
+    taken case by case and stops as soon as at most one unit is left, which then goes - a live
+    unit that merely ranked low on the first cases, so every event removes a unit and a trained
+    network is emptied layer by layer. ``amount`` does not apply. A layer keeps ``min_units``
+    alive units (min-max over a single unit would otherwise flag and remove it).
     """
 
     name = "conjunctive"
@@ -317,6 +320,14 @@ class ConjunctivePruning(Operator):
             help="normalised activation below which a unit is flagged in a case",
         ),
         Param("cases", "int", 100, low=1, high=1000, help="calibration rows used as cases"),
+        Param(
+            "stop",
+            "categorical",
+            "all_cases",
+            choices=("all_cases", "one_left"),
+            help="prune units flagged in every case, or stop once at most one unit is left "
+            "(the published code)",
+        ),
         Param(
             "min_units",
             "int",
@@ -346,12 +357,11 @@ class ConjunctivePruning(Operator):
             )
             flagged = (norm < tau) & alive.unsqueeze(1)  # (n, K, units)
             running = flagged.long().cumprod(1).bool()  # intersection after each case
-            counts = running.sum(2)  # (n, K)
-            small = counts <= 1
-            stop = torch.where(
-                small.any(1), small.long().argmax(1), torch.full((ctx.n,), acts.shape[1] - 1)
-            )
-            units = running[torch.arange(ctx.n), stop]  # (n, units)
+            last = torch.full((ctx.n,), acts.shape[1] - 1)
+            if self.params["stop"] == "one_left":
+                small = running.sum(2) <= 1  # (n, K)
+                last = torch.where(small.any(1), small.long().argmax(1), last)
+            units = running[torch.arange(ctx.n), last]  # (n, units)
             # never empty a layer: keep at least `min_units` alive units, sparing the
             # selected units of highest mean normalised activation
             spare = (alive.sum(1) - units.sum(1) - self.params["min_units"]).clamp(max=0).neg()

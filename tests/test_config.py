@@ -35,6 +35,7 @@ def test_defaults_are_resolved_with_plugin_parameters(registry) -> None:
     assert cfg.pruning.operator_params == {
         "threshold": 0.1,
         "cases": 100,
+        "stop": "all_cases",
         "min_units": 1,
         "include_output": False,
     }

@@ -160,10 +160,14 @@ def test_conjunctive_stops_once_at_most_one_unit_is_left() -> None:
             ]
         ]
     )
+    op = ConjunctivePruning(threshold=0.1, cases=3, stop="one_left")
+    masks = op.prune(_ctx(_layer(torch.randn(1, 4, 2), acts)))
+    assert (~masks[0].bias[0]).tolist() == [False, True, False, False]
+    # by default only units flagged in all three cases go: here none
     masks = ConjunctivePruning(threshold=0.1, cases=3).prune(
         _ctx(_layer(torch.randn(1, 4, 2), acts))
     )
-    assert (~masks[0].bias[0]).tolist() == [False, True, False, False]
+    assert masks[0].bias[0].all()
 
 
 def test_conjunctive_never_empties_a_layer() -> None:
@@ -188,6 +192,7 @@ def test_declared_parameters_are_validated() -> None:
     assert ConjunctivePruning().params == {
         "threshold": 0.1,
         "cases": 100,
+        "stop": "all_cases",
         "min_units": 1,
         "include_output": False,
     }

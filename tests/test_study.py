@@ -277,7 +277,11 @@ def test_conditional_space_samples_only_what_applies(project: Project, registry:
         op_names = {n for n in names if n.startswith("operator.")}
         expected = {
             "random": set(),
-            "conjunctive": {"operator.conjunctive.threshold", "operator.conjunctive.cases"},
+            "conjunctive": {
+                "operator.conjunctive.threshold",
+                "operator.conjunctive.cases",
+                "operator.conjunctive.stop",
+            },
             "toy": {"operator.toy.strength", "operator.toy.mode"},
         }[op]
         assert op_names == expected
@@ -470,8 +474,8 @@ def test_declared_params_can_stay_at_their_defaults(project: Project, registry: 
     assert len(designs) == 4  # 2 operators x 2 schedules, no operator/schedule params
     assert all(set(d) == {"pruning.operator", "pruning.schedule"} for d in designs)
     tuned = load_study_config(project.study_file(header='sampler = "grid"', space=space), registry)
-    # variance: direction x spread per schedule; conjunctive has only numeric params
-    assert len(grid_designs(tuned, registry)) == 2 * 4 + 2
+    # per schedule: variance direction x spread (4), conjunctive stop (2); numbers stay fixed
+    assert len(grid_designs(tuned, registry)) == 2 * 4 + 2 * 2
     for d in designs:
         rc = cfg.base.with_updates(sample_updates(lambda n, _d, d=d: d[n], cfg, registry), registry)
         default = registry.operator(d["pruning.operator"]).obj().params
