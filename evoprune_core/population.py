@@ -387,7 +387,7 @@ class Population:
     def reconstruct(self, x: Tensor) -> Tensor:
         """Every pair's reconstruction of ``x`` (``(B, D)`` shared or ``(N, B, D)``): ``(N, B, D)``."""
         z = torch.relu_(self.encoders.forward(x))
-        return torch.sigmoid(self.decoders.forward(z))
+        return torch.sigmoid_(self.decoders.forward(z))  # a fresh tensor: in place is safe
 
     @torch.no_grad()
     def l1(self, x: Tensor, chunk: int = 32) -> Tensor:
@@ -399,14 +399,9 @@ class Population:
         total = torch.zeros(self.n, dtype=torch.float64)
         for s in range(0, x.shape[0], chunk):
             xb = x[s : s + chunk]
-            y = self.reconstruct(xb) if xb.dim() == 3 else self._reconstruct_(xb)
+            y = self.reconstruct(xb)
             total += y.sub_(xb).abs_().sum((1, 2), dtype=torch.float64)
         return (total / x.numel()).float()
-
-    @torch.no_grad()
-    def _reconstruct_(self, x: Tensor) -> Tensor:
-        z = torch.relu_(self.encoders.forward(x))
-        return torch.sigmoid_(self.decoders.forward(z))
 
     @torch.no_grad()
     def pair_l1(

@@ -21,6 +21,7 @@ from .common import (
     RunResult,
     Streams,
     build_components,
+    calibration,
     check_finite,
     cpu_numerics,
 )
@@ -28,15 +29,6 @@ from .pruning import apply_operator
 from .training import Trainer
 
 __all__ = ["run_canonical"]
-
-
-def calibration(
-    data: Dataset, rows: int, gen: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``rows`` training rows (and labels) drawn without replacement."""
-    idx = torch.randperm(data.train.shape[0], generator=gen)[:rows]
-    labels = None if data.train_labels is None else data.train_labels[idx]
-    return data.train[idx], labels
 
 
 def run_canonical(

@@ -43,6 +43,7 @@ from .common import (
     RunResult,
     Streams,
     build_components,
+    calibration,
     check_finite,
     cpu_numerics,
 )
@@ -184,15 +185,13 @@ class _Generation:
             pruning = (torch.rand(sel.n, generator=s.prune) < p_t).nonzero().flatten().tolist()
         removed = 0
         if pruning:
-            idx = torch.randperm(data.train.shape[0], generator=s.prune)
-            idx = idx[: cfg.pruning.calibration_rows]
-            labels = None if data.train_labels is None else data.train_labels[idx]
+            rows, labels = calibration(data, cfg.pruning.calibration_rows, s.prune)
             out = apply_operator(
                 sel,
                 pruning,
                 self.comp.operator,
                 cfg.pruning.amount,
-                data.train[idx],
+                rows,
                 labels,
                 s.operator,
                 loss,

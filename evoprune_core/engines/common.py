@@ -24,6 +24,7 @@ __all__ = [
     "RunResult",
     "Streams",
     "build_components",
+    "calibration",
     "check_finite",
     "cpu_numerics",
 ]
@@ -114,6 +115,15 @@ def build_components(cfg: RunConfig, registry: Any, dataset: Dataset | None = No
         operator_dist=op.distribution,
         operator_version=op.version,
     )
+
+
+def calibration(
+    data: Dataset, rows: int, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``rows`` training rows (and labels) drawn without replacement."""
+    idx = torch.randperm(data.train.shape[0], generator=gen)[:rows]
+    labels = None if data.train_labels is None else data.train_labels[idx]
+    return data.train[idx], labels
 
 
 def check_finite(value: float, what: str, t: int) -> None:
