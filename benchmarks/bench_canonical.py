@@ -6,7 +6,8 @@
 size 5, 1000 rows = 200 Adam steps, plus the per-epoch train/validation evaluation), measured
 on a run of ``--timing-epochs`` epochs, unpruned and with the random operator pruning at every
 epoch. ``test_loss``: L1 of the unpruned default run of ``--epochs`` epochs (our defaults:
-BCE, then L1 from half-way, lr 1e-3, batch 5).
+BCE, then L1 from half-way, lr 1e-3, batch 5). ``--backend torch`` measures the batched torch
+path instead of the fused C kernels (``evoprune_core.native``).
 """
 
 from __future__ import annotations
@@ -27,9 +28,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--epochs", type=int, default=400)
     ap.add_argument("--timing-epochs", type=int, default=20)
+    ap.add_argument("--backend", choices=("auto", "native", "torch"), default="auto")
     args = ap.parse_args()
     reg = Registry.load(entry_points=False)
-    base = ["data.name=bc-10-100-1000", "network.preset='standard'", "training.batch_size=5"]
+    base = [
+        "data.name=bc-10-100-1000",
+        "network.preset='standard'",
+        "training.batch_size=5",
+        f"compute.backend={args.backend}",
+    ]
 
     def timed(extra: list[str]) -> float:
         cfg = load_run_config(None, [*base, f"generations={args.timing_epochs}", *extra], reg)
@@ -52,7 +59,7 @@ def main() -> None:
                 "test_loss": round(full.test_loss, 4),
                 "val_loss": round(full.val_loss, 4),
                 "torch": torch.__version__,
-                "engine_threads": 1,
+                "backend": full.extra["backend"],
                 "machine": platform.machine(),
             },
             indent=2,

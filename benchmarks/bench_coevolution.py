@@ -7,8 +7,11 @@ over that time; ``matmul_gflops`` is a dense float32 matmul measured in the same
 
     python benchmarks/bench_coevolution.py [--generations 400] [--seed 1]
 
-The engine runs its tensor ops on one thread (see ``engines.common.cpu_numerics``); the
-matmul figure uses torch's default thread count, i.e. both cores.
+The engine's training epochs and L1 evaluations run in the fused C kernels
+(``evoprune_core.native``; ``--backend torch`` measures the batched torch path instead) on
+``--threads`` threads (default: torch's thread count, i.e. the cores); other tensor ops run on
+one thread (see ``engines.common.cpu_numerics``). The matmul figure uses torch's default
+thread count.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generations", type=int, default=400)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--backend", choices=("auto", "native", "torch"), default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="0 = torch's thread count")
     args = parser.parse_args()
     registry = Registry.load()
     cfg = load_run_config(
@@ -54,6 +59,8 @@ def main() -> None:
             "coevolution.radius=1",
             "coevolution.eval_batch=5",
             'pruning.operator="none"',
+            f'compute.backend="{args.backend}"',
+            f"compute.threads={args.threads}",
         ],
         registry,
     )
@@ -76,7 +83,8 @@ def main() -> None:
                 "test_loss": round(result.test_loss, 5),
                 "val_loss": round(result.val_loss, 5),
                 "train_rows_per_generation": rows,
-                "engine_threads": 1,
+                "backend": result.extra["backend"],
+                "engine_threads": args.threads or torch.get_num_threads(),
                 "matmul_threads": torch.get_num_threads(),
             }
         )

@@ -26,6 +26,7 @@ else:  # pragma: no cover
 
 __all__ = [
     "CoevolutionConfig",
+    "ComputeConfig",
     "DataConfig",
     "NetworkConfig",
     "PruningConfig",
@@ -156,6 +157,20 @@ class CoevolutionConfig(_Model):
         return self
 
 
+class ComputeConfig(_Model):
+    """How the engines compute; ``threads`` never changes results, ``backend`` may in the last bits.
+
+    ``backend``: "native" runs the training epochs and L1 evaluations in the fused C kernels
+    (``evoprune_core.native``, compiled on first use), "torch" in batched torch ops, "auto"
+    the native kernels where a C compiler is available, else torch. ``threads``: worker
+    threads of the native kernels (members are split over them); 0 = torch's intra-op thread
+    count (the cores, ``OMP_NUM_THREADS``, or the share a study worker gets).
+    """
+
+    backend: Literal["auto", "native", "torch"] = "auto"
+    threads: int = Field(default=0, ge=0, le=256, description="0 = torch's thread count")
+
+
 class RunConfig(_Model):
     """One engine run. ``generations`` are epochs in the canonical engine."""
 
@@ -167,6 +182,7 @@ class RunConfig(_Model):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     pruning: PruningConfig = Field(default_factory=PruningConfig)
     coevolution: CoevolutionConfig = Field(default_factory=CoevolutionConfig)
+    compute: ComputeConfig = Field(default_factory=ComputeConfig)
 
     @property
     def data_seed(self) -> int:

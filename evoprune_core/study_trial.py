@@ -108,6 +108,7 @@ def run_trial(
         run.final(final, step=rc.generations)
         assert best is not None
         res, data = best
+        run.set_tags({"backend": str(res.extra.get("backend", ""))})
         run.artifacts(
             rc,
             cfg.seeds,

@@ -24,9 +24,9 @@ from .common import (
     calibration,
     check_finite,
     cpu_numerics,
+    resolve_compute,
 )
 from .pruning import apply_operator
-from .training import Trainer
 
 __all__ = ["run_canonical"]
 
@@ -41,13 +41,14 @@ def run_canonical(
     arch = cfg.network.architecture(data.dim)
     pop = Population.create(arch, 1, streams.init)
     tr = cfg.training
+    compute = resolve_compute(cfg.compute)
     history: list[dict[str, float]] = []
     start = time.perf_counter()
     with cpu_numerics(), torch.no_grad():
         for t in range(cfg.generations):
             lr = tr.lr_at(t)
             loss = tr.loss_at(t, cfg.generations)
-            trainer = Trainer(loss, tr.betas, tr.eps)
+            trainer = compute.trainer(loss, tr.betas, tr.eps)
             trainer.epoch(pop, data.train, tr.batch_size, [lr], streams.data)
             p_t = comp.schedule(t, cfg.generations, 1)
             events = removed = 0
@@ -68,8 +69,8 @@ def run_canonical(
             fr = pop.remaining_fractions()
             record = {
                 "generation": t,
-                "train_loss": float(pop.l1(data.train)[0]),
-                "val_loss": float(pop.l1(data.val)[0]),
+                "train_loss": float(compute.l1(pop, data.train)[0]),
+                "val_loss": float(compute.l1(pop, data.val)[0]),
                 "remaining_fraction": float(fr["whole"][0]),
                 "encoder_remaining_fraction": float(fr["encoder"][0]),
                 "decoder_remaining_fraction": float(fr["decoder"][0]),
@@ -83,7 +84,7 @@ def run_canonical(
             history.append(record)
             if observer is not None:
                 observer.generation(t, record)
-        test_loss = float(pop.l1(data.test)[0])
+        test_loss = float(compute.l1(pop, data.test)[0])
     return RunResult(
         config=cfg,
         history=history,
@@ -97,5 +98,6 @@ def run_canonical(
         extra={
             "operator_distribution": comp.operator_dist,
             "operator_version": comp.operator_version,
+            "backend": compute.backend,
         },
     )

@@ -39,6 +39,7 @@ from ..errors import ConfigError
 from ..population import Population
 from .common import (
     Components,
+    Compute,
     Observer,
     RunResult,
     Streams,
@@ -46,9 +47,9 @@ from .common import (
     calibration,
     check_finite,
     cpu_numerics,
+    resolve_compute,
 )
 from .pruning import apply_operator
-from .training import Trainer
 
 __all__ = [
     "centre_positions",
@@ -153,9 +154,12 @@ def _validate(cfg: RunConfig) -> None:
 class _Generation:
     """One generation's work for a set of cells, reading the centres of ``pop``."""
 
-    def __init__(self, cfg: RunConfig, comp: Components, streams: Streams, nbr: Tensor) -> None:
+    def __init__(
+        self, cfg: RunConfig, comp: Components, streams: Streams, nbr: Tensor, compute: Compute
+    ) -> None:
         self.cfg = cfg
         self.comp = comp
+        self.compute = compute
         self.streams = streams
         self.nbr = nbr
         self.k = nbr.shape[1]
@@ -170,7 +174,7 @@ class _Generation:
         chosen = select(losses, nbr, co.tournament_size, co.pairing, s.select)
         sel = pop.take(chosen.encoders, chosen.decoders)
         loss = tr.loss_at(t, cfg.generations)
-        trainer = Trainer(loss, tr.betas, tr.eps)
+        trainer = self.compute.trainer(loss, tr.betas, tr.eps)
         cell_lrs = (lrs[cells] * (tr.lr_at(t) / tr.lr)).tolist()
         if co.variant == "selected_and_random":
             trainer.epoch_with_partners(
@@ -178,7 +182,7 @@ class _Generation:
             )
         else:
             trainer.epoch(sel, data.train, tr.batch_size, cell_lrs, s.data)
-        replacement = None if co.variant == "prune_then_eval" else sel.l1(xe)
+        replacement = None if co.variant == "prune_then_eval" else self.compute.l1(sel, xe)
         p_t = self.comp.schedule(t, cfg.generations, self.k)
         pruning: list[int] = []
         if p_t > 0:
@@ -199,7 +203,7 @@ class _Generation:
             )
             removed = out.removed
         if replacement is None:
-            replacement = sel.l1(xe)
+            replacement = self.compute.l1(sel, xe)
         if co.replacement == "elitist":
             pos = centre_positions(nbr, cells)  # where each cell sits in its sub-population
             old = losses[torch.arange(len(cells)), pos, pos]  # its own pairing, same batch
@@ -244,7 +248,8 @@ def run_coevolution(
     pop = Population.create(cfg.network.architecture(data.dim), co.cells, streams.init)
     nbr = sub_populations(cfg)
     lrs = torch.full((co.cells,), cfg.training.lr, dtype=torch.float64)
-    step = _Generation(cfg, comp, streams, nbr)
+    compute = resolve_compute(cfg.compute)
+    step = _Generation(cfg, comp, streams, nbr, compute)
     all_cells = torch.arange(co.cells)
     history: list[dict[str, float]] = []
     start = time.perf_counter()
@@ -257,7 +262,7 @@ def run_coevolution(
             else:
                 order = torch.randperm(co.cells, generator=streams.select)
                 outs = [step(pop, order[j : j + 1], lrs, xe, t) for j in range(co.cells)]
-            val = pop.l1(data.val)
+            val = compute.l1(pop, data.val)
             best = int(val.nan_to_num(nan=float("inf")).argmin())
             fr = pop.remaining_fractions()
             record = {
@@ -285,8 +290,8 @@ def run_coevolution(
             if observer is not None:
                 observer.generation(t, record)
         final = pop.take([best])  # best and val: the last generation's
-        train_loss = float(final.l1(data.train)[0])
-        test_loss = float(final.l1(data.test)[0])
+        train_loss = float(compute.l1(final, data.train)[0])
+        test_loss = float(compute.l1(final, data.test)[0])
     return RunResult(
         config=cfg,
         history=history,
@@ -300,6 +305,7 @@ def run_coevolution(
         extra={
             "operator_distribution": comp.operator_dist,
             "operator_version": comp.operator_version,
+            "backend": compute.backend,
             "update": co.update,
             "variant": co.variant,
             "cell_val_losses": [float(v) for v in val],

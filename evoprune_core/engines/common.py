@@ -11,15 +11,19 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from ..config import RunConfig
+from ..config import ComputeConfig, RunConfig
 from ..data import Dataset, build_dataset
 from ..errors import TrialFailed
+from ..native import NativeKernels, NativeUnavailable
+from ..native import load as load_native
 from ..operators import Operator
 from ..population import Population, Sparsity
 from ..schedules import Schedule
+from .training import Trainer
 
 __all__ = [
     "Components",
+    "Compute",
     "Observer",
     "RunResult",
     "Streams",
@@ -27,6 +31,7 @@ __all__ = [
     "calibration",
     "check_finite",
     "cpu_numerics",
+    "resolve_compute",
 ]
 
 
@@ -115,6 +120,44 @@ def build_components(cfg: RunConfig, registry: Any, dataset: Dataset | None = No
         operator_dist=op.distribution,
         operator_version=op.version,
     )
+
+
+@dataclass(frozen=True)
+class Compute:
+    """The resolved ``compute`` settings: native kernels (or None for torch) and threads."""
+
+    native: NativeKernels | None
+    threads: int
+
+    @property
+    def backend(self) -> str:
+        return "torch" if self.native is None else "native"
+
+    def trainer(self, loss: str, betas: tuple[float, float], eps: float) -> Trainer:
+        return Trainer(loss, betas, eps, native=self.native, threads=self.threads)
+
+    def l1(self, pop: Population, x: torch.Tensor) -> torch.Tensor:
+        """Every pair's mean absolute reconstruction error on ``x`` (``(N,)``)."""
+        if self.native is not None and self.native.supports(pop):
+            return self.native.l1(pop, x, self.threads)
+        return pop.l1(x)
+
+
+def resolve_compute(cfg: ComputeConfig) -> Compute:
+    """Load the native kernels as ``cfg.backend`` asks; call before ``cpu_numerics``.
+
+    "native" without a working C compiler raises ``NativeUnavailable`` (a one-line config
+    error); "auto" falls back to torch silently (the result's ``backend`` says which ran).
+    """
+    threads = cfg.threads or torch.get_num_threads()
+    if cfg.backend == "torch":
+        return Compute(None, threads)
+    try:
+        return Compute(load_native(), threads)
+    except NativeUnavailable:
+        if cfg.backend == "native":
+            raise
+        return Compute(None, threads)
 
 
 def calibration(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..native import NativeKernels
 from ..population import Population, Stack
 
 __all__ = ["LOSSES", "Trainer", "loss_value"]
@@ -45,12 +46,15 @@ class Trainer:
     """Trains a population pair-wise (encoder i with decoder i) with per-member Adam.
 
     ``half_gradients``/``epoch_with_partners`` update one side against frozen partners (the
-    coevolutionary "selected and random" variant).
+    coevolutionary "selected and random" variant). With ``native`` set, ``epoch`` runs in the
+    fused C kernels on ``threads`` threads (same rows, same order, same Adam).
     """
 
     loss: str = "bce"
     betas: tuple[float, float] = (0.5, 0.999)
     eps: float = 1e-8
+    native: NativeKernels | None = None
+    threads: int = 1
 
     def gradients(self, pop: Population, x: Tensor, grad: Tensor) -> None:
         """Fill the gradient buffer ``grad`` (``(N, P)``, like ``pop.params``) for rows ``x``."""
@@ -80,7 +84,13 @@ class Trainer:
     ) -> None:
         """One pass over ``data`` in a fresh shuffled order, minibatches shared by all pairs."""
         order = torch.randperm(data.shape[0], generator=generator)
-        self._pass(pop, data.index_select(0, order), batch_size, lrs)
+        rows = data.index_select(0, order)
+        if self.native is not None and self.native.supports(pop):
+            self.native.train_epoch(
+                pop, rows, batch_size, lrs, self.loss, self.betas, self.eps, self.threads
+            )
+        else:
+            self._pass(pop, rows, batch_size, lrs)
 
     def _pass(self, pop: Population, rows: Tensor, batch_size: int, lrs: list[float]) -> None:
         grad = torch.empty_like(pop.params)

@@ -1,0 +1,247 @@
+"""Fused C kernels for the training epoch and the L1 evaluation of a population.
+
+The batched torch program is bound by memory traffic: every minibatch step walks all N
+members' weights, gradients and Adam moments (~1 MB per member at the standard preset), which
+do not fit in a core's L2 cache together. ``kernels.c`` turns the loop inside out: a worker
+takes one member, copies its state into a padded private copy that does fit in L2, runs the
+member's whole epoch there (forward, backward, Adam per minibatch, in one pass of C) and
+writes it back; members are spread over threads with flush-to-zero set on each. Members are
+independent, so results are the same for any thread count.
+
+The source is compiled on first use with the system C compiler (``$CC``, default ``cc``;
+``-O3 -march=native``) into a cache folder (``$EVOPRUNE_CACHE_DIR``, else
+``$XDG_CACHE_HOME/evoprune``, else ``~/.cache/evoprune``), keyed by the source, the flags,
+the compiler and the CPU, and loaded with ``ctypes``. Without a compiler the engines use the
+torch path (``compute.backend = "auto"``) or stop with a one-line error (``"native"``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+
+__all__ = ["NativeKernels", "NativeUnavailable", "cache_dir", "cpu_count", "load"]
+
+SOURCE = Path(__file__).with_name("kernels.c")
+FLAGS = (
+    "-O3",
+    "-march=native",
+    "-fno-math-errno",
+    "-fno-trapping-math",
+    "-fPIC",
+    "-shared",
+    "-pthread",
+)
+LOSS_CODES = {"l1": 0, "mse": 1, "bce": 2}
+MAX_LAYERS = 32
+
+
+class NativeUnavailable(ConfigError):
+    """The C kernels cannot be built or loaded here (the message says why)."""
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("EVOPRUNE_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "evoprune"
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _cpu_signature() -> str:
+    """What ``-march=native`` depends on: the CPU's model and feature flags."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return platform.processor() + platform.machine()
+    keep = [ln for ln in text.splitlines() if ln.split(":")[0].strip() in ("model name", "flags")]
+    return "\n".join(sorted(set(keep)))
+
+
+def _compile(cc: str) -> Path:
+    version = subprocess.run(
+        [cc, "--version"], capture_output=True, text=True, check=False, timeout=60
+    ).stdout
+    source = SOURCE.read_bytes()
+    key = hashlib.sha256(
+        b"\0".join([source, " ".join(FLAGS).encode(), version.encode(), _cpu_signature().encode()])
+    ).hexdigest()[:20]
+    folder = cache_dir()
+    target = folder / f"kernels-{key}.so"
+    if target.exists():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".kernels-", suffix=".so", dir=folder)
+    os.close(fd)
+    try:
+        proc = subprocess.run(
+            [cc, *FLAGS, str(SOURCE), "-o", tmp, "-lm"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        if proc.returncode != 0:
+            first = (proc.stderr.strip().splitlines() or ["no output"])[0]
+            raise NativeUnavailable(f"native kernels: {cc} failed: {first}")
+        os.replace(tmp, target)  # atomic: concurrent builders race harmlessly
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+@functools.lru_cache(maxsize=1)
+def _load_cached() -> NativeKernels:
+    cc = os.environ.get("CC", "cc")
+    if shutil.which(cc) is None:
+        raise NativeUnavailable(
+            f"native kernels: no C compiler {cc!r} on PATH (set $CC, or compute.backend = 'torch')"
+        )
+    try:
+        path = _compile(cc)
+        lib = ctypes.CDLL(str(path))
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise NativeUnavailable(f"native kernels: cannot build or load: {exc}") from None
+    return NativeKernels(lib, path)
+
+
+def load() -> NativeKernels:
+    """The compiled kernels (built once per process and cached on disk).
+
+    Raises ``NativeUnavailable`` with a one-line reason when they cannot be built.
+    """
+    return _load_cached()
+
+
+_f32p = ctypes.POINTER(ctypes.c_float)
+_f64p = ctypes.POINTER(ctypes.c_double)
+_i32p = ctypes.POINTER(ctypes.c_int)
+
+
+def _ptr(t: Tensor, kind: type = _f32p):  # noqa: ANN202 - a ctypes pointer
+    return ctypes.cast(t.data_ptr(), kind)
+
+
+@dataclass(frozen=True)
+class NativeKernels:
+    """Handle on the loaded library; methods check their arguments and fall to C."""
+
+    lib: ctypes.CDLL
+    path: Path
+
+    def __post_init__(self) -> None:
+        c_int, c_float = ctypes.c_int, ctypes.c_float
+        self.lib.evp_train_epoch.restype = c_int
+        self.lib.evp_train_epoch.argtypes = [
+            c_int, c_int, _i32p, _f32p, _f32p, _f32p, _f32p, _f64p, _f32p,
+            c_int, c_int, c_int, c_float, c_float, c_float, c_int,
+        ]  # fmt: skip
+        self.lib.evp_l1.restype = c_int
+        self.lib.evp_l1.argtypes = [c_int, c_int, _i32p, _f32p, _f32p, c_int, _f64p, c_int]
+
+    @property
+    def vector_width(self) -> int:
+        return int(self.lib.evp_vector_width())
+
+    @staticmethod
+    def supports(pop: object) -> bool:
+        """Whether ``pop`` (a ``Population``) has the flat float32 layout the kernels read."""
+        bufs = getattr(pop, "buffers", None)
+        arch = getattr(pop, "arch", None)
+        if bufs is None or arch is None:
+            return False
+        dims = _dims(arch)
+        if len(dims) - 1 > MAX_LAYERS:
+            return False
+        return all(
+            t.dtype == torch.float32 and t.is_contiguous() and t.device.type == "cpu"
+            for t in (*bufs.values(), pop.steps)  # type: ignore[attr-defined]
+        )
+
+    def train_epoch(
+        self,
+        pop: object,
+        rows: Tensor,
+        batch_size: int,
+        lrs: list[float],
+        loss: str,
+        betas: tuple[float, float],
+        eps: float,
+        threads: int,
+    ) -> None:
+        """One epoch of every pair (encoder i, decoder i) over ``rows`` (already in order)."""
+        dims_t = torch.tensor(_dims(pop.arch), dtype=torch.int32)  # type: ignore[attr-defined]
+        b = pop.buffers  # type: ignore[attr-defined]
+        rows = rows.to(torch.float32).contiguous()
+        lr_t = torch.tensor(lrs, dtype=torch.float64)
+        n = b["params"].shape[0]
+        if lr_t.shape != (n,):
+            raise ValueError(f"need {n} learning rates, got {len(lrs)}")
+        rc = self.lib.evp_train_epoch(
+            n,
+            len(dims_t) - 1,
+            _ptr(dims_t, _i32p),
+            _ptr(b["params"]),
+            _ptr(b["exp_avg"]),
+            _ptr(b["exp_avg_sq"]),
+            _ptr(pop.steps),  # type: ignore[attr-defined]
+            _ptr(lr_t, _f64p),
+            _ptr(rows),
+            rows.shape[0],
+            batch_size,
+            LOSS_CODES[loss],
+            betas[0],
+            betas[1],
+            eps,
+            threads,
+        )
+        if rc != 0:
+            raise MemoryError(f"native train_epoch failed (code {rc})")
+
+    def l1(self, pop: object, x: Tensor, threads: int) -> Tensor:
+        """Mean absolute reconstruction error of every pair on ``x``: ``(N,)`` float32."""
+        dims_t = torch.tensor(_dims(pop.arch), dtype=torch.int32)  # type: ignore[attr-defined]
+        params = pop.buffers["params"]  # type: ignore[attr-defined]
+        x = x.to(torch.float32).contiguous()
+        out = torch.zeros(params.shape[0], dtype=torch.float64)
+        rc = self.lib.evp_l1(
+            params.shape[0],
+            len(dims_t) - 1,
+            _ptr(dims_t, _i32p),
+            _ptr(params),
+            _ptr(x),
+            x.shape[0],
+            _ptr(out, _f64p),
+            threads,
+        )
+        if rc != 0:
+            raise MemoryError(f"native l1 failed (code {rc})")
+        return out.float()
+
+
+def _dims(arch: object) -> tuple[int, ...]:
+    enc = arch.encoder_dims  # type: ignore[attr-defined]
+    dec = arch.decoder_dims  # type: ignore[attr-defined]
+    return (*enc, *dec[1:])

@@ -1,0 +1,577 @@
+/* Fused CPU kernels for populations of small MLP autoencoders (see native/__init__.py).
+ *
+ * A member's state lives in the population's flat row (per layer: weights input-major
+ * (in x out), then the bias).  Each worker copies one member at a time into a padded,
+ * aligned private copy (every row a whole number of SIMD vectors, pads zero), runs all of
+ * that member's work on it - the whole working set stays in the core's L2 cache - and
+ * copies it back.  Members are independent, so the results do not depend on the number of
+ * threads or on which thread ran which member.
+ *
+ * Network: a chain of affine layers, ReLU after every layer but the last (the encoder's
+ * latent is rectified; the decoder's output is a logit).  Loss gradients match
+ * engines/training.py: the mean over (rows x features) of BCE on logits, or L1 / MSE of
+ * sigmoid(logit).  Adam matches torch's (lr / bias_correction1 step, eps outside the
+ * corrected square root); pruned entries carry an infinite second moment, so their update is
+ * exactly zero.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#elif defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+
+#if defined(__AVX512F__)
+#define VL 16
+#elif defined(__AVX__)
+#define VL 8
+#else
+#define VL 4
+#endif
+typedef float vf __attribute__((vector_size(VL * 4)));
+typedef int32_t vi __attribute__((vector_size(VL * 4)));
+#define MAX_LAYERS 32
+#define RB 8 /* rows per register block */
+#define INLINE static inline __attribute__((always_inline))
+
+static inline int pad(int n) { return (n + VL - 1) / VL * VL; }
+INLINE vf vload(const float *p) { return *(const vf *)p; }
+INLINE void vstore(float *p, vf v) { *(vf *)p = v; }
+INLINE vf vsplat(float x) { return x - (vf){0}; } /* folds to a broadcast */
+INLINE vf vrelu(vf v) { return (vf)((vi)v & (v > 0)); }
+INLINE float hsum(vf v) {
+    float s = 0.0f;
+    for (int j = 0; j < VL; j++) s += v[j];
+    return s;
+}
+
+/* ---- the network's geometry --------------------------------------------------------- */
+typedef struct {
+    int L;                      /* layers */
+    int dims[MAX_LAYERS + 1];   /* widths, input first */
+    int pdims[MAX_LAYERS + 1];  /* padded widths */
+    int64_t P;                  /* flat entries per member (the buffers' row stride) */
+    int64_t Pp;                 /* padded entries */
+    int64_t fw[MAX_LAYERS], fb[MAX_LAYERS]; /* flat offsets of weights and bias */
+    int64_t pw[MAX_LAYERS], pb[MAX_LAYERS]; /* padded offsets */
+    int maxp;                   /* widest padded layer */
+} geom_t;
+
+static int geom_init(geom_t *g, int L, const int *dims) {
+    if (L < 1 || L > MAX_LAYERS) return -1;
+    g->L = L;
+    int64_t f = 0, q = 0;
+    g->maxp = 0;
+    for (int l = 0; l <= L; l++) {
+        if (dims[l] < 1) return -1;
+        g->dims[l] = dims[l];
+        g->pdims[l] = pad(dims[l]);
+        if (g->pdims[l] > g->maxp) g->maxp = g->pdims[l];
+    }
+    for (int l = 0; l < L; l++) {
+        int I = dims[l], O = dims[l + 1], Op = g->pdims[l + 1];
+        g->fw[l] = f;
+        g->fb[l] = f + (int64_t)I * O;
+        f += (int64_t)I * O + O;
+        g->pw[l] = q;
+        g->pb[l] = q + (int64_t)I * Op;
+        q += (int64_t)I * Op + Op;
+    }
+    g->P = f;
+    g->Pp = q;
+    return 0;
+}
+
+static void copy_in(const geom_t *g, const float *src, float *dst) {
+    memset(dst, 0, sizeof(float) * g->Pp);
+    for (int l = 0; l < g->L; l++) {
+        int I = g->dims[l], O = g->dims[l + 1], Op = g->pdims[l + 1];
+        for (int i = 0; i < I; i++)
+            memcpy(dst + g->pw[l] + (int64_t)i * Op, src + g->fw[l] + (int64_t)i * O,
+                   sizeof(float) * O);
+        memcpy(dst + g->pb[l], src + g->fb[l], sizeof(float) * O);
+    }
+}
+
+static void copy_out(const geom_t *g, const float *src, float *dst) {
+    for (int l = 0; l < g->L; l++) {
+        int I = g->dims[l], O = g->dims[l + 1], Op = g->pdims[l + 1];
+        for (int i = 0; i < I; i++)
+            memcpy(dst + g->fw[l] + (int64_t)i * O, src + g->pw[l] + (int64_t)i * Op,
+                   sizeof(float) * O);
+        memcpy(dst + g->fb[l], src + g->pb[l], sizeof(float) * O);
+    }
+}
+
+/* ---- dense blocks ------------------------------------------------------------------- */
+/* out[r][:] = act(bias + sum_i h[r][i] * W[i][:]) for R rows (R a compile-time constant). */
+INLINE void fwd_block(const int R, const float *h, int hs, const float *W, const float *bias,
+                      int I, int Op, float *out, int os, int relu) {
+    int k = 0;
+    for (; k + 2 * VL <= Op; k += 2 * VL) {
+        vf a[RB], c[RB];
+        for (int r = 0; r < R; r++) {
+            a[r] = vload(bias + k);
+            c[r] = vload(bias + k + VL);
+        }
+        for (int i = 0; i < I; i++) {
+            vf w0 = vload(W + (int64_t)i * Op + k), w1 = vload(W + (int64_t)i * Op + k + VL);
+            for (int r = 0; r < R; r++) {
+                vf x = vsplat(h[r * hs + i]);
+                a[r] += x * w0;
+                c[r] += x * w1;
+            }
+        }
+        for (int r = 0; r < R; r++) {
+            if (relu) {
+                a[r] = vrelu(a[r]);
+                c[r] = vrelu(c[r]);
+            }
+            vstore(out + r * os + k, a[r]);
+            vstore(out + r * os + k + VL, c[r]);
+        }
+    }
+    for (; k < Op; k += VL) {
+        vf a[RB];
+        for (int r = 0; r < R; r++) a[r] = vload(bias + k);
+        for (int i = 0; i < I; i++) {
+            vf w0 = vload(W + (int64_t)i * Op + k);
+            for (int r = 0; r < R; r++) a[r] += vsplat(h[r * hs + i]) * w0;
+        }
+        for (int r = 0; r < R; r++) {
+            if (relu) a[r] = vrelu(a[r]);
+            vstore(out + r * os + k, a[r]);
+        }
+    }
+}
+
+/* dh[r][i] = sum_k d[r][k] * W[i][k] for R rows, then masked by ReLU'(h[r][i]). */
+INLINE void bwd_input_block(const int R, const float *d, int ds, const float *W, int I, int Op,
+                            const float *h, int hs, float *out, int os) {
+    for (int i = 0; i < I; i++) {
+        vf a[RB];
+        for (int r = 0; r < R; r++) a[r] = (vf){0};
+        const float *w = W + (int64_t)i * Op;
+        for (int k = 0; k < Op; k += VL) {
+            vf wv = vload(w + k);
+            for (int r = 0; r < R; r++) a[r] += vload(d + r * ds + k) * wv;
+        }
+        for (int r = 0; r < R; r++) out[r * os + i] = h[r * hs + i] > 0 ? hsum(a[r]) : 0.0f;
+    }
+}
+
+/* gW[i][:] (+)= sum_r h[r][i] * d[r][:] for R rows; `add` accumulates onto earlier rows. */
+INLINE void grad_block(const int R, const float *h, int hs, const float *d, int Op, int I,
+                       float *gw, int add) {
+    int k = 0;
+    for (; k + 2 * VL <= Op; k += 2 * VL) {
+        vf d0[RB], d1[RB];
+        for (int r = 0; r < R; r++) {
+            d0[r] = vload(d + r * Op + k);
+            d1[r] = vload(d + r * Op + k + VL);
+        }
+        for (int i = 0; i < I; i++) {
+            float *out = gw + (int64_t)i * Op + k;
+            vf a = add ? vload(out) : (vf){0}, c = add ? vload(out + VL) : (vf){0};
+            for (int r = 0; r < R; r++) {
+                vf x = vsplat(h[r * hs + i]);
+                a += x * d0[r];
+                c += x * d1[r];
+            }
+            vstore(out, a);
+            vstore(out + VL, c);
+        }
+    }
+    for (; k < Op; k += VL) {
+        vf d0[RB];
+        for (int r = 0; r < R; r++) d0[r] = vload(d + r * Op + k);
+        for (int i = 0; i < I; i++) {
+            float *out = gw + (int64_t)i * Op + k;
+            vf a = add ? vload(out) : (vf){0};
+            for (int r = 0; r < R; r++) a += vsplat(h[r * hs + i]) * d0[r];
+            vstore(out, a);
+        }
+    }
+}
+
+#define DISPATCH(R, CALL)                                                                    \
+    switch (R) {                                                                             \
+    case 1: { const int R_ = 1; CALL; } break;                                               \
+    case 2: { const int R_ = 2; CALL; } break;                                               \
+    case 3: { const int R_ = 3; CALL; } break;                                               \
+    case 4: { const int R_ = 4; CALL; } break;                                               \
+    case 5: { const int R_ = 5; CALL; } break;                                               \
+    case 6: { const int R_ = 6; CALL; } break;                                               \
+    case 7: { const int R_ = 7; CALL; } break;                                               \
+    default: { const int R_ = 8; CALL; } break;                                              \
+    }
+
+static void forward(const geom_t *g, const float *p, const float *x, int nb, float **h) {
+    /* h[0] = x (nb rows, padded stride); h[l+1] = layer l's output; the last one is logits */
+    for (int l = 0; l < g->L; l++) {
+        int I = g->dims[l], Ip = g->pdims[l], Op = g->pdims[l + 1];
+        const float *in = l == 0 ? x : h[l];
+        int relu = l < g->L - 1;
+        for (int b = 0; b < nb; b += RB) {
+            int R = nb - b < RB ? nb - b : RB;
+            DISPATCH(R, fwd_block(R_, in + (int64_t)b * Ip, Ip, p + g->pw[l], p + g->pb[l], I,
+                                  Op, h[l + 1] + (int64_t)b * Op, Op, relu));
+        }
+    }
+}
+
+/* ---- exp / sigmoid that vectorise (Cody-Waite reduction, degree-7 Taylor, ~1 ulp) ---- */
+static inline float exp_approx(float t) {
+    t = t < -87.0f ? -87.0f : (t > 88.0f ? 88.0f : t);
+    float n = floorf(t * 1.44269504088896341f + 0.5f);
+    float r = t - n * 0.693359375f + n * 2.12194440e-4f;
+    float q = 1.0f / 5040.0f;
+    q = q * r + 1.0f / 720.0f;
+    q = q * r + 1.0f / 120.0f;
+    q = q * r + 1.0f / 24.0f;
+    q = q * r + 1.0f / 6.0f;
+    q = q * r + 0.5f;
+    q = q * r + 1.0f;
+    q = q * r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return q * scale;
+}
+
+enum { LOSS_L1 = 0, LOSS_MSE = 1, LOSS_BCE = 2 };
+
+/* d[o] = d loss / d logit for one row (o < D); pads are zeroed. */
+static void loss_grad_row(const float *z, const float *x, float *d, int D, int Dp, int loss,
+                          float scale) {
+    if (loss == LOSS_BCE) {
+        for (int o = 0; o < D; o++) d[o] = (1.0f / (1.0f + exp_approx(-z[o])) - x[o]) * scale;
+    } else if (loss == LOSS_MSE) {
+        for (int o = 0; o < D; o++) {
+            float y = 1.0f / (1.0f + exp_approx(-z[o]));
+            d[o] = (y - x[o]) * (y * (1.0f - y)) * (2.0f * scale);
+        }
+    } else {
+        for (int o = 0; o < D; o++) {
+            float y = 1.0f / (1.0f + exp_approx(-z[o]));
+            float e = y - x[o];
+            float s = e > 0 ? 1.0f : (e < 0 ? -1.0f : 0.0f);
+            d[o] = s * (y * (1.0f - y)) * scale;
+        }
+    }
+    for (int o = D; o < Dp; o++) d[o] = 0.0f;
+}
+
+/* ---- one member's training -------------------------------------------------------------- */
+typedef struct {
+    float *p, *m, *v, *grad; /* padded state and gradient */
+    float *h[MAX_LAYERS + 1];
+    float *d0, *d1;          /* deltas, batch x maxp */
+} work_t;
+
+static void *alloc_f(int64_t n) {
+    void *ptr = NULL;
+    if (posix_memalign(&ptr, 64, sizeof(float) * (size_t)(n > 0 ? n : 1)) != 0) return NULL;
+    return ptr;
+}
+
+static int work_init(work_t *w, const geom_t *g, int batch) {
+    memset(w, 0, sizeof(*w));
+    w->p = alloc_f(g->Pp);
+    w->m = alloc_f(g->Pp);
+    w->v = alloc_f(g->Pp);
+    w->grad = alloc_f(g->Pp);
+    w->d0 = alloc_f((int64_t)batch * g->maxp);
+    w->d1 = alloc_f((int64_t)batch * g->maxp);
+    int ok = w->p && w->m && w->v && w->grad && w->d0 && w->d1;
+    for (int l = 1; l <= g->L; l++) {
+        w->h[l] = alloc_f((int64_t)batch * g->pdims[l]);
+        ok = ok && w->h[l];
+    }
+    return ok ? 0 : -1;
+}
+
+static void work_free(work_t *w, const geom_t *g) {
+    free(w->p), free(w->m), free(w->v), free(w->grad), free(w->d0), free(w->d1);
+    for (int l = 1; l <= g->L; l++) free(w->h[l]);
+}
+
+typedef struct {
+    float b1, b2, eps;
+    int loss;
+} hyper_t;
+
+/* one minibatch step: gradient of the mean loss over nb rows x (padded, stride Dp), Adam */
+static void train_step(const geom_t *g, work_t *w, const float *x, int nb, const hyper_t *hp,
+                       double lr, double step) {
+    int L = g->L, D = g->dims[L], Dp = g->pdims[L];
+    forward(g, w->p, x, nb, w->h);
+    float scale = 1.0f / ((float)nb * (float)D);
+    float *d = w->d0, *dn = w->d1;
+    for (int b = 0; b < nb; b++)
+        loss_grad_row(w->h[L] + (int64_t)b * Dp, x + (int64_t)b * Dp, d + (int64_t)b * Dp, D, Dp,
+                      hp->loss, scale);
+    for (int l = L - 1; l >= 0; l--) {
+        int I = g->dims[l], Ip = g->pdims[l], Op = g->pdims[l + 1];
+        const float *in = l == 0 ? x : w->h[l];
+        float *gw = w->grad + g->pw[l], *gb = w->grad + g->pb[l];
+        for (int b = 0; b < nb; b += RB) {
+            int R = nb - b < RB ? nb - b : RB;
+            DISPATCH(R, grad_block(R_, in + (int64_t)b * Ip, Ip, d + (int64_t)b * Op, Op, I, gw,
+                                   b > 0));
+        }
+        for (int k = 0; k < Op; k += VL) {
+            vf acc = (vf){0};
+            for (int b = 0; b < nb; b++) acc += vload(d + (int64_t)b * Op + k);
+            vstore(gb + k, acc);
+        }
+        if (l > 0) {
+            for (int b = 0; b < nb; b += RB) {
+                int R = nb - b < RB ? nb - b : RB;
+                DISPATCH(R, bwd_input_block(R_, d + (int64_t)b * Op, Op, w->p + g->pw[l], I, Op,
+                                            in + (int64_t)b * Ip, Ip, dn + (int64_t)b * Ip, Ip));
+            }
+            for (int b = 0; b < nb; b++)
+                for (int i = I; i < Ip; i++) dn[(int64_t)b * Ip + i] = 0.0f;
+            float *t = d;
+            d = dn;
+            dn = t;
+        }
+    }
+    /* Adam, torch's formulation; an infinite second moment (pruned entry) gives 0 */
+    double bc1 = 1.0 - pow(hp->b1, step), bc2 = 1.0 - pow(hp->b2, step);
+    float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    float b1 = hp->b1, b2 = hp->b2, eps = hp->eps, c1 = 1.0f - b1, c2 = 1.0f - b2;
+    float *restrict p = w->p, *restrict m = w->m, *restrict v = w->v;
+    const float *restrict gr = w->grad;
+    int64_t n = g->Pp, j = 0;
+#if defined(__AVX512F__)
+    /* sqrt and division are the slow part of the step: reciprocal-square-root and reciprocal
+     * estimates with one Newton step each (relative error ~1e-7, the exact ops within a few
+     * ulp) */
+    const __m512 vb1 = _mm512_set1_ps(b1), vb2 = _mm512_set1_ps(b2), vc1 = _mm512_set1_ps(c1),
+                 vc2 = _mm512_set1_ps(c2), vinv = _mm512_set1_ps(1.0f / (bc2_sqrt * bc2_sqrt)),
+                 veps = _mm512_set1_ps(eps), vstep = _mm512_set1_ps(step_size),
+                 half = _mm512_set1_ps(0.5f), three = _mm512_set1_ps(3.0f),
+                 two = _mm512_set1_ps(2.0f), zero = _mm512_setzero_ps(),
+                 inf = _mm512_set1_ps(INFINITY);
+    for (; j + 16 <= n; j += 16) {
+        __m512 gj = _mm512_load_ps(gr + j);
+        __m512 mj = _mm512_fmadd_ps(vb1, _mm512_load_ps(m + j), _mm512_mul_ps(vc1, gj));
+        __m512 vj = _mm512_fmadd_ps(vb2, _mm512_load_ps(v + j), _mm512_mul_ps(_mm512_mul_ps(vc2, gj), gj));
+        _mm512_store_ps(m + j, mj);
+        _mm512_store_ps(v + j, vj);
+        __m512 vh = _mm512_mul_ps(vj, vinv); /* bias-corrected second moment */
+        __m512 r = _mm512_rsqrt14_ps(vh);
+        r = _mm512_mul_ps(_mm512_mul_ps(half, r), _mm512_fnmadd_ps(_mm512_mul_ps(vh, r), r, three));
+        /* sqrt(vh) = vh / sqrt(vh), taken as 0 at vh = 0 (the estimate is inf there) */
+        __m512 sq = _mm512_maskz_mul_ps(_mm512_cmp_ps_mask(vh, zero, _CMP_GT_OQ), vh, r);
+        __m512 den = _mm512_add_ps(sq, veps);
+        __m512 q = _mm512_rcp14_ps(den);
+        q = _mm512_mul_ps(q, _mm512_fnmadd_ps(den, q, two));
+        __m512 upd = _mm512_mul_ps(_mm512_mul_ps(vstep, mj), q);
+        /* pruned (v = +inf): exactly 0; a NaN moment still reaches the weight, as in torch */
+        upd = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(vj, inf, _CMP_NEQ_UQ), upd);
+        _mm512_store_ps(p + j, _mm512_sub_ps(_mm512_load_ps(p + j), upd));
+    }
+#endif
+    for (; j < n; j++) {
+        float gj = gr[j];
+        float mj = b1 * m[j] + c1 * gj;
+        float vj = b2 * v[j] + c2 * gj * gj;
+        m[j] = mj;
+        v[j] = vj;
+        p[j] -= step_size * mj / (sqrtf(vj) / bc2_sqrt + eps);
+    }
+}
+
+/* ---- threads ---------------------------------------------------------------------------- */
+typedef struct job job_t;
+typedef int (*item_fn)(job_t *, work_t *, int);
+struct job {
+    const geom_t *g;
+    item_fn fn;
+    int n_items, next, failed, batch;
+    pthread_mutex_t lock;
+    /* training */
+    float *params, *exp_avg, *exp_avg_sq, *steps;
+    const double *lrs;
+    const float *rows; /* padded rows */
+    int n_rows;
+    hyper_t hp;
+    /* evaluation */
+    int chunk;
+    double *partial; /* per item */
+};
+
+static void *worker(void *arg) {
+    job_t *job = (job_t *)arg;
+#if defined(__SSE__)
+    unsigned int csr = _mm_getcsr();
+    _mm_setcsr(csr | 0x8040); /* flush-to-zero + denormals-are-zero */
+#endif
+    work_t w;
+    int ok = work_init(&w, job->g, job->batch) == 0;
+    for (;;) {
+        pthread_mutex_lock(&job->lock);
+        int item = job->next++;
+        if (!ok) job->failed = 1;
+        pthread_mutex_unlock(&job->lock);
+        if (!ok || item >= job->n_items) break;
+        if (job->fn(job, &w, item) != 0) {
+            pthread_mutex_lock(&job->lock);
+            job->failed = 1;
+            pthread_mutex_unlock(&job->lock);
+        }
+    }
+    work_free(&w, job->g);
+#if defined(__SSE__)
+    _mm_setcsr(csr);
+#endif
+    return NULL;
+}
+
+static int run_job(job_t *job, int threads) {
+    if (threads > job->n_items) threads = job->n_items;
+    if (threads < 1) threads = 1;
+    pthread_t tid[64];
+    if (threads > 64) threads = 64;
+    pthread_mutex_init(&job->lock, NULL);
+    job->next = 0;
+    job->failed = 0;
+    int started = 0;
+    for (int t = 1; t < threads; t++) {
+        if (pthread_create(&tid[t], NULL, worker, job) != 0) break;
+        started = t;
+    }
+    worker(job); /* the calling thread works too */
+    for (int t = 1; t <= started; t++) pthread_join(tid[t], NULL);
+    pthread_mutex_destroy(&job->lock);
+    return job->failed ? -1 : 0;
+}
+
+static const float *pad_rows(const float *rows, int n, int D, int Dp, float **owned) {
+    *owned = NULL;
+    if (D == Dp) return rows;
+    float *out = alloc_f((int64_t)n * Dp);
+    if (!out) return NULL;
+    for (int r = 0; r < n; r++) {
+        memcpy(out + (int64_t)r * Dp, rows + (int64_t)r * D, sizeof(float) * D);
+        memset(out + (int64_t)r * Dp + D, 0, sizeof(float) * (Dp - D));
+    }
+    *owned = out;
+    return out;
+}
+
+static int train_item(job_t *job, work_t *w, int c) {
+    const geom_t *g = job->g;
+    int64_t off = (int64_t)c * g->P;
+    int Dp = g->pdims[0];
+    copy_in(g, job->params + off, w->p);
+    copy_in(g, job->exp_avg + off, w->m);
+    copy_in(g, job->exp_avg_sq + off, w->v);
+    double step = job->steps[c];
+    for (int s = 0; s < job->n_rows; s += job->batch) {
+        int nb = job->n_rows - s < job->batch ? job->n_rows - s : job->batch;
+        step += 1.0;
+        train_step(g, w, job->rows + (int64_t)s * Dp, nb, &job->hp, job->lrs[c], step);
+    }
+    job->steps[c] = (float)step;
+    copy_out(g, w->p, job->params + off);
+    copy_out(g, w->m, job->exp_avg + off);
+    copy_out(g, w->v, job->exp_avg_sq + off);
+    return 0;
+}
+
+/* One epoch for each of n members over the already-shuffled rows, minibatches of `batch`
+ * (the last one may be smaller).  Buffers are (n, P) row-major; steps (n,) float; lrs (n,). */
+int evp_train_epoch(int n, int L, const int *dims, float *params, float *exp_avg,
+                    float *exp_avg_sq, float *steps, const double *lrs, const float *rows,
+                    int n_rows, int batch, int loss, float b1, float b2, float eps, int threads) {
+    geom_t g;
+    if (geom_init(&g, L, dims) != 0 || batch < 1 || n < 0 || n_rows < 0) return -1;
+    if (n == 0 || n_rows == 0) return 0;
+    float *owned;
+    const float *padded = pad_rows(rows, n_rows, dims[0], g.pdims[0], &owned);
+    if (!padded) return -2;
+    job_t job;
+    memset(&job, 0, sizeof(job));
+    job.g = &g;
+    job.fn = train_item;
+    job.n_items = n;
+    job.batch = batch;
+    job.params = params;
+    job.exp_avg = exp_avg;
+    job.exp_avg_sq = exp_avg_sq;
+    job.steps = steps;
+    job.lrs = lrs;
+    job.rows = padded;
+    job.n_rows = n_rows;
+    job.hp = (hyper_t){b1, b2, eps, loss};
+    int rc = run_job(&job, threads);
+    free(owned);
+    return rc == 0 ? 0 : -2;
+}
+
+/* ---- evaluation: sum of |sigmoid(logits) - x| per member, in double -------------------- */
+static int l1_item(job_t *job, work_t *w, int item) {
+    const geom_t *g = job->g;
+    int chunks = (job->n_rows + job->chunk - 1) / job->chunk;
+    int c = item / chunks, first = (item % chunks) * job->chunk;
+    int last = first + job->chunk < job->n_rows ? first + job->chunk : job->n_rows;
+    int L = g->L, D = g->dims[L], Dp = g->pdims[0];
+    copy_in(g, job->params + (int64_t)c * g->P, w->p);
+    double total = 0.0;
+    for (int s = first; s < last; s += job->batch) {
+        int nb = last - s < job->batch ? last - s : job->batch;
+        const float *x = job->rows + (int64_t)s * Dp;
+        forward(g, w->p, x, nb, w->h);
+        for (int b = 0; b < nb; b++) {
+            const float *z = w->h[L] + (int64_t)b * Dp, *xb = x + (int64_t)b * Dp;
+            float row = 0.0f;
+            for (int o = 0; o < D; o++) row += fabsf(1.0f / (1.0f + exp_approx(-z[o])) - xb[o]);
+            total += row;
+        }
+    }
+    job->partial[item] = total;
+    return 0;
+}
+
+/* out[c] = mean |sigmoid(net_c(x)) - x| over all rows and features, for each of n members. */
+int evp_l1(int n, int L, const int *dims, float *params, const float *rows, int n_rows,
+           double *out, int threads) {
+    geom_t g;
+    if (geom_init(&g, L, dims) != 0 || n < 0 || n_rows < 1 || dims[0] != dims[L]) return -1;
+    if (n == 0) return 0;
+    float *owned;
+    const float *padded = pad_rows(rows, n_rows, dims[0], g.pdims[0], &owned);
+    if (!padded) return -2;
+    job_t job;
+    memset(&job, 0, sizeof(job));
+    job.g = &g;
+    job.fn = l1_item;
+    job.batch = RB;
+    job.chunk = 256;
+    int chunks = (n_rows + job.chunk - 1) / job.chunk;
+    job.n_items = n * chunks;
+    job.params = params;
+    job.rows = padded;
+    job.n_rows = n_rows;
+    job.partial = (double *)calloc((size_t)job.n_items, sizeof(double));
+    int rc = job.partial ? run_job(&job, threads) : -1;
+    if (rc == 0)
+        for (int c = 0; c < n; c++) {
+            double s = 0.0;
+            for (int k = 0; k < chunks; k++) s += job.partial[c * chunks + k];
+            out[c] = s / ((double)n_rows * dims[0]);
+        }
+    free(job.partial);
+    free(owned);
+    return rc == 0 ? 0 : -2;
+}
+
+int evp_vector_width(void) { return VL; }

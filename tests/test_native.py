@@ -1,0 +1,216 @@
+"""The fused C kernels: same training and evaluation as torch, thread-invariant, safe fallback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from evoprune_core import native
+from evoprune_core.config import load_run_config
+from evoprune_core.engines import run
+from evoprune_core.engines.common import cpu_numerics, resolve_compute
+from evoprune_core.engines.training import Trainer
+from evoprune_core.plugins import Registry
+from evoprune_core.population import Architecture, Population
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def kernels() -> native.NativeKernels:
+    return native.load()  # the CI machine has a C compiler: a failure here is a real failure
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return Registry.load()
+
+
+def _population(arch: Architecture, n: int, seed: int, prune: float = 0.0) -> Population:
+    gen = torch.Generator().manual_seed(seed)
+    pop = Population.create(arch, n, gen)
+    if prune:
+        keep = (torch.rand(n, arch.n_params, generator=gen) >= prune).float()
+        pop.prune(keep)
+    return pop
+
+
+def _torch_epoch(pop: Population, rows: torch.Tensor, batch: int, lrs: list[float], loss: str):
+    with cpu_numerics(), torch.no_grad():
+        Trainer(loss)._pass(pop, rows, batch, lrs)
+
+
+def _native_epoch(k, pop, rows, batch, lrs, loss, threads=1) -> None:  # noqa: ANN001
+    with cpu_numerics(), torch.no_grad():
+        k.train_epoch(pop, rows, batch, lrs, loss, (0.5, 0.999), 1e-8, threads)
+
+
+SHAPES = [
+    (Architecture(1000, (30, 10), (30,)), 5),  # the paper's standard network and batch
+    (Architecture(37, (5, 3), (4,)), 13),  # widths no vector width divides; batch > 8 rows
+    (Architecture(20, (17, 9, 2), (9, 17)), 1),  # deeper (large-like), single-row steps
+]
+
+
+@pytest.mark.parametrize("loss", ["bce", "l1", "mse"])
+@pytest.mark.parametrize("shape", range(len(SHAPES)))
+def test_native_epoch_matches_torch(kernels, loss: str, shape: int) -> None:
+    arch, batch = SHAPES[shape]
+    a = _population(arch, 3, seed=shape, prune=0.3)
+    b = a.clone()
+    gen = torch.Generator().manual_seed(7)
+    rows = (torch.rand(3 * batch + 2, arch.input_dim, generator=gen) < 0.4).float()  # ragged end
+    per_epoch = -(-rows.shape[0] // batch)
+    lrs = [1e-3, 4e-3, 1e-2]
+    for _ in range(2):
+        _torch_epoch(a, rows, batch, lrs, loss)
+        _native_epoch(kernels, b, rows, batch, lrs, loss)
+    assert torch.equal(a.steps, b.steps) and b.steps[0] == 2 * per_epoch
+    assert not torch.equal(b.params, _population(arch, 3, seed=shape, prune=0.3).params)
+    assert torch.allclose(a.params, b.params, atol=1e-5, rtol=0)
+    assert torch.allclose(a.buffers["exp_avg"], b.buffers["exp_avg"], atol=1e-6, rtol=1e-4)
+    dead = b.masks == 0
+    assert bool(dead.any())
+    assert bool((b.params[dead] == 0).all())  # pruned weights stay exactly zero
+    assert bool(torch.isinf(b.buffers["exp_avg_sq"][dead]).all())
+
+
+def test_native_step_equals_nn_and_torch_adam(kernels) -> None:
+    """One member, four steps: the kernel against ``nn.Linear`` layers and ``torch.optim.Adam``."""
+    arch = Architecture(24, (9, 3), (9,))
+    pop = _population(arch, 1, seed=3)
+    dims = [*arch.encoder_dims, *arch.decoder_dims[1:]]
+    layers = [nn.Linear(i, o) for i, o in zip(dims[:-1], dims[1:])]
+    views = [(pop.encoders, i) for i in range(2)] + [(pop.decoders, i) for i in range(2)]
+    with torch.no_grad():
+        for lin, (stack, layer) in zip(layers, views):
+            lin.weight.copy_(stack.weight(layer)[0].t())
+            lin.bias.copy_(stack.bias(layer)[0])
+    model = nn.Sequential(
+        layers[0], nn.ReLU(), layers[1], nn.ReLU(), layers[2], nn.ReLU(), layers[3]
+    )
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3, betas=(0.5, 0.999), eps=1e-8)
+    rows = (torch.rand(20, 24, generator=torch.Generator().manual_seed(4)) < 0.5).float()
+    _native_epoch(kernels, pop, rows, 5, [3e-3], "bce")
+    for s in range(0, 20, 5):
+        opt.zero_grad()
+        x = rows[s : s + 5]
+        nn.functional.binary_cross_entropy_with_logits(model(x), x).backward()
+        opt.step()
+    for lin, (stack, layer) in zip(layers, views):
+        assert torch.allclose(lin.weight.t(), stack.weight(layer)[0], atol=1e-5)
+        assert torch.allclose(lin.bias, stack.bias(layer)[0], atol=1e-5)
+
+
+def test_results_do_not_depend_on_threads(kernels) -> None:
+    arch = Architecture(64, (16, 4), (16,))
+    a = _population(arch, 5, seed=5, prune=0.2)
+    b = a.clone()
+    rows = (torch.rand(40, 64, generator=torch.Generator().manual_seed(5)) < 0.5).float()
+    lrs = [1e-3 * (c + 1) for c in range(5)]
+    _native_epoch(kernels, a, rows, 5, lrs, "bce", threads=1)
+    _native_epoch(kernels, b, rows, 5, lrs, "bce", threads=3)
+    for key in Population.BUFFERS:
+        assert torch.equal(a.buffers[key], b.buffers[key])
+    assert torch.equal(kernels.l1(a, rows, 1), kernels.l1(a, rows, 4))
+
+
+@pytest.mark.parametrize("shape", range(len(SHAPES)))
+def test_native_l1_matches_torch(kernels, shape: int) -> None:
+    arch, _ = SHAPES[shape]
+    pop = _population(arch, 4, seed=shape, prune=0.5)
+    x = (torch.rand(300, arch.input_dim, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    with cpu_numerics(), torch.no_grad():
+        got = kernels.l1(pop, x, 2)
+        want = pop.l1(x)
+    assert got.shape == (4,) and got.dtype == torch.float32
+    assert torch.allclose(got, want, atol=1e-6, rtol=0)
+
+
+def test_diverged_training_reaches_the_weights(kernels) -> None:
+    """A NaN gradient makes NaN weights (as in torch), so divergence is detected, not hidden."""
+    arch = Architecture(10, (4, 2), (4,))
+    pop = _population(arch, 1, seed=0)
+    rows = torch.full((5, 10), float("nan"))
+    _native_epoch(kernels, pop, rows, 5, [1e-3], "bce")
+    assert bool(torch.isnan(pop.params).any())
+
+
+# -- in the engines -----------------------------------------------------------------------------
+COEVO = [
+    'engine="coevolution"',
+    'data.name="binary-clustering"',
+    "data.params.clusters=4",
+    "data.params.dims=64",
+    "data.params.rows_per_cluster=20",
+    "data.params.val_rows_per_cluster=10",
+    "data.params.test_rows_per_cluster=10",
+    "network.encoder=[16, 4]",
+    "coevolution.cells=4",
+    "generations=4",
+    "training.batch_size=5",
+    "pruning.operator=random",
+    "pruning.probability=0.5",
+]
+
+
+def test_engines_report_the_backend_and_threads_do_not_change_results(registry) -> None:
+    runs = {
+        (backend, threads): run(
+            load_run_config(
+                None, [*COEVO, f"compute.backend={backend}", f"compute.threads={threads}"], registry
+            ),
+            registry,
+        )
+        for backend, threads in [("native", 1), ("native", 3), ("torch", 1)]
+    }
+    one, three, plain = runs[("native", 1)], runs[("native", 3)], runs[("torch", 1)]
+    assert one.extra["backend"] == "native" and plain.extra["backend"] == "torch"
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in one.history]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in three.history]
+    assert torch.equal(one.population.params, three.population.params)
+    # torch and native agree to rounding; selection may still take another path later on
+    assert one.history[0]["selection_loss"] == pytest.approx(
+        plain.history[0]["selection_loss"], abs=1e-6
+    )
+    canonical = [c for c in COEVO if not c.startswith(("engine", "coevolution"))]
+    res = run(load_run_config(None, canonical, registry), registry)
+    assert res.extra["backend"] == "native"
+
+
+def test_auto_falls_back_and_native_fails_cleanly_without_a_compiler(tmp_path: Path) -> None:
+    env = {**os.environ, "CC": str(tmp_path / "no-such-cc"), "EVOPRUNE_CACHE_DIR": str(tmp_path)}
+    config = tmp_path / "run.toml"
+    config.write_text("generations = 2\n[network]\nencoder = [8, 4]\n[training]\nbatch_size = 50\n")
+    base = [sys.executable, "-m", "evoprune_core.cli", "run", str(config), "--quiet"]
+    ok = subprocess.run(
+        [*base, "--output", str(tmp_path / "out.json")], env=env, capture_output=True, text=True
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert '"backend": "torch"' in (tmp_path / "out.json").read_text()
+    bad = subprocess.run(
+        [*base, "--set", "compute.backend=native"], env=env, capture_output=True, text=True
+    )
+    assert bad.returncode == 2
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no C compiler" in lines[0] and "compute.backend" in lines[0]
+    assert not list(tmp_path.glob("*.so"))
+
+
+def test_resolve_compute_torch_needs_no_compiler() -> None:
+    from evoprune_core.config import ComputeConfig
+
+    comp = resolve_compute(ComputeConfig(backend="torch", threads=2))
+    assert comp.backend == "torch" and comp.native is None and comp.threads == 2
+
+
+def test_kernels_are_cached_on_disk(kernels) -> None:
+    assert kernels.path.exists() and kernels.path.suffix == ".so"
+    assert kernels.vector_width in (4, 8, 16)
+    assert native.load() is kernels  # built once per process
