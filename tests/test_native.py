@@ -194,6 +194,8 @@ def test_auto_falls_back_and_native_fails_cleanly_without_a_compiler(tmp_path: P
     )
     assert ok.returncode == 0, ok.stderr
     assert '"backend": "torch"' in (tmp_path / "out.json").read_text()
+    warned = [ln for ln in ok.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warned) == 1 and "no C compiler" in warned[0] and "torch" in warned[0]
     bad = subprocess.run(
         [*base, "--set", "compute.backend=native"], env=env, capture_output=True, text=True
     )

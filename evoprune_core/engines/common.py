@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -154,9 +155,10 @@ def resolve_compute(cfg: ComputeConfig) -> Compute:
         return Compute(None, threads)
     try:
         return Compute(load_native(), threads)
-    except NativeUnavailable:
+    except NativeUnavailable as exc:
         if cfg.backend == "native":
             raise
+        warnings.warn(f"{exc}; using the torch backend (slower)", RuntimeWarning, stacklevel=2)
         return Compute(None, threads)
 
 

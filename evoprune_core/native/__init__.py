@@ -112,19 +112,20 @@ def _compile(cc: str) -> Path:
     return target
 
 
-@functools.lru_cache(maxsize=1)
-def _load_cached() -> NativeKernels:
-    cc = os.environ.get("CC", "cc")
+@functools.lru_cache(maxsize=4)
+def _load_cached(cc: str) -> NativeKernels | NativeUnavailable:
+    """The kernels, or why not (a failure is remembered too: no rebuild attempt per run)."""
     if shutil.which(cc) is None:
-        raise NativeUnavailable(
+        return NativeUnavailable(
             f"native kernels: no C compiler {cc!r} on PATH (set $CC, or compute.backend = 'torch')"
         )
     try:
         path = _compile(cc)
-        lib = ctypes.CDLL(str(path))
+        return NativeKernels(ctypes.CDLL(str(path)), path)
+    except NativeUnavailable as exc:
+        return exc
     except (OSError, subprocess.SubprocessError) as exc:
-        raise NativeUnavailable(f"native kernels: cannot build or load: {exc}") from None
-    return NativeKernels(lib, path)
+        return NativeUnavailable(f"native kernels: cannot build or load: {exc}")
 
 
 def load() -> NativeKernels:
@@ -132,7 +133,10 @@ def load() -> NativeKernels:
 
     Raises ``NativeUnavailable`` with a one-line reason when they cannot be built.
     """
-    return _load_cached()
+    got = _load_cached(os.environ.get("CC", "cc"))
+    if isinstance(got, NativeUnavailable):
+        raise NativeUnavailable(str(got))
+    return got
 
 
 _f32p = ctypes.POINTER(ctypes.c_float)

@@ -495,6 +495,7 @@ int evp_train_epoch(int n, int L, const int *dims, float *params, float *exp_avg
     geom_t g;
     if (geom_init(&g, L, dims) != 0 || batch < 1 || n < 0 || n_rows < 0) return -1;
     if (n == 0 || n_rows == 0) return 0;
+    if (batch > n_rows) batch = n_rows; /* the buffers never need more rows than there are */
     float *owned;
     const float *padded = pad_rows(rows, n_rows, dims[0], g.pdims[0], &owned);
     if (!padded) return -2;
