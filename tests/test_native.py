@@ -216,3 +216,31 @@ def test_kernels_are_cached_on_disk(kernels) -> None:
     assert kernels.path.exists() and kernels.path.suffix == ".so"
     assert kernels.vector_width in (4, 8, 16)
     assert native.load() is kernels  # built once per process
+
+
+@pytest.mark.parametrize("shape", range(len(SHAPES)))
+def test_native_partner_epoch_matches_torch(kernels, shape: int) -> None:
+    """The "selected and random" variant: same partners, same updates, pool untouched."""
+    from evoprune_core.engines.coevolution import neighbourhoods
+
+    arch, batch = SHAPES[shape]
+    pool = _population(arch, 4, seed=shape + 10, prune=0.2)
+    pool_before = pool.clone()
+    a = pool.take([1, 2, 3, 0], [3, 0, 1, 2])
+    b = a.clone()
+    rows = (
+        torch.rand(2 * batch + 1, arch.input_dim, generator=torch.Generator().manual_seed(3)) < 0.5
+    ).float()
+    lrs = [1e-3, 4e-3, 1e-2, 2e-3]
+    nbr = neighbourhoods(4, 1)
+    for trainer, pop in ((Trainer("bce"), a), (Trainer("bce", native=kernels, threads=2), b)):
+        with cpu_numerics(), torch.no_grad():
+            trainer.epoch_with_partners(
+                pop, pool, nbr, rows, batch, lrs,
+                torch.Generator().manual_seed(5), torch.Generator().manual_seed(6),
+            )  # fmt: skip
+    assert torch.equal(pool.params, pool_before.params)
+    assert torch.equal(a.steps, b.steps) and b.steps[0] == pool.steps[1] + 3
+    assert not torch.equal(b.params, pool.take([1, 2, 3, 0], [3, 0, 1, 2]).params)
+    assert torch.allclose(a.params, b.params, atol=1e-5, rtol=0)
+    assert bool((b.params[b.masks == 0] == 0).all())

@@ -140,12 +140,24 @@ class Trainer:
         """
         order = torch.randperm(data.shape[0], generator=generator)
         rows = data.index_select(0, order)
+        k = neighbours.shape[1]
+        cells = torch.arange(pop.n)
+        if self.native is not None and self.native.supports(pop) and self.native.supports(pool):
+            partners = torch.stack(
+                [
+                    neighbours[cells, torch.randint(0, k, (2, pop.n), generator=partner_generator)]
+                    for _ in range(0, rows.shape[0], batch_size)
+                ]
+            )
+            self.native.train_epoch(
+                pop, rows, batch_size, lrs, self.loss, self.betas, self.eps, self.threads,
+                pool=pool, partners=partners,
+            )  # fmt: skip
+            return
         grad = torch.empty_like(pop.params)
         split = pop.encoders.size
         enc_partner = Stack.standalone(pool.arch.encoder_dims, "relu", pop.n)
         dec_partner = Stack.standalone(pool.arch.decoder_dims, "sigmoid", pop.n)
-        k = neighbours.shape[1]
-        cells = torch.arange(pop.n)
         for s in range(0, rows.shape[0], batch_size):
             x = rows[s : s + batch_size]
             picks = torch.randint(0, k, (2, pop.n), generator=partner_generator)

@@ -161,6 +161,7 @@ class NativeKernels:
         self.lib.evp_train_epoch.argtypes = [
             c_int, c_int, _i32p, _f32p, _f32p, _f32p, _f32p, _f64p, _f32p,
             c_int, c_int, c_int, c_float, c_float, c_float, c_int,
+            _f32p, c_int, _i32p, c_int,
         ]  # fmt: skip
         self.lib.evp_l1.restype = c_int
         self.lib.evp_l1.argtypes = [c_int, c_int, _i32p, _f32p, _f32p, c_int, _f64p, c_int]
@@ -194,8 +195,15 @@ class NativeKernels:
         betas: tuple[float, float],
         eps: float,
         threads: int,
+        pool: object | None = None,
+        partners: Tensor | None = None,
     ) -> None:
-        """One epoch of every pair (encoder i, decoder i) over ``rows`` (already in order)."""
+        """One epoch of every pair (encoder i, decoder i) over ``rows`` (already in order).
+
+        With ``pool`` (a ``Population``) and ``partners`` (``(steps, 2, N)`` pool members:
+        ``[s, 0, i]`` the decoder and ``[s, 1, i]`` the encoder member i trains against in
+        minibatch s), each network trains against a frozen partner instead of its own pair.
+        """
         dims_t = torch.tensor(_dims(pop.arch), dtype=torch.int32)  # type: ignore[attr-defined]
         b = pop.buffers  # type: ignore[attr-defined]
         rows = rows.to(torch.float32).contiguous()
@@ -203,6 +211,15 @@ class NativeKernels:
         n = b["params"].shape[0]
         if lr_t.shape != (n,):
             raise ValueError(f"need {n} learning rates, got {len(lrs)}")
+        pool_params, picks, n_pool, enc_layers = None, None, 0, 0
+        if pool is not None and partners is not None:
+            pool_params = pool.buffers["params"].contiguous()  # type: ignore[attr-defined]
+            n_pool = pool_params.shape[0]
+            enc_layers = len(pool.arch.encoder_dims) - 1  # type: ignore[attr-defined]
+            steps = -(-rows.shape[0] // min(batch_size, max(rows.shape[0], 1)))
+            picks = partners.to(torch.int32).contiguous()
+            if picks.shape != (steps, 2, n):
+                raise ValueError(f"partners: need shape {(steps, 2, n)}, got {tuple(picks.shape)}")
         rc = self.lib.evp_train_epoch(
             n,
             len(dims_t) - 1,
@@ -220,7 +237,13 @@ class NativeKernels:
             betas[1],
             eps,
             threads,
+            None if pool_params is None else _ptr(pool_params),
+            n_pool,
+            None if picks is None else _ptr(picks, _i32p),
+            enc_layers,
         )
+        if rc == -1:
+            raise ValueError("native train_epoch: invalid arguments")
         if rc != 0:
             raise MemoryError(f"native train_epoch failed (code {rc})")
 

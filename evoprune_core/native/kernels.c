@@ -210,16 +210,22 @@ INLINE void grad_block(const int R, const float *h, int hs, const float *d, int 
     default: { const int R_ = 8; CALL; } break;                                              \
     }
 
-static void forward(const geom_t *g, const float *p, const float *x, int nb, float **h) {
+/* Layer l's weights at lw[l] (padded rows), its bias right after them (pw -> pb). */
+static void layer_ptrs(const geom_t *g, const float *base, const float **lw, int from, int to) {
+    for (int l = from; l < to; l++) lw[l] = base + g->pw[l];
+}
+
+static void forward(const geom_t *g, const float *const *lw, const float *x, int nb, float **h) {
     /* h[0] = x (nb rows, padded stride); h[l+1] = layer l's output; the last one is logits */
     for (int l = 0; l < g->L; l++) {
         int I = g->dims[l], Ip = g->pdims[l], Op = g->pdims[l + 1];
         const float *in = l == 0 ? x : h[l];
+        const float *W = lw[l], *bias = lw[l] + (int64_t)I * Op;
         int relu = l < g->L - 1;
         for (int b = 0; b < nb; b += RB) {
             int R = nb - b < RB ? nb - b : RB;
-            DISPATCH(R, fwd_block(R_, in + (int64_t)b * Ip, Ip, p + g->pw[l], p + g->pb[l], I,
-                                  Op, h[l + 1] + (int64_t)b * Op, Op, relu));
+            DISPATCH(R, fwd_block(R_, in + (int64_t)b * Ip, Ip, W, bias, I, Op,
+                                  h[l + 1] + (int64_t)b * Op, Op, relu));
         }
     }
 }
@@ -305,34 +311,37 @@ typedef struct {
     int loss;
 } hyper_t;
 
-/* one minibatch step: gradient of the mean loss over nb rows x (padded, stride Dp), Adam */
-static void train_step(const geom_t *g, work_t *w, const float *x, int nb, const hyper_t *hp,
-                       double lr, double step) {
+/* Gradient of the mean loss over nb rows x (padded, stride Dp) after `forward`: parameter
+ * gradients of the layers with lg[l] set, back-propagated down to layer `first` (the layers
+ * below it get nothing; frozen layers above it pass the input gradient through). */
+static void backward(const geom_t *g, work_t *w, const float *const *lw, float *const *lg,
+                     const float *x, int nb, int loss, int first) {
     int L = g->L, D = g->dims[L], Dp = g->pdims[L];
-    forward(g, w->p, x, nb, w->h);
     float scale = 1.0f / ((float)nb * (float)D);
     float *d = w->d0, *dn = w->d1;
     for (int b = 0; b < nb; b++)
         loss_grad_row(w->h[L] + (int64_t)b * Dp, x + (int64_t)b * Dp, d + (int64_t)b * Dp, D, Dp,
-                      hp->loss, scale);
-    for (int l = L - 1; l >= 0; l--) {
+                      loss, scale);
+    for (int l = L - 1; l >= first; l--) {
         int I = g->dims[l], Ip = g->pdims[l], Op = g->pdims[l + 1];
         const float *in = l == 0 ? x : w->h[l];
-        float *gw = w->grad + g->pw[l], *gb = w->grad + g->pb[l];
-        for (int b = 0; b < nb; b += RB) {
-            int R = nb - b < RB ? nb - b : RB;
-            DISPATCH(R, grad_block(R_, in + (int64_t)b * Ip, Ip, d + (int64_t)b * Op, Op, I, gw,
-                                   b > 0));
-        }
-        for (int k = 0; k < Op; k += VL) {
-            vf acc = (vf){0};
-            for (int b = 0; b < nb; b++) acc += vload(d + (int64_t)b * Op + k);
-            vstore(gb + k, acc);
-        }
-        if (l > 0) {
+        if (lg[l]) {
+            float *gw = lg[l], *gb = lg[l] + (int64_t)I * Op;
             for (int b = 0; b < nb; b += RB) {
                 int R = nb - b < RB ? nb - b : RB;
-                DISPATCH(R, bwd_input_block(R_, d + (int64_t)b * Op, Op, w->p + g->pw[l], I, Op,
+                DISPATCH(R, grad_block(R_, in + (int64_t)b * Ip, Ip, d + (int64_t)b * Op, Op, I,
+                                       gw, b > 0));
+            }
+            for (int k = 0; k < Op; k += VL) {
+                vf acc = (vf){0};
+                for (int b = 0; b < nb; b++) acc += vload(d + (int64_t)b * Op + k);
+                vstore(gb + k, acc);
+            }
+        }
+        if (l > first) {
+            for (int b = 0; b < nb; b += RB) {
+                int R = nb - b < RB ? nb - b : RB;
+                DISPATCH(R, bwd_input_block(R_, d + (int64_t)b * Op, Op, lw[l], I, Op,
                                             in + (int64_t)b * Ip, Ip, dn + (int64_t)b * Ip, Ip));
             }
             for (int b = 0; b < nb; b++)
@@ -342,6 +351,10 @@ static void train_step(const geom_t *g, work_t *w, const float *x, int nb, const
             dn = t;
         }
     }
+}
+
+/* Adam on the whole padded state with the gradient in w->grad (step counted already). */
+static void adam(const geom_t *g, work_t *w, const hyper_t *hp, double lr, double step) {
     /* Adam, torch's formulation; an infinite second moment (pruned entry) gives 0 */
     double bc1 = 1.0 - pow(hp->b1, step), bc2 = 1.0 - pow(hp->b2, step);
     float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
@@ -389,6 +402,39 @@ static void train_step(const geom_t *g, work_t *w, const float *x, int nb, const
     }
 }
 
+/* one minibatch step of the member in w: all layers trained */
+static void train_step(const geom_t *g, work_t *w, const float *x, int nb, const hyper_t *hp,
+                       double lr, double step) {
+    const float *lw[MAX_LAYERS];
+    float *lg[MAX_LAYERS];
+    layer_ptrs(g, w->p, lw, 0, g->L);
+    for (int l = 0; l < g->L; l++) lg[l] = w->grad + g->pw[l];
+    forward(g, lw, x, nb, w->h);
+    backward(g, w, lw, lg, x, nb, hp->loss, 0);
+    adam(g, w, hp, lr, step);
+}
+
+/* one minibatch step of the "selected and random" variant: the member's encoder (layers
+ * < enc_layers) against the frozen decoder `dec`, its decoder against the frozen encoder
+ * `enc` (both padded, from the pool), then one Adam step of everything */
+static void partner_step(const geom_t *g, work_t *w, int enc_layers, const float *enc,
+                         const float *dec, const float *x, int nb, const hyper_t *hp, double lr,
+                         double step) {
+    const float *lw[MAX_LAYERS];
+    float *lg[MAX_LAYERS];
+    layer_ptrs(g, w->p, lw, 0, enc_layers);
+    layer_ptrs(g, dec, lw, enc_layers, g->L);
+    for (int l = 0; l < g->L; l++) lg[l] = l < enc_layers ? w->grad + g->pw[l] : NULL;
+    forward(g, lw, x, nb, w->h);
+    backward(g, w, lw, lg, x, nb, hp->loss, 0);
+    layer_ptrs(g, enc, lw, 0, enc_layers);
+    layer_ptrs(g, w->p, lw, enc_layers, g->L);
+    for (int l = 0; l < g->L; l++) lg[l] = l < enc_layers ? NULL : w->grad + g->pw[l];
+    forward(g, lw, x, nb, w->h);
+    backward(g, w, lw, lg, x, nb, hp->loss, enc_layers);
+    adam(g, w, hp, lr, step);
+}
+
 /* ---- threads ---------------------------------------------------------------------------- */
 typedef struct job job_t;
 typedef int (*item_fn)(job_t *, work_t *, int);
@@ -403,6 +449,11 @@ struct job {
     const float *rows; /* padded rows */
     int n_rows;
     hyper_t hp;
+    /* "selected and random": padded pool, partners per step ([s][0][c] decoder, [s][1][c]
+     * encoder: pool members), encoder layer count */
+    const float *pool;
+    const int32_t *picks;
+    int enc_layers;
     /* evaluation */
     int chunk;
     double *partial; /* per item */
@@ -475,10 +526,18 @@ static int train_item(job_t *job, work_t *w, int c) {
     copy_in(g, job->exp_avg + off, w->m);
     copy_in(g, job->exp_avg_sq + off, w->v);
     double step = job->steps[c];
-    for (int s = 0; s < job->n_rows; s += job->batch) {
+    for (int s = 0, k = 0; s < job->n_rows; s += job->batch, k++) {
         int nb = job->n_rows - s < job->batch ? job->n_rows - s : job->batch;
+        const float *x = job->rows + (int64_t)s * Dp;
         step += 1.0;
-        train_step(g, w, job->rows + (int64_t)s * Dp, nb, &job->hp, job->lrs[c], step);
+        if (job->pool) {
+            const int32_t *pk = job->picks + (int64_t)k * 2 * job->n_items;
+            const float *dec = job->pool + (int64_t)pk[c] * g->Pp;
+            const float *enc = job->pool + (int64_t)pk[job->n_items + c] * g->Pp;
+            partner_step(g, w, job->enc_layers, enc, dec, x, nb, &job->hp, job->lrs[c], step);
+        } else {
+            train_step(g, w, x, nb, &job->hp, job->lrs[c], step);
+        }
     }
     job->steps[c] = (float)step;
     copy_out(g, w->p, job->params + off);
@@ -488,17 +547,33 @@ static int train_item(job_t *job, work_t *w, int c) {
 }
 
 /* One epoch for each of n members over the already-shuffled rows, minibatches of `batch`
- * (the last one may be smaller).  Buffers are (n, P) row-major; steps (n,) float; lrs (n,). */
+ * (the last one may be smaller).  Buffers are (n, P) row-major; steps (n,) float; lrs (n,).
+ * With `pool` ((n_pool, P) params) the "selected and random" variant runs: `picks` holds,
+ * per minibatch, the pool members each member trains against (decoders, then encoders). */
 int evp_train_epoch(int n, int L, const int *dims, float *params, float *exp_avg,
                     float *exp_avg_sq, float *steps, const double *lrs, const float *rows,
-                    int n_rows, int batch, int loss, float b1, float b2, float eps, int threads) {
+                    int n_rows, int batch, int loss, float b1, float b2, float eps, int threads,
+                    const float *pool, int n_pool, const int32_t *picks, int enc_layers) {
     geom_t g;
     if (geom_init(&g, L, dims) != 0 || batch < 1 || n < 0 || n_rows < 0) return -1;
+    if (pool && (enc_layers < 1 || enc_layers >= L || n_pool < 1)) return -1;
     if (n == 0 || n_rows == 0) return 0;
     if (batch > n_rows) batch = n_rows; /* the buffers never need more rows than there are */
+    float *pool_pad = NULL;
+    if (pool) {
+        int steps_per_epoch = (n_rows + batch - 1) / batch;
+        for (int64_t j = 0; j < (int64_t)steps_per_epoch * 2 * n; j++)
+            if (picks[j] < 0 || picks[j] >= n_pool) return -1;
+        pool_pad = alloc_f((int64_t)n_pool * g.Pp);
+        if (!pool_pad) return -2;
+        for (int j = 0; j < n_pool; j++) copy_in(&g, pool + (int64_t)j * g.P, pool_pad + (int64_t)j * g.Pp);
+    }
     float *owned;
     const float *padded = pad_rows(rows, n_rows, dims[0], g.pdims[0], &owned);
-    if (!padded) return -2;
+    if (!padded) {
+        free(pool_pad);
+        return -2;
+    }
     job_t job;
     memset(&job, 0, sizeof(job));
     job.g = &g;
@@ -513,8 +588,12 @@ int evp_train_epoch(int n, int L, const int *dims, float *params, float *exp_avg
     job.rows = padded;
     job.n_rows = n_rows;
     job.hp = (hyper_t){b1, b2, eps, loss};
+    job.pool = pool_pad;
+    job.picks = picks;
+    job.enc_layers = enc_layers;
     int rc = run_job(&job, threads);
     free(owned);
+    free(pool_pad);
     return rc == 0 ? 0 : -2;
 }
 
@@ -526,11 +605,13 @@ static int l1_item(job_t *job, work_t *w, int item) {
     int last = first + job->chunk < job->n_rows ? first + job->chunk : job->n_rows;
     int L = g->L, D = g->dims[L], Dp = g->pdims[0];
     copy_in(g, job->params + (int64_t)c * g->P, w->p);
+    const float *lw[MAX_LAYERS];
+    layer_ptrs(g, w->p, lw, 0, L);
     double total = 0.0;
     for (int s = first; s < last; s += job->batch) {
         int nb = last - s < job->batch ? last - s : job->batch;
         const float *x = job->rows + (int64_t)s * Dp;
-        forward(g, w->p, x, nb, w->h);
+        forward(g, lw, x, nb, w->h);
         for (int b = 0; b < nb; b++) {
             const float *z = w->h[L] + (int64_t)b * Dp, *xb = x + (int64_t)b * Dp;
             float row = 0.0f;
