@@ -73,7 +73,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"train L1 {result.train_loss:.4f}",
         f"remaining fraction: whole {sp.fraction():.4f}  encoder {sp.fraction('encoder'):.4f}"
         f"  decoder {sp.fraction('decoder'):.4f}",
-        f"pruning events {summary['pruning_events']}  seconds {result.seconds:.1f}",
+        f"pruning events {summary['pruning_events']}  seconds {result.seconds:.1f}"
+        f"  backend {result.extra.get('backend', '-')}",
     ]
     print("\n".join(lines))
     return 0
