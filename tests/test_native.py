@@ -81,31 +81,39 @@ def test_native_epoch_matches_torch(kernels, loss: str, shape: int) -> None:
     assert bool(torch.isinf(b.buffers["exp_avg_sq"][dead]).all())
 
 
-def test_native_step_equals_nn_and_torch_adam(kernels) -> None:
-    """One member, four steps: the kernel against ``nn.Linear`` layers and ``torch.optim.Adam``."""
+def test_native_steps_equal_independent_nn_and_torch_adam(kernels) -> None:
+    """Three members, different learning rates, four steps each: the kernel against three
+    independent ``nn.Linear`` autoencoders trained by ``torch.optim.Adam``."""
     arch = Architecture(24, (9, 3), (9,))
-    pop = _population(arch, 1, seed=3)
+    n, lrs = 3, [1e-3, 3e-3, 1e-2]
+    pop = _population(arch, n, seed=3)
     dims = [*arch.encoder_dims, *arch.decoder_dims[1:]]
-    layers = [nn.Linear(i, o) for i, o in zip(dims[:-1], dims[1:])]
     views = [(pop.encoders, i) for i in range(2)] + [(pop.decoders, i) for i in range(2)]
-    with torch.no_grad():
-        for lin, (stack, layer) in zip(layers, views):
-            lin.weight.copy_(stack.weight(layer)[0].t())
-            lin.bias.copy_(stack.bias(layer)[0])
-    model = nn.Sequential(
-        layers[0], nn.ReLU(), layers[1], nn.ReLU(), layers[2], nn.ReLU(), layers[3]
-    )
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3, betas=(0.5, 0.999), eps=1e-8)
+    refs = []
+    for c in range(n):
+        layers = [nn.Linear(i, o) for i, o in zip(dims[:-1], dims[1:])]
+        with torch.no_grad():
+            for lin, (stack, layer) in zip(layers, views):
+                lin.weight.copy_(stack.weight(layer)[c].t())
+                lin.bias.copy_(stack.bias(layer)[c])
+        model = nn.Sequential(
+            layers[0], nn.ReLU(), layers[1], nn.ReLU(), layers[2], nn.ReLU(), layers[3]
+        )
+        opt = torch.optim.Adam(model.parameters(), lr=lrs[c], betas=(0.5, 0.999), eps=1e-8)
+        refs.append((layers, model, opt))
     rows = (torch.rand(20, 24, generator=torch.Generator().manual_seed(4)) < 0.5).float()
-    _native_epoch(kernels, pop, rows, 5, [3e-3], "bce")
-    for s in range(0, 20, 5):
-        opt.zero_grad()
-        x = rows[s : s + 5]
-        nn.functional.binary_cross_entropy_with_logits(model(x), x).backward()
-        opt.step()
-    for lin, (stack, layer) in zip(layers, views):
-        assert torch.allclose(lin.weight.t(), stack.weight(layer)[0], atol=1e-5)
-        assert torch.allclose(lin.bias, stack.bias(layer)[0], atol=1e-5)
+    _native_epoch(kernels, pop, rows, 5, lrs, "bce")
+    for _, model, opt in refs:
+        for s in range(0, 20, 5):
+            opt.zero_grad()
+            x = rows[s : s + 5]
+            nn.functional.binary_cross_entropy_with_logits(model(x), x).backward()
+            opt.step()
+    for c, (layers, _, _) in enumerate(refs):
+        for lin, (stack, layer) in zip(layers, views):
+            assert torch.allclose(lin.weight.t(), stack.weight(layer)[c], atol=1e-5)
+            assert torch.allclose(lin.bias, stack.bias(layer)[c], atol=1e-5)
+    assert pop.steps.tolist() == [4.0] * n
 
 
 def test_results_do_not_depend_on_threads(kernels) -> None:
