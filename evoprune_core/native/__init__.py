@@ -2,11 +2,12 @@
 
 The batched torch program is bound by memory traffic: every minibatch step walks all N
 members' weights, gradients and Adam moments (~1 MB per member at the standard preset), which
-do not fit in a core's L2 cache together. ``kernels.c`` turns the loop inside out: a worker
-takes one member, copies its state into a padded private copy that does fit in L2, runs the
-member's whole epoch there (forward, backward, Adam per minibatch, in one pass of C) and
-writes it back; members are spread over threads with flush-to-zero set on each. Members are
-independent, so results are the same for any thread count.
+do not fit in a core's L2 cache together. ``kernels.c`` (the dense-layer maths in
+``dense.h``) turns the loop inside out: a worker takes one member, copies its state into a
+padded private copy that does fit in L2, runs the member's whole epoch there (forward,
+backward, Adam per minibatch, in one pass of C) and writes it back; members are spread over
+threads with flush-to-zero set on each. Members are independent, so results are the same for
+any thread count.
 
 The source is compiled on first use with the system C compiler (``$CC``, default ``cc``;
 ``-O3 -march=native``) into a cache folder (``$EVOPRUNE_CACHE_DIR``, else
@@ -36,6 +37,7 @@ from ..errors import ConfigError
 __all__ = ["NativeKernels", "NativeUnavailable", "cache_dir", "cpu_count", "load"]
 
 SOURCE = Path(__file__).with_name("kernels.c")
+HEADERS = (Path(__file__).with_name("dense.h"),)
 FLAGS = (
     "-O3",
     "-march=native",
@@ -83,7 +85,7 @@ def _compile(cc: str) -> Path:
     version = subprocess.run(
         [cc, "--version"], capture_output=True, text=True, check=False, timeout=60
     ).stdout
-    source = SOURCE.read_bytes()
+    source = b"\0".join(p.read_bytes() for p in (SOURCE, *HEADERS))
     key = hashlib.sha256(
         b"\0".join([source, " ".join(FLAGS).encode(), version.encode(), _cpu_signature().encode()])
     ).hexdigest()[:20]
@@ -96,7 +98,7 @@ def _compile(cc: str) -> Path:
     os.close(fd)
     try:
         proc = subprocess.run(
-            [cc, *FLAGS, str(SOURCE), "-o", tmp, "-lm"],
+            [cc, *FLAGS, "-I", str(SOURCE.parent), str(SOURCE), "-o", tmp, "-lm"],
             capture_output=True,
             text=True,
             check=False,

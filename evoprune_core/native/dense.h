@@ -1,0 +1,266 @@
+/* Dense-layer maths on padded layouts for kernels.c: SIMD vectors (GCC vector extensions,
+ * width from the target), the network geometry and its padded copy, register-blocked
+ * forward / weight-gradient / input-gradient blocks, a vectorisable exp and the loss
+ * gradients.  Everything is static: this header is included by kernels.c only. */
+#ifndef EVOPRUNE_DENSE_H
+#define EVOPRUNE_DENSE_H
+
+#include <math.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#elif defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+
+#if defined(__AVX512F__)
+#define VL 16
+#elif defined(__AVX__)
+#define VL 8
+#else
+#define VL 4
+#endif
+typedef float vf __attribute__((vector_size(VL * 4)));
+typedef int32_t vi __attribute__((vector_size(VL * 4)));
+#define MAX_LAYERS 32
+#define RB 8 /* rows per register block */
+#define INLINE static inline __attribute__((always_inline))
+
+static inline int pad(int n) { return (n + VL - 1) / VL * VL; }
+INLINE vf vload(const float *p) { return *(const vf *)p; }
+INLINE void vstore(float *p, vf v) { *(vf *)p = v; }
+INLINE vf vsplat(float x) { return x - (vf){0}; } /* folds to a broadcast */
+INLINE vf vrelu(vf v) { return (vf)((vi)v & (v > 0)); }
+INLINE float hsum(vf v) {
+    float s = 0.0f;
+    for (int j = 0; j < VL; j++) s += v[j];
+    return s;
+}
+
+/* ---- the network's geometry --------------------------------------------------------- */
+typedef struct {
+    int L;                      /* layers */
+    int dims[MAX_LAYERS + 1];   /* widths, input first */
+    int pdims[MAX_LAYERS + 1];  /* padded widths */
+    int64_t P;                  /* flat entries per member (the buffers' row stride) */
+    int64_t Pp;                 /* padded entries */
+    int64_t fw[MAX_LAYERS], fb[MAX_LAYERS]; /* flat offsets of weights and bias */
+    int64_t pw[MAX_LAYERS], pb[MAX_LAYERS]; /* padded offsets */
+    int maxp;                   /* widest padded layer */
+} geom_t;
+
+static int geom_init(geom_t *g, int L, const int *dims) {
+    if (L < 1 || L > MAX_LAYERS) return -1;
+    g->L = L;
+    int64_t f = 0, q = 0;
+    g->maxp = 0;
+    for (int l = 0; l <= L; l++) {
+        if (dims[l] < 1) return -1;
+        g->dims[l] = dims[l];
+        g->pdims[l] = pad(dims[l]);
+        if (g->pdims[l] > g->maxp) g->maxp = g->pdims[l];
+    }
+    for (int l = 0; l < L; l++) {
+        int I = dims[l], O = dims[l + 1], Op = g->pdims[l + 1];
+        g->fw[l] = f;
+        g->fb[l] = f + (int64_t)I * O;
+        f += (int64_t)I * O + O;
+        g->pw[l] = q;
+        g->pb[l] = q + (int64_t)I * Op;
+        q += (int64_t)I * Op + Op;
+    }
+    g->P = f;
+    g->Pp = q;
+    return 0;
+}
+
+static void copy_in(const geom_t *g, const float *src, float *dst) {
+    memset(dst, 0, sizeof(float) * g->Pp);
+    for (int l = 0; l < g->L; l++) {
+        int I = g->dims[l], O = g->dims[l + 1], Op = g->pdims[l + 1];
+        for (int i = 0; i < I; i++)
+            memcpy(dst + g->pw[l] + (int64_t)i * Op, src + g->fw[l] + (int64_t)i * O,
+                   sizeof(float) * O);
+        memcpy(dst + g->pb[l], src + g->fb[l], sizeof(float) * O);
+    }
+}
+
+static void copy_out(const geom_t *g, const float *src, float *dst) {
+    for (int l = 0; l < g->L; l++) {
+        int I = g->dims[l], O = g->dims[l + 1], Op = g->pdims[l + 1];
+        for (int i = 0; i < I; i++)
+            memcpy(dst + g->fw[l] + (int64_t)i * O, src + g->pw[l] + (int64_t)i * Op,
+                   sizeof(float) * O);
+        memcpy(dst + g->fb[l], src + g->pb[l], sizeof(float) * O);
+    }
+}
+
+/* ---- dense blocks ------------------------------------------------------------------- */
+/* out[r][:] = act(bias + sum_i h[r][i] * W[i][:]) for R rows (R a compile-time constant). */
+INLINE void fwd_block(const int R, const float *h, int hs, const float *W, const float *bias,
+                      int I, int Op, float *out, int os, int relu) {
+    int k = 0;
+    for (; k + 2 * VL <= Op; k += 2 * VL) {
+        vf a[RB], c[RB];
+        for (int r = 0; r < R; r++) {
+            a[r] = vload(bias + k);
+            c[r] = vload(bias + k + VL);
+        }
+        for (int i = 0; i < I; i++) {
+            vf w0 = vload(W + (int64_t)i * Op + k), w1 = vload(W + (int64_t)i * Op + k + VL);
+            for (int r = 0; r < R; r++) {
+                vf x = vsplat(h[r * hs + i]);
+                a[r] += x * w0;
+                c[r] += x * w1;
+            }
+        }
+        for (int r = 0; r < R; r++) {
+            if (relu) {
+                a[r] = vrelu(a[r]);
+                c[r] = vrelu(c[r]);
+            }
+            vstore(out + r * os + k, a[r]);
+            vstore(out + r * os + k + VL, c[r]);
+        }
+    }
+    for (; k < Op; k += VL) {
+        vf a[RB];
+        for (int r = 0; r < R; r++) a[r] = vload(bias + k);
+        for (int i = 0; i < I; i++) {
+            vf w0 = vload(W + (int64_t)i * Op + k);
+            for (int r = 0; r < R; r++) a[r] += vsplat(h[r * hs + i]) * w0;
+        }
+        for (int r = 0; r < R; r++) {
+            if (relu) a[r] = vrelu(a[r]);
+            vstore(out + r * os + k, a[r]);
+        }
+    }
+}
+
+/* dh[r][i] = sum_k d[r][k] * W[i][k] for R rows, then masked by ReLU'(h[r][i]). */
+INLINE void bwd_input_block(const int R, const float *d, int ds, const float *W, int I, int Op,
+                            const float *h, int hs, float *out, int os) {
+    for (int i = 0; i < I; i++) {
+        vf a[RB];
+        for (int r = 0; r < R; r++) a[r] = (vf){0};
+        const float *w = W + (int64_t)i * Op;
+        for (int k = 0; k < Op; k += VL) {
+            vf wv = vload(w + k);
+            for (int r = 0; r < R; r++) a[r] += vload(d + r * ds + k) * wv;
+        }
+        for (int r = 0; r < R; r++) out[r * os + i] = h[r * hs + i] > 0 ? hsum(a[r]) : 0.0f;
+    }
+}
+
+/* gW[i][:] (+)= sum_r h[r][i] * d[r][:] for R rows; `add` accumulates onto earlier rows. */
+INLINE void grad_block(const int R, const float *h, int hs, const float *d, int Op, int I,
+                       float *gw, int add) {
+    int k = 0;
+    for (; k + 2 * VL <= Op; k += 2 * VL) {
+        vf d0[RB], d1[RB];
+        for (int r = 0; r < R; r++) {
+            d0[r] = vload(d + r * Op + k);
+            d1[r] = vload(d + r * Op + k + VL);
+        }
+        for (int i = 0; i < I; i++) {
+            float *out = gw + (int64_t)i * Op + k;
+            vf a = add ? vload(out) : (vf){0}, c = add ? vload(out + VL) : (vf){0};
+            for (int r = 0; r < R; r++) {
+                vf x = vsplat(h[r * hs + i]);
+                a += x * d0[r];
+                c += x * d1[r];
+            }
+            vstore(out, a);
+            vstore(out + VL, c);
+        }
+    }
+    for (; k < Op; k += VL) {
+        vf d0[RB];
+        for (int r = 0; r < R; r++) d0[r] = vload(d + r * Op + k);
+        for (int i = 0; i < I; i++) {
+            float *out = gw + (int64_t)i * Op + k;
+            vf a = add ? vload(out) : (vf){0};
+            for (int r = 0; r < R; r++) a += vsplat(h[r * hs + i]) * d0[r];
+            vstore(out, a);
+        }
+    }
+}
+
+#define DISPATCH(R, CALL)                                                                    \
+    switch (R) {                                                                             \
+    case 1: { const int R_ = 1; CALL; } break;                                               \
+    case 2: { const int R_ = 2; CALL; } break;                                               \
+    case 3: { const int R_ = 3; CALL; } break;                                               \
+    case 4: { const int R_ = 4; CALL; } break;                                               \
+    case 5: { const int R_ = 5; CALL; } break;                                               \
+    case 6: { const int R_ = 6; CALL; } break;                                               \
+    case 7: { const int R_ = 7; CALL; } break;                                               \
+    default: { const int R_ = 8; CALL; } break;                                              \
+    }
+
+/* Layer l's weights at lw[l] (padded rows), its bias right after them (pw -> pb). */
+static void layer_ptrs(const geom_t *g, const float *base, const float **lw, int from, int to) {
+    for (int l = from; l < to; l++) lw[l] = base + g->pw[l];
+}
+
+static void forward(const geom_t *g, const float *const *lw, const float *x, int nb, float **h) {
+    /* h[0] = x (nb rows, padded stride); h[l+1] = layer l's output; the last one is logits */
+    for (int l = 0; l < g->L; l++) {
+        int I = g->dims[l], Ip = g->pdims[l], Op = g->pdims[l + 1];
+        const float *in = l == 0 ? x : h[l];
+        const float *W = lw[l], *bias = lw[l] + (int64_t)I * Op;
+        int relu = l < g->L - 1;
+        for (int b = 0; b < nb; b += RB) {
+            int R = nb - b < RB ? nb - b : RB;
+            DISPATCH(R, fwd_block(R_, in + (int64_t)b * Ip, Ip, W, bias, I, Op,
+                                  h[l + 1] + (int64_t)b * Op, Op, relu));
+        }
+    }
+}
+
+/* ---- exp / sigmoid that vectorise (Cody-Waite reduction, degree-7 Taylor, ~1 ulp) ---- */
+static inline float exp_approx(float t) {
+    t = t < -87.0f ? -87.0f : (t > 88.0f ? 88.0f : t);
+    float n = floorf(t * 1.44269504088896341f + 0.5f);
+    float r = t - n * 0.693359375f + n * 2.12194440e-4f;
+    float q = 1.0f / 5040.0f;
+    q = q * r + 1.0f / 720.0f;
+    q = q * r + 1.0f / 120.0f;
+    q = q * r + 1.0f / 24.0f;
+    q = q * r + 1.0f / 6.0f;
+    q = q * r + 0.5f;
+    q = q * r + 1.0f;
+    q = q * r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return q * scale;
+}
+
+enum { LOSS_L1 = 0, LOSS_MSE = 1, LOSS_BCE = 2 };
+
+/* d[o] = d loss / d logit for one row (o < D); pads are zeroed. */
+static void loss_grad_row(const float *z, const float *x, float *d, int D, int Dp, int loss,
+                          float scale) {
+    if (loss == LOSS_BCE) {
+        for (int o = 0; o < D; o++) d[o] = (1.0f / (1.0f + exp_approx(-z[o])) - x[o]) * scale;
+    } else if (loss == LOSS_MSE) {
+        for (int o = 0; o < D; o++) {
+            float y = 1.0f / (1.0f + exp_approx(-z[o]));
+            d[o] = (y - x[o]) * (y * (1.0f - y)) * (2.0f * scale);
+        }
+    } else {
+        for (int o = 0; o < D; o++) {
+            float y = 1.0f / (1.0f + exp_approx(-z[o]));
+            float e = y - x[o];
+            float s = e > 0 ? 1.0f : (e < 0 ? -1.0f : 0.0f);
+            d[o] = s * (y * (1.0f - y)) * scale;
+        }
+    }
+    for (int o = D; o < Dp; o++) d[o] = 0.0f;
+}
+
+#endif /* EVOPRUNE_DENSE_H */
