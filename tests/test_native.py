@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -252,3 +253,25 @@ def test_native_partner_epoch_matches_torch(kernels, shape: int) -> None:
     assert not torch.equal(b.params, pool.take([1, 2, 3, 0], [3, 0, 1, 2]).params)
     assert torch.allclose(a.params, b.params, atol=1e-5, rtol=0)
     assert bool((b.params[b.masks == 0] == 0).all())
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 instruction sets")
+@pytest.mark.parametrize("march", ["x86-64-v3", "x86-64"])  # AVX2 (8 lanes), SSE2 (4 lanes)
+def test_narrower_simd_builds_match_torch(march: str) -> None:
+    """The kernels built for older CPUs (exact Adam, narrower vectors) train and evaluate alike."""
+    k = native.build(march)
+    assert k.vector_width == (8 if march == "x86-64-v3" else 4)
+    for arch, batch in SHAPES[1:]:
+        a = _population(arch, 3, seed=1, prune=0.3)
+        b = a.clone()
+        rows = (
+            torch.rand(3 * batch + 2, arch.input_dim, generator=torch.Generator().manual_seed(7))
+            < 0.4
+        ).float()
+        for _ in range(2):
+            _torch_epoch(a, rows, batch, [1e-3, 4e-3, 1e-2], "bce")
+            _native_epoch(k, b, rows, batch, [1e-3, 4e-3, 1e-2], "bce")
+        assert torch.allclose(a.params, b.params, atol=1e-5, rtol=0)
+        assert bool((b.params[b.masks == 0] == 0).all())
+        with cpu_numerics():
+            assert torch.allclose(k.l1(b, rows, 2), b.l1(rows), atol=1e-6, rtol=0)

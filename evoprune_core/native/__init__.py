@@ -34,13 +34,12 @@ from torch import Tensor
 
 from ..errors import ConfigError
 
-__all__ = ["NativeKernels", "NativeUnavailable", "cache_dir", "cpu_count", "load"]
+__all__ = ["NativeKernels", "NativeUnavailable", "build", "cache_dir", "cpu_count", "load"]
 
 SOURCE = Path(__file__).with_name("kernels.c")
 HEADERS = (Path(__file__).with_name("dense.h"),)
 FLAGS = (
     "-O3",
-    "-march=native",
     "-fno-math-errno",
     "-fno-trapping-math",
     "-fPIC",
@@ -81,13 +80,16 @@ def _cpu_signature() -> str:
     return "\n".join(sorted(set(keep)))
 
 
-def _compile(cc: str) -> Path:
+def _compile(cc: str, march: str = "native") -> Path:
     version = subprocess.run(
         [cc, "--version"], capture_output=True, text=True, check=False, timeout=60
     ).stdout
     source = b"\0".join(p.read_bytes() for p in (SOURCE, *HEADERS))
     key = hashlib.sha256(
-        b"\0".join([source, " ".join(FLAGS).encode(), version.encode(), _cpu_signature().encode()])
+        b"\0".join(
+            [source, " ".join(FLAGS).encode(), march.encode(), version.encode()]
+            + [_cpu_signature().encode()]
+        )
     ).hexdigest()[:20]
     folder = cache_dir()
     target = folder / f"kernels-{key}.so"
@@ -98,7 +100,8 @@ def _compile(cc: str) -> Path:
     os.close(fd)
     try:
         proc = subprocess.run(
-            [cc, *FLAGS, "-I", str(SOURCE.parent), str(SOURCE), "-o", tmp, "-lm"],
+            [cc, *FLAGS, f"-march={march}", "-I", str(SOURCE.parent), str(SOURCE), "-o", tmp]
+            + ["-lm"],
             capture_output=True,
             text=True,
             check=False,
@@ -128,6 +131,14 @@ def _load_cached(cc: str) -> NativeKernels | NativeUnavailable:
         return exc
     except (OSError, subprocess.SubprocessError) as exc:
         return NativeUnavailable(f"native kernels: cannot build or load: {exc}")
+
+
+def build(march: str) -> NativeKernels:
+    """The kernels compiled for another instruction set (``-march=<march>``), uncached in
+    memory; for testing the narrower SIMD paths on a wider machine."""
+    cc = os.environ.get("CC", "cc")
+    path = _compile(cc, march)
+    return NativeKernels(ctypes.CDLL(str(path)), path)
 
 
 def load() -> NativeKernels:
