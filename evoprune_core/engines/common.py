@@ -148,7 +148,8 @@ def resolve_compute(cfg: ComputeConfig) -> Compute:
     """Load the native kernels as ``cfg.backend`` asks; call before ``cpu_numerics``.
 
     "native" without a working C compiler raises ``NativeUnavailable`` (a one-line config
-    error); "auto" falls back to torch silently (the result's ``backend`` says which ran).
+    error); "auto" falls back to torch with a warning (the result's ``backend`` says which ran).
+    ``threads = 0`` takes torch's thread count, which ``cpu_numerics`` then lowers to one.
     """
     threads = cfg.threads or torch.get_num_threads()
     if cfg.backend == "torch":
@@ -183,8 +184,9 @@ def cpu_numerics() -> Iterator[None]:
     Adam's tiny second moments are otherwise denormal and make updates many times slower.
     The flush-to-zero mode is a per-thread CPU flag, so PyTorch's intra-op worker threads
     (created earlier, without it) would still crawl - measured: 15 s instead of 0.22 s for an
-    N=10 epoch. Ops on one thread lose little here: the batched step is bound by memory
-    bandwidth (splitting the members over two threads measured no faster).
+    N=10 epoch. Torch ops on one thread lose little here: the batched step is bound by memory
+    bandwidth (splitting the members over two threads measured no faster). The native kernels
+    run their own worker threads and set flush-to-zero on each.
     """
     threads = torch.get_num_threads()
     torch.set_flush_denormal(True)
