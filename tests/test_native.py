@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_coevolution import TINY
 from torch import nn
 
 from evoprune_core import native
@@ -19,8 +20,6 @@ from evoprune_core.engines.common import cpu_numerics, resolve_compute
 from evoprune_core.engines.training import Trainer
 from evoprune_core.plugins import Registry
 from evoprune_core.population import Architecture, Population
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -152,16 +151,9 @@ def test_diverged_training_reaches_the_weights(kernels) -> None:
 
 
 # -- in the engines -----------------------------------------------------------------------------
+# the coevolution tests' tiny ring, with minibatches of 5 and pruning on (later keys win)
 COEVO = [
-    'engine="coevolution"',
-    'data.name="binary-clustering"',
-    "data.params.clusters=4",
-    "data.params.dims=64",
-    "data.params.rows_per_cluster=20",
-    "data.params.val_rows_per_cluster=10",
-    "data.params.test_rows_per_cluster=10",
-    "network.encoder=[16, 4]",
-    "coevolution.cells=4",
+    *TINY,
     "generations=4",
     "training.batch_size=5",
     "pruning.operator=random",

@@ -229,7 +229,7 @@ class NativeKernels:
             pool_params = pool.buffers["params"].contiguous()  # type: ignore[attr-defined]
             n_pool = pool_params.shape[0]
             enc_layers = len(pool.arch.encoder_dims) - 1  # type: ignore[attr-defined]
-            steps = -(-rows.shape[0] // min(batch_size, max(rows.shape[0], 1)))
+            steps = len(range(0, rows.shape[0], batch_size))  # minibatches, the last ragged
             picks = partners.to(torch.int32).contiguous()
             if picks.shape != (steps, 2, n):
                 raise ValueError(f"partners: need shape {(steps, 2, n)}, got {tuple(picks.shape)}")
