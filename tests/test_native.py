@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 import subprocess
@@ -267,3 +268,44 @@ def test_narrower_simd_builds_match_torch(march: str) -> None:
         assert bool((b.params[b.masks == 0] == 0).all())
         with cpu_numerics():
             assert torch.allclose(k.l1(b, rows, 2), b.l1(rows), atol=1e-6, rtol=0)
+
+
+# -- the C boundary ---------------------------------------------------------------------------
+def test_abi_constants_are_pinned_and_match_the_library(kernels) -> None:
+    """The loader's view of the boundary (pinned here) equals the library's, key by key."""
+    want = native.abi_expected()
+    assert want["version"] == 1 and want["max_layers"] == 32
+    assert (want["loss.l1"], want["loss.mse"], want["loss.bce"]) == (0, 1, 2)
+    if ctypes.sizeof(ctypes.c_void_p) == 8:  # 2 ints, 7 pointers, 4 ints, 3 floats, 1 int, ...
+        assert want["sizeof.evp_train_args"] == 120 and want["evp_train_args.reset_each_step"] == 92
+        assert want["sizeof.evp_l1_args"] == 48 and want["evp_l1_args.out"] == 40
+    assert native.abi_mismatches(kernels.lib) == []
+    query = kernels.lib.evp_abi
+    assert query(b"vector_width") == kernels.vector_width
+    assert query(b"no.such.key") == -1
+
+
+def test_a_library_that_disagrees_is_refused(tmp_path: Path) -> None:
+    """A build whose struct or constants differ from the loader's is refused at load time."""
+    import shutil
+
+    for name in ("kernels.c", "dense.h", "abi.h"):
+        shutil.copy(native.SOURCE.with_name(name), tmp_path / name)
+    abi = (tmp_path / "abi.h").read_text()
+    (tmp_path / "abi.h").write_text(
+        abi.replace("#define MAX_LAYERS 32", "#define MAX_LAYERS 16").replace(
+            "    int32_t reset_each_step;", "    int32_t extra;\n    int32_t reset_each_step;"
+        )
+    )
+    so = tmp_path / "k.so"
+    cc = os.environ.get("CC", "cc")
+    subprocess.run(
+        [cc, *native.FLAGS, "-I", str(tmp_path), str(tmp_path / "kernels.c"), "-o", str(so), "-lm"],
+        check=True,
+    )
+    lib = ctypes.CDLL(str(so))
+    bad = native.abi_mismatches(lib)
+    assert "max_layers: library 16 != loader 32" in bad
+    assert "evp_train_args.reset_each_step: library 96 != loader 92" in bad
+    with pytest.raises(native.NativeUnavailable, match="does not match this loader"):
+        native.NativeKernels(lib, so)

@@ -9,6 +9,11 @@ backward, Adam per minibatch, in one pass of C) and writes it back; members are 
 threads with flush-to-zero set on each. Members are independent, so results are the same for
 any thread count.
 
+The boundary is two argument structs (``abi.h``: ``evp_train_args``, ``evp_l1_args``) mirrored
+here as ``ctypes.Structure`` classes; on load the library is asked for its ABI version, shared
+constants (layer limit, loss codes), struct sizes and field offsets, and refused (one-line
+``NativeUnavailable``) if any differs from what this module expects.
+
 The source is compiled on first use with the system C compiler (``$CC``, default ``cc``;
 ``-O3 -march=native``) into a cache folder (``$EVOPRUNE_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/evoprune``, else ``~/.cache/evoprune``), keyed by the source, the flags,
@@ -34,10 +39,21 @@ from torch import Tensor
 
 from ..errors import ConfigError
 
-__all__ = ["NativeKernels", "NativeUnavailable", "build", "cache_dir", "cpu_count", "load"]
+__all__ = [
+    "L1Args",
+    "NativeKernels",
+    "NativeUnavailable",
+    "TrainArgs",
+    "abi_expected",
+    "abi_mismatches",
+    "build",
+    "cache_dir",
+    "cpu_count",
+    "load",
+]
 
 SOURCE = Path(__file__).with_name("kernels.c")
-HEADERS = (Path(__file__).with_name("dense.h"),)
+HEADERS = (Path(__file__).with_name("abi.h"), Path(__file__).with_name("dense.h"))
 FLAGS = (
     "-O3",
     "-fno-math-errno",
@@ -46,6 +62,8 @@ FLAGS = (
     "-shared",
     "-pthread",
 )
+#: The boundary with the C side (``abi.h``): checked against the library when it loads.
+ABI_VERSION = 1
 LOSS_CODES = {"l1": 0, "mse": 1, "bce": 2}
 MAX_LAYERS = 32
 
@@ -154,7 +172,53 @@ def load() -> NativeKernels:
 
 _f32p = ctypes.POINTER(ctypes.c_float)
 _f64p = ctypes.POINTER(ctypes.c_double)
-_i32p = ctypes.POINTER(ctypes.c_int)
+_i32p = ctypes.POINTER(ctypes.c_int32)
+_i32, _f32 = ctypes.c_int32, ctypes.c_float
+
+
+class TrainArgs(ctypes.Structure):
+    """Mirror of ``evp_train_args`` (abi.h): one epoch of a population."""
+
+    _fields_ = [
+        ("n", _i32), ("L", _i32), ("dims", _i32p),
+        ("params", _f32p), ("exp_avg", _f32p), ("exp_avg_sq", _f32p), ("steps", _f32p),
+        ("lrs", _f64p), ("rows", _f32p),
+        ("n_rows", _i32), ("batch", _i32), ("loss", _i32), ("threads", _i32),
+        ("b1", _f32), ("b2", _f32), ("eps", _f32),
+        ("reset_each_step", _i32),
+        ("pool", _f32p), ("picks", _i32p), ("n_pool", _i32), ("enc_layers", _i32),
+    ]  # fmt: skip
+
+
+class L1Args(ctypes.Structure):
+    """Mirror of ``evp_l1_args`` (abi.h): the L1 evaluation of a population."""
+
+    _fields_ = [
+        ("n", _i32), ("L", _i32), ("dims", _i32p), ("params", _f32p), ("rows", _f32p),
+        ("n_rows", _i32), ("threads", _i32), ("out", _f64p),
+    ]  # fmt: skip
+
+
+def abi_expected() -> dict[str, int]:
+    """What this loader expects of the library: constants, struct sizes and field offsets."""
+    want = {"version": ABI_VERSION, "max_layers": MAX_LAYERS}
+    want.update({f"loss.{name}": code for name, code in LOSS_CODES.items()})
+    for struct, cname in ((TrainArgs, "evp_train_args"), (L1Args, "evp_l1_args")):
+        want[f"sizeof.{cname}"] = ctypes.sizeof(struct)
+        for name, *_ in struct._fields_:
+            want[f"{cname}.{name}"] = getattr(struct, name).offset
+    return want
+
+
+def abi_mismatches(lib: ctypes.CDLL) -> list[str]:
+    """Every ``key: library value != expected`` where the library disagrees with the loader."""
+    query = lib.evp_abi
+    query.restype = ctypes.c_int64
+    query.argtypes = [ctypes.c_char_p]
+    got = {key: int(query(key.encode())) for key in abi_expected()}
+    return [
+        f"{k}: library {got[k]} != loader {v}" for k, v in abi_expected().items() if got[k] != v
+    ]
 
 
 def _ptr(t: Tensor, kind: type = _f32p):  # noqa: ANN202 - a ctypes pointer
@@ -169,15 +233,15 @@ class NativeKernels:
     path: Path
 
     def __post_init__(self) -> None:
-        c_int, c_float = ctypes.c_int, ctypes.c_float
-        self.lib.evp_train_epoch.restype = c_int
-        self.lib.evp_train_epoch.argtypes = [
-            c_int, c_int, _i32p, _f32p, _f32p, _f32p, _f32p, _f64p, _f32p,
-            c_int, c_int, c_int, c_float, c_float, c_float, c_int,
-            _f32p, c_int, _i32p, c_int,
-        ]  # fmt: skip
-        self.lib.evp_l1.restype = c_int
-        self.lib.evp_l1.argtypes = [c_int, c_int, _i32p, _f32p, _f32p, c_int, _f64p, c_int]
+        bad = abi_mismatches(self.lib)
+        if bad:
+            raise NativeUnavailable(
+                f"native kernels: {self.path.name} does not match this loader ({'; '.join(bad)})"
+            )
+        self.lib.evp_train_epoch.restype = ctypes.c_int
+        self.lib.evp_train_epoch.argtypes = [ctypes.POINTER(TrainArgs)]
+        self.lib.evp_l1.restype = ctypes.c_int
+        self.lib.evp_l1.argtypes = [ctypes.POINTER(L1Args)]
 
     @property
     def vector_width(self) -> int:
@@ -210,8 +274,12 @@ class NativeKernels:
         threads: int,
         pool: object | None = None,
         partners: Tensor | None = None,
+        reset_each_step: bool = False,
     ) -> None:
         """One epoch of every pair (encoder i, decoder i) over ``rows`` (already in order).
+
+        ``reset_each_step`` gives every minibatch a fresh Adam (moments and step count zeroed
+        for the alive entries; pruned ones stay frozen), as the published Lipi-AE code does.
 
         With ``pool`` (a ``Population``) and ``partners`` (``(steps, 2, N)`` pool members:
         ``[s, 0, i]`` the decoder and ``[s, 1, i]`` the encoder member i trains against in
@@ -233,28 +301,30 @@ class NativeKernels:
             picks = partners.to(torch.int32).contiguous()
             if picks.shape != (steps, 2, n):
                 raise ValueError(f"partners: need shape {(steps, 2, n)}, got {tuple(picks.shape)}")
-        rc = self.lib.evp_train_epoch(
-            n,
-            len(dims_t) - 1,
-            _ptr(dims_t, _i32p),
-            _ptr(b["params"]),
-            _ptr(b["exp_avg"]),
-            _ptr(b["exp_avg_sq"]),
-            _ptr(pop.steps),  # type: ignore[attr-defined]
-            _ptr(lr_t, _f64p),
-            _ptr(rows),
-            rows.shape[0],
-            batch_size,
-            LOSS_CODES[loss],
-            betas[0],
-            betas[1],
-            eps,
-            threads,
-            None if pool_params is None else _ptr(pool_params),
-            n_pool,
-            None if picks is None else _ptr(picks, _i32p),
-            enc_layers,
+        args = TrainArgs(
+            n=n,
+            L=len(dims_t) - 1,
+            dims=_ptr(dims_t, _i32p),
+            params=_ptr(b["params"]),
+            exp_avg=_ptr(b["exp_avg"]),
+            exp_avg_sq=_ptr(b["exp_avg_sq"]),
+            steps=_ptr(pop.steps),  # type: ignore[attr-defined]
+            lrs=_ptr(lr_t, _f64p),
+            rows=_ptr(rows),
+            n_rows=rows.shape[0],
+            batch=batch_size,
+            loss=LOSS_CODES[loss],
+            threads=threads,
+            b1=betas[0],
+            b2=betas[1],
+            eps=eps,
+            reset_each_step=int(reset_each_step),
+            pool=None if pool_params is None else _ptr(pool_params),
+            picks=None if picks is None else _ptr(picks, _i32p),
+            n_pool=n_pool,
+            enc_layers=enc_layers,
         )
+        rc = self.lib.evp_train_epoch(ctypes.byref(args))
         if rc == -1:
             raise ValueError("native train_epoch: invalid arguments")
         if rc != 0:
@@ -266,16 +336,17 @@ class NativeKernels:
         params = pop.buffers["params"]  # type: ignore[attr-defined]
         x = x.to(torch.float32).contiguous()
         out = torch.zeros(params.shape[0], dtype=torch.float64)
-        rc = self.lib.evp_l1(
-            params.shape[0],
-            len(dims_t) - 1,
-            _ptr(dims_t, _i32p),
-            _ptr(params),
-            _ptr(x),
-            x.shape[0],
-            _ptr(out, _f64p),
-            threads,
+        args = L1Args(
+            n=params.shape[0],
+            L=len(dims_t) - 1,
+            dims=_ptr(dims_t, _i32p),
+            params=_ptr(params),
+            rows=_ptr(x),
+            n_rows=x.shape[0],
+            threads=threads,
+            out=_ptr(out, _f64p),
         )
+        rc = self.lib.evp_l1(ctypes.byref(args))
         if rc != 0:
             raise MemoryError(f"native l1 failed (code {rc})")
         return out.float()

@@ -7,6 +7,8 @@
 
 #include <math.h>
 
+#include "abi.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +27,6 @@
 #endif
 typedef float vf __attribute__((vector_size(VL * 4)));
 typedef int32_t vi __attribute__((vector_size(VL * 4)));
-#define MAX_LAYERS 32
 #define RB 8 /* rows per register block */
 #define INLINE static inline __attribute__((always_inline))
 
@@ -239,8 +240,6 @@ static inline float exp_approx(float t) {
     memcpy(&scale, &bits, 4);
     return q * scale;
 }
-
-enum { LOSS_L1 = 0, LOSS_MSE = 1, LOSS_BCE = 2 };
 
 /* d[o] = d loss / d logit for one row (o < D); pads are zeroed. */
 static void loss_grad_row(const float *z, const float *x, float *d, int D, int Dp, int loss,

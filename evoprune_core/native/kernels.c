@@ -1,4 +1,5 @@
-/* Fused CPU kernels for populations of small MLP autoencoders (see native/__init__.py).
+/* Fused CPU kernels for populations of small MLP autoencoders (see native/__init__.py; the
+ * argument structs and shared constants of the exported functions are in abi.h).
  *
  * A member's state lives in the population's flat row (per layer: weights input-major
  * (in x out), then the bias).  Each worker copies one member at a time into a padded,
@@ -195,6 +196,7 @@ struct job {
     const float *rows; /* padded rows */
     int n_rows;
     hyper_t hp;
+    int reset_each_step;
     /* "selected and random": padded pool, partners per step ([s][0][c] decoder, [s][1][c]
      * encoder: pool members), encoder layer count */
     const float *pool;
@@ -264,6 +266,15 @@ static const float *pad_rows(const float *rows, int n, int D, int Dp, float **ow
     return out;
 }
 
+/* A fresh Adam (torch.optim.Adam built anew): moments 0, step 0. Pruned entries keep their
+ * infinite second moment, so they stay frozen. */
+static void adam_reset(const geom_t *g, work_t *w) {
+    for (int64_t j = 0; j < g->Pp; j++) {
+        w->m[j] = 0.0f;
+        if (w->v[j] != INFINITY) w->v[j] = 0.0f;
+    }
+}
+
 static int train_item(job_t *job, work_t *w, int c) {
     const geom_t *g = job->g;
     int64_t off = (int64_t)c * g->P;
@@ -275,6 +286,10 @@ static int train_item(job_t *job, work_t *w, int c) {
     for (int s = 0, k = 0; s < job->n_rows; s += job->batch, k++) {
         int nb = job->n_rows - s < job->batch ? job->n_rows - s : job->batch;
         const float *x = job->rows + (int64_t)s * Dp;
+        if (job->reset_each_step) {
+            adam_reset(g, w);
+            step = 0.0;
+        }
         step += 1.0;
         if (job->pool) {
             const int32_t *pk = job->picks + (int64_t)k * 2 * job->n_items;
@@ -292,30 +307,30 @@ static int train_item(job_t *job, work_t *w, int c) {
     return 0;
 }
 
-/* One epoch for each of n members over the already-shuffled rows, minibatches of `batch`
- * (the last one may be smaller).  Buffers are (n, P) row-major; steps (n,) float; lrs (n,).
- * With `pool` ((n_pool, P) params) the "selected and random" variant runs: `picks` holds,
- * per minibatch, the pool members each member trains against (decoders, then encoders). */
-int evp_train_epoch(int n, int L, const int *dims, float *params, float *exp_avg,
-                    float *exp_avg_sq, float *steps, const double *lrs, const float *rows,
-                    int n_rows, int batch, int loss, float b1, float b2, float eps, int threads,
-                    const float *pool, int n_pool, const int32_t *picks, int enc_layers) {
+/* One epoch for each of a->n members over the already-shuffled rows, minibatches of
+ * a->batch (the last one may be smaller); see evp_train_args in abi.h.  With a->pool the
+ * "selected and random" variant runs: a->picks holds, per minibatch, the pool members each
+ * member trains against (decoders, then encoders). */
+int evp_train_epoch(const evp_train_args *a) {
     geom_t g;
-    if (geom_init(&g, L, dims) != 0 || batch < 1 || n < 0 || n_rows < 0) return -1;
-    if (pool && (enc_layers < 1 || enc_layers >= L || n_pool < 1)) return -1;
-    if (n == 0 || n_rows == 0) return 0;
-    if (batch > n_rows) batch = n_rows; /* the buffers never need more rows than there are */
+    if (!a || geom_init(&g, a->L, a->dims) != 0 || a->batch < 1 || a->n < 0 || a->n_rows < 0)
+        return -1;
+    if (a->loss < LOSS_L1 || a->loss > LOSS_BCE) return -1;
+    if (a->pool && (a->enc_layers < 1 || a->enc_layers >= a->L || a->n_pool < 1)) return -1;
+    if (a->n == 0 || a->n_rows == 0) return 0;
+    int batch = a->batch > a->n_rows ? a->n_rows : a->batch; /* never more rows than there are */
     float *pool_pad = NULL;
-    if (pool) {
-        int steps_per_epoch = (n_rows + batch - 1) / batch;
-        for (int64_t j = 0; j < (int64_t)steps_per_epoch * 2 * n; j++)
-            if (picks[j] < 0 || picks[j] >= n_pool) return -1;
-        pool_pad = alloc_f((int64_t)n_pool * g.Pp);
+    if (a->pool) {
+        int steps_per_epoch = (a->n_rows + batch - 1) / batch;
+        for (int64_t j = 0; j < (int64_t)steps_per_epoch * 2 * a->n; j++)
+            if (a->picks[j] < 0 || a->picks[j] >= a->n_pool) return -1;
+        pool_pad = alloc_f((int64_t)a->n_pool * g.Pp);
         if (!pool_pad) return -2;
-        for (int j = 0; j < n_pool; j++) copy_in(&g, pool + (int64_t)j * g.P, pool_pad + (int64_t)j * g.Pp);
+        for (int j = 0; j < a->n_pool; j++)
+            copy_in(&g, a->pool + (int64_t)j * g.P, pool_pad + (int64_t)j * g.Pp);
     }
     float *owned;
-    const float *padded = pad_rows(rows, n_rows, dims[0], g.pdims[0], &owned);
+    const float *padded = pad_rows(a->rows, a->n_rows, a->dims[0], g.pdims[0], &owned);
     if (!padded) {
         free(pool_pad);
         return -2;
@@ -324,20 +339,21 @@ int evp_train_epoch(int n, int L, const int *dims, float *params, float *exp_avg
     memset(&job, 0, sizeof(job));
     job.g = &g;
     job.fn = train_item;
-    job.n_items = n;
+    job.n_items = a->n;
     job.batch = batch;
-    job.params = params;
-    job.exp_avg = exp_avg;
-    job.exp_avg_sq = exp_avg_sq;
-    job.steps = steps;
-    job.lrs = lrs;
+    job.params = a->params;
+    job.exp_avg = a->exp_avg;
+    job.exp_avg_sq = a->exp_avg_sq;
+    job.steps = a->steps;
+    job.lrs = a->lrs;
     job.rows = padded;
-    job.n_rows = n_rows;
-    job.hp = (hyper_t){b1, b2, eps, loss};
+    job.n_rows = a->n_rows;
+    job.hp = (hyper_t){a->b1, a->b2, a->eps, a->loss};
+    job.reset_each_step = a->reset_each_step != 0;
     job.pool = pool_pad;
-    job.picks = picks;
-    job.enc_layers = enc_layers;
-    int rc = run_job(&job, threads);
+    job.picks = a->picks;
+    job.enc_layers = a->enc_layers;
+    int rc = run_job(&job, a->threads);
     free(owned);
     free(pool_pad);
     return rc == 0 ? 0 : -2;
@@ -369,14 +385,15 @@ static int l1_item(job_t *job, work_t *w, int item) {
     return 0;
 }
 
-/* out[c] = mean |sigmoid(net_c(x)) - x| over all rows and features, for each of n members. */
-int evp_l1(int n, int L, const int *dims, float *params, const float *rows, int n_rows,
-           double *out, int threads) {
+/* a->out[c] = mean |sigmoid(net_c(x)) - x| over all rows and features, for each member. */
+int evp_l1(const evp_l1_args *a) {
     geom_t g;
-    if (geom_init(&g, L, dims) != 0 || n < 0 || n_rows < 1 || dims[0] != dims[L]) return -1;
-    if (n == 0) return 0;
+    if (!a || geom_init(&g, a->L, a->dims) != 0 || a->n < 0 || a->n_rows < 1 ||
+        a->dims[0] != a->dims[a->L])
+        return -1;
+    if (a->n == 0) return 0;
     float *owned;
-    const float *padded = pad_rows(rows, n_rows, dims[0], g.pdims[0], &owned);
+    const float *padded = pad_rows(a->rows, a->n_rows, a->dims[0], g.pdims[0], &owned);
     if (!padded) return -2;
     job_t job;
     memset(&job, 0, sizeof(job));
@@ -384,18 +401,18 @@ int evp_l1(int n, int L, const int *dims, float *params, const float *rows, int 
     job.fn = l1_item;
     job.batch = RB;
     job.chunk = 256;
-    int chunks = (n_rows + job.chunk - 1) / job.chunk;
-    job.n_items = n * chunks;
-    job.params = params;
+    int chunks = (a->n_rows + job.chunk - 1) / job.chunk;
+    job.n_items = a->n * chunks;
+    job.params = (float *)a->params; /* read only: l1_item copies members out */
     job.rows = padded;
-    job.n_rows = n_rows;
+    job.n_rows = a->n_rows;
     job.partial = (double *)calloc((size_t)job.n_items, sizeof(double));
-    int rc = job.partial ? run_job(&job, threads) : -1;
+    int rc = job.partial ? run_job(&job, a->threads) : -1;
     if (rc == 0)
-        for (int c = 0; c < n; c++) {
+        for (int c = 0; c < a->n; c++) {
             double s = 0.0;
             for (int k = 0; k < chunks; k++) s += job.partial[c * chunks + k];
-            out[c] = s / ((double)n_rows * dims[0]);
+            a->out[c] = s / ((double)a->n_rows * a->dims[0]);
         }
     free(job.partial);
     free(owned);
@@ -403,3 +420,56 @@ int evp_l1(int n, int L, const int *dims, float *params, const float *rows, int 
 }
 
 int evp_vector_width(void) { return VL; }
+
+/* ---- the boundary's constants, for the loader's check (see abi.h) ----------------------- */
+#define FIELD(S, f) {#S "." #f, (int64_t)offsetof(S, f)}
+static const struct {
+    const char *key;
+    int64_t value;
+} abi_table[] = {
+    {"version", EVP_ABI_VERSION},
+    {"max_layers", MAX_LAYERS},
+    {"vector_width", VL},
+    {"loss.l1", LOSS_L1},
+    {"loss.mse", LOSS_MSE},
+    {"loss.bce", LOSS_BCE},
+    {"sizeof.evp_train_args", (int64_t)sizeof(evp_train_args)},
+    FIELD(evp_train_args, n),
+    FIELD(evp_train_args, L),
+    FIELD(evp_train_args, dims),
+    FIELD(evp_train_args, params),
+    FIELD(evp_train_args, exp_avg),
+    FIELD(evp_train_args, exp_avg_sq),
+    FIELD(evp_train_args, steps),
+    FIELD(evp_train_args, lrs),
+    FIELD(evp_train_args, rows),
+    FIELD(evp_train_args, n_rows),
+    FIELD(evp_train_args, batch),
+    FIELD(evp_train_args, loss),
+    FIELD(evp_train_args, threads),
+    FIELD(evp_train_args, b1),
+    FIELD(evp_train_args, b2),
+    FIELD(evp_train_args, eps),
+    FIELD(evp_train_args, reset_each_step),
+    FIELD(evp_train_args, pool),
+    FIELD(evp_train_args, picks),
+    FIELD(evp_train_args, n_pool),
+    FIELD(evp_train_args, enc_layers),
+    {"sizeof.evp_l1_args", (int64_t)sizeof(evp_l1_args)},
+    FIELD(evp_l1_args, n),
+    FIELD(evp_l1_args, L),
+    FIELD(evp_l1_args, dims),
+    FIELD(evp_l1_args, params),
+    FIELD(evp_l1_args, rows),
+    FIELD(evp_l1_args, n_rows),
+    FIELD(evp_l1_args, threads),
+    FIELD(evp_l1_args, out),
+};
+
+/* The value of a shared constant, a struct's size ("sizeof.<struct>") or a field's offset
+ * ("<struct>.<field>"); -1 for an unknown key. */
+int64_t evp_abi(const char *key) {
+    for (size_t i = 0; i < sizeof(abi_table) / sizeof(abi_table[0]); i++)
+        if (strcmp(abi_table[i].key, key) == 0) return abi_table[i].value;
+    return -1;
+}
