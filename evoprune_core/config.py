@@ -102,6 +102,10 @@ class TrainingConfig(_Model):
     eps: float = Field(default=1e-8, gt=0.0, le=1.0)
     lr_decay: float = Field(default=1.0, gt=0.0, le=1.0, description="factor per decay step")
     lr_decay_every: int = Field(default=0, ge=0, description="generations per step; 0 = never")
+    optimizer_state: Literal["persistent", "reset_each_step"] = Field(
+        default="persistent",
+        description="reset_each_step: a fresh Adam per minibatch, as the published Lipi-AE code",
+    )
 
     @model_validator(mode="after")
     def _betas(self) -> TrainingConfig:
@@ -121,7 +125,12 @@ class TrainingConfig(_Model):
 
 
 class PruningConfig(_Model):
-    """The operator, its schedule, and their parameters."""
+    """The operator, its schedule, and their parameters.
+
+    ``masks = "persistent"``: a pruned entry stays zero and frozen. ``"regrow"`` (the published
+    code): an event zeroes the entries once and training may grow them back; the reported
+    remaining fraction then counts non-zero entries.
+    """
 
     operator: str = "none"
     schedule: str = "fixed"
@@ -131,6 +140,7 @@ class PruningConfig(_Model):
     calibration_batches: int = Field(default=10, ge=1, le=10_000)
     operator_params: dict[str, Any] = Field(default_factory=dict)
     schedule_params: dict[str, Any] = Field(default_factory=dict)
+    masks: Literal["persistent", "regrow"] = "persistent"
 
 
 class CoevolutionConfig(_Model):

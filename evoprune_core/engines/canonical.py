@@ -1,9 +1,10 @@
 """The canonical engine: one autoencoder, pruned while it trains.
 
-Per epoch t: one pass over the shuffled training rows in minibatches with a persistent Adam,
-then, with probability p_t from the schedule, one pruning event on encoder and decoder
-together (calibration rows drawn from the training set). Validation loss every epoch; the
-test set is touched once, at the end. Reported losses are always L1.
+Per epoch t: one pass over the shuffled training rows in minibatches with a persistent Adam
+(``training.optimizer_state = "reset_each_step"``: a fresh one per minibatch), then, with
+probability p_t from the schedule, one pruning event on encoder and decoder together
+(calibration rows drawn from the training set). Validation loss every epoch; the test set is
+touched once, at the end. Reported losses are always L1.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 
 from ..config import RunConfig
 from ..data import Dataset
+from ..operators import NoPruning
 from ..population import Population
 from .common import (
     Observer,
@@ -26,7 +28,7 @@ from .common import (
     cpu_numerics,
     resolve_compute,
 )
-from .pruning import apply_operator
+from .pruning import apply_operator, counted
 
 __all__ = ["run_canonical"]
 
@@ -42,16 +44,18 @@ def run_canonical(
     pop = Population.create(arch, 1, streams.init)
     tr = cfg.training
     compute = resolve_compute(cfg.compute)
+    reset = tr.optimizer_state == "reset_each_step"
+    regrow = cfg.pruning.masks == "regrow"
     history: list[dict[str, float]] = []
     start = time.perf_counter()
     with cpu_numerics(), torch.no_grad():
         for t in range(cfg.generations):
             lr = tr.lr_at(t)
             loss = tr.loss_at(t, cfg.generations)
-            trainer = compute.trainer(loss, tr.betas, tr.eps)
+            trainer = compute.trainer(loss, tr.betas, tr.eps, reset)
             trainer.epoch(pop, data.train, tr.batch_size, [lr], streams.data)
             p_t = comp.schedule(t, cfg.generations, 1)
-            events = removed = 0
+            events = removed = zeroed = 0
             if p_t > 0 and streams.uniform("prune") < p_t:
                 rows, labels = calibration(data, cfg.pruning.calibration_rows, streams.prune)
                 out = apply_operator(
@@ -64,9 +68,12 @@ def run_canonical(
                     streams.operator,
                     loss,
                     cfg.pruning.calibration_batches,
+                    cfg.pruning.masks,
                 )
-                events, removed = 1, out.removed
-            fr = pop.remaining_fractions()
+                # drawn either way (same streams), but the baseline prunes nothing
+                events = 0 if isinstance(comp.operator, NoPruning) else 1
+                removed, zeroed = out.removed, out.zeroed
+            fr = counted(pop, cfg.pruning.masks).remaining_fractions()
             record = {
                 "generation": t,
                 "train_loss": float(compute.l1(pop, data.train)[0]),
@@ -80,6 +87,8 @@ def run_canonical(
                 "lr": lr,
                 "seconds": time.perf_counter() - start,
             }
+            if regrow:  # the published tally: every event's zeroed entries, regrowth ignored
+                record["pruned_entries_published"] = zeroed
             check_finite(record["val_loss"], "validation loss", t)
             history.append(record)
             if observer is not None:
@@ -91,7 +100,7 @@ def run_canonical(
         train_loss=history[-1]["train_loss"],
         val_loss=history[-1]["val_loss"],
         test_loss=test_loss,
-        sparsity=pop.sparsity(0),
+        sparsity=counted(pop, cfg.pruning.masks).sparsity(0),
         seconds=time.perf_counter() - start,
         population=pop,
         best=0,

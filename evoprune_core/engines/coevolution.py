@@ -36,6 +36,7 @@ from torch import Tensor
 from ..config import RunConfig
 from ..data import Dataset
 from ..errors import ConfigError
+from ..operators import NoPruning
 from ..population import Population
 from .common import (
     Components,
@@ -49,7 +50,7 @@ from .common import (
     cpu_numerics,
     resolve_compute,
 )
-from .pruning import apply_operator
+from .pruning import apply_operator, counted
 
 __all__ = [
     "centre_positions",
@@ -174,7 +175,8 @@ class _Generation:
         chosen = select(losses, nbr, co.tournament_size, co.pairing, s.select)
         sel = pop.take(chosen.encoders, chosen.decoders)
         loss = tr.loss_at(t, cfg.generations)
-        trainer = self.compute.trainer(loss, tr.betas, tr.eps)
+        reset = tr.optimizer_state == "reset_each_step"
+        trainer = self.compute.trainer(loss, tr.betas, tr.eps, reset)
         cell_lrs = (lrs[cells] * (tr.lr_at(t) / tr.lr)).tolist()
         if co.variant == "selected_and_random":
             trainer.epoch_with_partners(
@@ -187,7 +189,7 @@ class _Generation:
         pruning: list[int] = []
         if p_t > 0:
             pruning = (torch.rand(sel.n, generator=s.prune) < p_t).nonzero().flatten().tolist()
-        removed = 0
+        removed = zeroed = 0
         if pruning:
             rows, labels = calibration(data, cfg.pruning.calibration_rows, s.prune)
             out = apply_operator(
@@ -200,8 +202,9 @@ class _Generation:
                 s.operator,
                 loss,
                 cfg.pruning.calibration_batches,
+                cfg.pruning.masks,
             )
-            removed = out.removed
+            removed, zeroed = out.removed, out.zeroed
         if replacement is None:
             replacement = self.compute.l1(sel, xe)
         if co.replacement == "elitist":
@@ -222,8 +225,10 @@ class _Generation:
         return {
             "selection": chosen.loss,
             "replacement": replacement,
-            "events": len(pruning),
+            # drawn either way (same streams), but the baseline prunes nothing
+            "events": 0 if isinstance(self.comp.operator, NoPruning) else len(pruning),
             "removed": removed,
+            "zeroed": zeroed,
             "p_t": p_t,
         }
 
@@ -264,7 +269,7 @@ def run_coevolution(
                 outs = [step(pop, order[j : j + 1], lrs, xe, t) for j in range(co.cells)]
             val = compute.l1(pop, data.val)
             best = int(val.nan_to_num(nan=float("inf")).argmin())
-            fr = pop.remaining_fractions()
+            fr = counted(pop, cfg.pruning.masks).remaining_fractions()
             record = {
                 "generation": t,
                 "val_loss": float(val[best]),
@@ -285,6 +290,8 @@ def run_coevolution(
                 "lr": float(lrs.median()),
                 "seconds": time.perf_counter() - start,
             }
+            if cfg.pruning.masks == "regrow":  # the published tally, regrowth ignored
+                record["pruned_entries_published"] = sum(o["zeroed"] for o in outs)
             check_finite(record["val_loss"], "validation loss of every cell", t)
             history.append(record)
             if observer is not None:
@@ -298,7 +305,7 @@ def run_coevolution(
         train_loss=train_loss,
         val_loss=float(val[best]),
         test_loss=test_loss,
-        sparsity=pop.sparsity(best),
+        sparsity=counted(pop, cfg.pruning.masks).sparsity(best),
         seconds=time.perf_counter() - start,
         population=pop,
         best=best,

@@ -78,9 +78,23 @@ class RunResult:
             "best": self.best,
             "generations": len(self.history),
             "pruning_events": int(sum(r.get("pruning_events", 0) for r in self.history)),
+            **self._published_tally(),
             **self.extra,
             "history": self.history,
         }
+
+    def _published_tally(self) -> dict[str, Any]:
+        """Under ``pruning.masks = "regrow"``: the pruned entries as the published code counts
+        them (every event's zeroed entries, summed; regrowth ignored) and, for one network, the
+        remaining fraction that count implies (the true one is ``remaining_fraction``)."""
+        if not any("pruned_entries_published" in r for r in self.history):
+            return {}
+        total = int(sum(r.get("pruned_entries_published", 0) for r in self.history))
+        out: dict[str, Any] = {"pruned_entries_published": total}
+        if self.config.engine == "canonical":
+            entries = self.sparsity.whole[1]
+            out["remaining_fraction_published"] = max(0.0, 1.0 - total / entries)
+        return out
 
 
 class Streams:
@@ -134,8 +148,10 @@ class Compute:
     def backend(self) -> str:
         return "torch" if self.native is None else "native"
 
-    def trainer(self, loss: str, betas: tuple[float, float], eps: float) -> Trainer:
-        return Trainer(loss, betas, eps, native=self.native, threads=self.threads)
+    def trainer(
+        self, loss: str, betas: tuple[float, float], eps: float, reset_each_step: bool = False
+    ) -> Trainer:
+        return Trainer(loss, betas, eps, self.native, self.threads, reset_each_step)
 
     def l1(self, pop: Population, x: torch.Tensor) -> torch.Tensor:
         """Every pair's mean absolute reconstruction error on ``x`` (``(N,)``)."""

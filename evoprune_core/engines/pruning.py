@@ -11,15 +11,27 @@ from ..operators import LayerMask, LayerView, NoPruning, Operator, PruneContext
 from ..population import Population
 from .training import Trainer
 
-__all__ = ["PruneOutcome", "apply_operator", "build_context", "pseudo_labels"]
+__all__ = [
+    "PruneOutcome",
+    "apply_operator",
+    "build_context",
+    "counted",
+    "pseudo_labels",
+    "zero_entries",
+]
 
 
 @dataclass(frozen=True)
 class PruneOutcome:
-    """Entries (weights + biases) alive before and after one event, summed over members."""
+    """Entries (weights + biases) alive before and after one event, summed over members.
+
+    ``zeroed``: the entries the event's masks zero, counted as the published code counts
+    pruned entries (already-zero ones included); equal to ``removed`` under persistent masks.
+    """
 
     alive_before: int
     alive_after: int
+    zeroed: int = 0
 
     @property
     def removed(self) -> int:
@@ -135,17 +147,42 @@ def apply_operator(
     rng: torch.Generator,
     loss: str = "bce",
     batches: int = 10,
+    masks: str = "persistent",
 ) -> PruneOutcome:
-    """Run ``operator`` on ``members`` and intersect their masks with its result."""
+    """Run ``operator`` on ``members`` and intersect their masks with its result.
+
+    ``masks = "regrow"`` (the published code): the entries are zeroed once and stay trainable;
+    the masks stay as they are, and alive means non-zero.
+    """
     if not members:
         return PruneOutcome(0, 0)
+    idx = torch.as_tensor(members, dtype=torch.long)
     if isinstance(operator, NoPruning):  # the baseline: no context to build
-        alive = int(pop.masks.index_select(0, torch.as_tensor(members)).sum().item())
+        alive = int(counted(pop, masks).masks.index_select(0, idx).sum().item())
         return PruneOutcome(alive, alive)
     ctx = build_context(pop, members, operator, amount, rows, labels, rng, loss, batches)
     keep = masks_to_flat(pop, ctx, operator.prune(ctx))
-    idx = torch.as_tensor(members, dtype=torch.long)
-    before = int(pop.masks.index_select(0, idx).sum().item())
-    pop.prune(keep, idx)
-    after = int(pop.masks.index_select(0, idx).sum().item())
-    return PruneOutcome(before, after)
+    before = int(counted(pop, masks).masks.index_select(0, idx).sum().item())
+    zeroed = int((keep == 0).sum().item())
+    if masks == "regrow":
+        zero_entries(pop, keep, idx)
+    else:
+        pop.prune(keep, idx)
+    after = int(counted(pop, masks).masks.index_select(0, idx).sum().item())
+    return PruneOutcome(before, after, zeroed if masks == "regrow" else before - after)
+
+
+def zero_entries(pop: Population, keep: Tensor, members: Tensor) -> None:
+    """Zero the weights of ``members`` where ``keep`` is 0, once: masks and Adam moments stay
+    (like ``torch.nn.utils.prune`` applied and removed), so training may grow them back."""
+    rows = pop.params[members]
+    pop.params[members] = rows * keep.to(rows.dtype)
+
+
+def counted(pop: Population, masks: str) -> Population:
+    """``pop`` itself, or under ``masks = "regrow"`` a view whose masks are its non-zero
+    entries (what its sparsity and remaining fractions then count)."""
+    if masks != "regrow":
+        return pop
+    nonzero = (pop.params != 0).to(pop.masks.dtype)
+    return Population(pop.arch, {**pop.buffers, "masks": nonzero}, pop.steps)

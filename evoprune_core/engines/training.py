@@ -10,7 +10,7 @@ from torch import Tensor
 from ..native import NativeKernels
 from ..population import Population, Stack
 
-__all__ = ["LOSSES", "Trainer", "loss_value"]
+__all__ = ["LOSSES", "Trainer", "loss_value", "reset_optimizer"]
 
 LOSSES = ("l1", "mse", "bce")
 
@@ -41,13 +41,23 @@ def loss_grad(logits: Tensor, x: Tensor, loss: str, inplace: bool = False) -> Te
     return torch.sign(y - x).mul_(slope).mul_(scale)
 
 
+def reset_optimizer(pop: Population) -> None:
+    """Give every member a fresh Adam (moments and step count zero), as ``torch.optim.Adam``
+    built anew would have; pruned entries keep their infinite second moment: still frozen."""
+    pop.buffers["exp_avg"].zero_()
+    pop.buffers["exp_avg_sq"].masked_fill_(pop.masks != 0, 0.0)
+    pop.steps.zero_()
+
+
 @dataclass
 class Trainer:
     """Trains a population pair-wise (encoder i with decoder i) with per-member Adam.
 
     ``half_gradients``/``epoch_with_partners`` update one side against frozen partners (the
     coevolutionary "selected and random" variant). With ``native`` set, ``epoch`` runs in the
-    fused C kernels on ``threads`` threads (same rows, same order, same Adam).
+    fused C kernels on ``threads`` threads (same rows, same order, same Adam). With
+    ``reset_each_step`` every minibatch step starts from a fresh Adam (the published Lipi-AE
+    code builds one per minibatch: its first step is about ``lr * sign(g)``).
     """
 
     loss: str = "bce"
@@ -55,6 +65,7 @@ class Trainer:
     eps: float = 1e-8
     native: NativeKernels | None = None
     threads: int = 1
+    reset_each_step: bool = False
 
     def gradients(self, pop: Population, x: Tensor, grad: Tensor) -> None:
         """Fill the gradient buffer ``grad`` (``(N, P)``, like ``pop.params``) for rows ``x``."""
@@ -87,14 +98,17 @@ class Trainer:
         rows = data.index_select(0, order)
         if self.native is not None and self.native.supports(pop):
             self.native.train_epoch(
-                pop, rows, batch_size, lrs, self.loss, self.betas, self.eps, self.threads
-            )
+                pop, rows, batch_size, lrs, self.loss, self.betas, self.eps, self.threads,
+                reset_each_step=self.reset_each_step,
+            )  # fmt: skip
         else:
             self._pass(pop, rows, batch_size, lrs)
 
     def _pass(self, pop: Population, rows: Tensor, batch_size: int, lrs: list[float]) -> None:
         grad = torch.empty_like(pop.params)
         for s in range(0, rows.shape[0], batch_size):
+            if self.reset_each_step:
+                reset_optimizer(pop)
             self.step(pop, rows[s : s + batch_size], lrs, grad)
 
     def half_gradients(
@@ -151,7 +165,7 @@ class Trainer:
             )
             self.native.train_epoch(
                 pop, rows, batch_size, lrs, self.loss, self.betas, self.eps, self.threads,
-                pool=pool, partners=partners,
+                pool=pool, partners=partners, reset_each_step=self.reset_each_step,
             )  # fmt: skip
             return
         grad = torch.empty_like(pop.params)
@@ -169,6 +183,8 @@ class Trainer:
             )
             self.half_gradients(pop.encoders, dec_partner, x, grad[:, :split], "encoder")
             self.half_gradients(pop.decoders, enc_partner, x, grad[:, split:], "decoder")
+            if self.reset_each_step:
+                reset_optimizer(pop)
             pop.steps.add_(1)
             pop.adam_step(grad, lrs, self.betas, self.eps, part="encoder", count=False)
             pop.adam_step(grad, lrs, self.betas, self.eps, part="decoder", count=False)
