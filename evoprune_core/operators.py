@@ -240,6 +240,8 @@ class VariancePruning(Operator):
     with probability ``min(1, c * w_j)``, ``w_j = 1 - s_j`` (``direction="low"``: low-spread
     units carry little information) or ``s_j`` (``"high"``, the published code's behaviour),
     with ``c`` chosen so the expected pruned fraction of the layer's alive entries is ``amount``.
+    ``rate = "spread"`` drops ``c`` (the published code): the probability is ``w_j`` itself and
+    ``amount`` is ignored, so one event removes a data-dependent share (25-44% there).
     """
 
     name = "variance"
@@ -260,6 +262,15 @@ class VariancePruning(Operator):
             False,
             tunable=False,
             help="also prune the output layer (each unit is a reconstructed pixel)",
+        ),
+        Param(
+            "rate",
+            "categorical",
+            "amount",
+            choices=("amount", "spread"),
+            tunable=False,
+            help="expected pruned fraction = amount, or each unit's normalised spread is its "
+            "probability and amount is ignored (the published code)",
         ),
     )
 
@@ -284,7 +295,10 @@ class VariancePruning(Operator):
                         1.0 - norm if self.params["direction"] == "low" else norm,
                         torch.zeros_like(s),
                     )
-                p = _unit_probabilities(w, sizes[k] * a, ctx.amount).float()
+                if self.params["rate"] == "spread":
+                    p = w.float()
+                else:
+                    p = _unit_probabilities(w, sizes[k] * a, ctx.amount).float()
                 wdraw = torch.rand(lv.weight_mask[k].shape, generator=ctx.rng) < p.unsqueeze(1)
                 bdraw = torch.rand(lv.bias_mask[k].shape, generator=ctx.rng) < p
                 wmasks.append(lv.weight_mask[k] & ~wdraw)

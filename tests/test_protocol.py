@@ -206,3 +206,24 @@ def test_operator_none_reports_no_pruning_events(registry, engine) -> None:
     res = run(load_run_config(None, sets, registry), registry).summary()
     assert res["pruning_events"] == 0 and res["remaining_fraction"] == 1.0
     assert all(r["pruning_events"] == 0 and r["pruned_entries"] == 0 for r in res["history"])
+
+
+def test_published_profiles_set_the_published_protocol(registry) -> None:
+    from pathlib import Path
+
+    runs = Path(__file__).resolve().parents[1] / "studies" / "runs"
+    canon = load_run_config(runs / "paper-canonical.toml", [], registry)
+    lipi = load_run_config(runs / "paper-lipi.toml", [], registry)
+    for cfg in (canon, lipi):
+        assert (cfg.training.loss, cfg.training.final_loss, cfg.training.lr) == ("l1", "none", 1e-5)
+        assert cfg.training.batch_size == 5 and cfg.generations == 400
+        assert cfg.pruning.masks == "regrow" and cfg.network.preset == "standard"
+    assert canon.training.optimizer_state == "persistent"
+    assert (canon.training.lr_decay, canon.training.lr_decay_every) == (0.1, 100)
+    assert lipi.training.optimizer_state == "reset_each_step"
+    co = lipi.coevolution
+    assert (co.cells, co.radius, co.eval_batch, co.pairing) == (10, 1, 5, "same_index")
+    assert (co.lr_sigma, co.update) == (1e-5, "sequential")
+    # the defaults stay ours
+    ours = load_run_config(None, [], registry)
+    assert ours.training.optimizer_state == "persistent" and ours.pruning.masks == "persistent"

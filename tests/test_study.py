@@ -484,7 +484,8 @@ def test_declared_params_can_stay_at_their_defaults(project: Project, registry: 
 
 @pytest.mark.parametrize(
     "path",
-    sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.toml")),
+    sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.toml"))
+    + sorted((Path(__file__).resolve().parents[1] / "studies" / "paper").rglob("*.toml")),
     ids=lambda p: p.name,
 )
 def test_shipped_study_files_are_valid(path: Path, registry: Registry) -> None:
@@ -492,3 +493,6 @@ def test_shipped_study_files_are_valid(path: Path, registry: Registry) -> None:
     assert cfg.name and cfg.n_trials >= 1
     if cfg.sampler == "grid":
         assert len(grid_designs(cfg, registry)) >= 1
+    if path.parent.name in ("paper", "claims"):  # the paper's grid: every design, 30 seeds
+        designs = len(grid_designs(cfg, registry)) + (1 if cfg.baseline else 0)
+        assert cfg.n_trials == designs and cfg.seeds == tuple(range(1, 31))
