@@ -6,15 +6,18 @@ nothing of studies, Optuna or MLflow. ``evoprune_core.stats_report`` applies the
 Conventions (see ``docs/statistics.md``):
 
 - quartiles are numpy's default (linear interpolation, "type 7");
-- the test is two-sided; ``exact`` when a sample has at most 8 values and nothing is tied,
-  otherwise the normal approximation with tie and continuity corrections (scipy's own rule,
-  made explicit so the report can say which one ran);
+- the test is two-sided. Without ties: scipy's exact distribution when a sample has at most 8
+  values. With ties (a no-pruning baseline keeps every weight on every seed, so its remaining
+  fraction is always tied): the exact permutation distribution of U (every split of the pooled
+  values) while there are at most ``PERMUTATION_LIMIT`` splits. Otherwise the normal
+  approximation with tie and continuity corrections. The report says which one ran;
 - ``A12(x, y) = P(X > Y) + P(X = Y) / 2``: for a minimised objective (every evoprune
   objective) a value below 0.5 means ``x`` tends to be lower, i.e. better.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +25,7 @@ import numpy as np
 
 __all__ = [
     "A12_THRESHOLDS",
+    "PERMUTATION_LIMIT",
     "Summary",
     "TestResult",
     "a12",
@@ -30,6 +34,10 @@ __all__ = [
     "mann_whitney",
     "summarize",
 ]
+
+PERMUTATION_LIMIT = 20_000
+"""With ties, the exact permutation p-value is used while the samples split at most this many
+ways (e.g. 8 seeds against 8); beyond it the tie-corrected normal approximation."""
 
 A12_THRESHOLDS = ((0.71, "large"), (0.64, "medium"), (0.56, "small"))
 """Vargha and Delaney's (2000) bounds on ``max(A12, 1 - A12)``; below 0.56 is negligible."""
@@ -122,11 +130,18 @@ def mann_whitney(x: Sequence[float], y: Sequence[float]) -> TestResult:
     pooled = [*x, *y]
     if all(v == pooled[0] for v in pooled):
         return TestResult(nx, ny, nx * ny / 2.0, 1.0, effect, label, "exact", "all values tied")
-    ties = len(set(pooled)) < len(pooled)
-    method = "exact" if min(nx, ny) <= 8 and not ties else "asymptotic"
-    from scipy.stats import mannwhitneyu
+    from scipy.stats import PermutationMethod, mannwhitneyu
 
-    res = mannwhitneyu(x, y, alternative="two-sided", method=method)
+    ties = len(set(pooled)) < len(pooled)
+    splits = math.comb(nx + ny, nx)
+    how: str | PermutationMethod
+    if not ties and min(nx, ny) <= 8:
+        method = how = "exact"
+    elif ties and splits <= PERMUTATION_LIMIT:
+        method, how = "permutation", PermutationMethod(n_resamples=splits)  # every split: exact
+    else:
+        method = how = "asymptotic"
+    res = mannwhitneyu(x, y, alternative="two-sided", method=how)
     return TestResult(nx, ny, float(res.statistic), float(res.pvalue), effect, label, method)
 
 
