@@ -22,6 +22,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .stats import Summary, TestResult, holm, mann_whitney, summarize
+from .study._keys import Attr
 
 __all__ = [
     "GROUPINGS",
@@ -136,8 +137,8 @@ def combination_key(engine: str, operator: str, schedule: str) -> str:
 def _trial_group(t: Any) -> Group | None:
     if getattr(t.state, "name", "") != "COMPLETE":
         return None
-    res = t.user_attrs.get("evoprune.results")
-    combo = t.user_attrs.get("evoprune.combination")
+    res = t.user_attrs.get(Attr.RESULTS)
+    combo = t.user_attrs.get(Attr.COMBINATION)
     if not res or not combo:
         return None
     values = {m: tuple(float(r[m]) for r in res) for m in METRICS if all(m in r for r in res)}
@@ -149,7 +150,7 @@ def _trial_group(t: Any) -> Group | None:
         probability=combo.get("probability"),
         amount=combo.get("amount"),
         population=str(combo.get("population", "1")),
-        baseline=bool(t.user_attrs.get("evoprune.baseline", False)),
+        baseline=bool(t.user_attrs.get(Attr.BASELINE, False)),
         trials=(t.number,),
         seeds=tuple(int(r["seed"]) for r in res),
         values=values,

@@ -229,7 +229,7 @@ class TrialRun:
         input_example: Any,
     ) -> None:
         """Resolved config, history CSV, plots, the compact model and the masks."""
-        from .study_plots import layer_sparsity_figure, training_figure
+        from .plots import layer_sparsity_figure, training_figure
 
         with tempfile.TemporaryDirectory() as tmp:
             d = Path(tmp)

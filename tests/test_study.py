@@ -24,8 +24,8 @@ from evoprune_core.cli import main
 from evoprune_core.errors import ConfigError
 from evoprune_core.plugins import Registry
 from evoprune_core.study import run_study
-from evoprune_core.study_config import grid_designs, load_study_config, sample_updates
-from evoprune_core.study_storage import resolve_store
+from evoprune_core.study import grid_designs, load_study_config, sample_updates
+from evoprune_core.study import resolve_store
 from evoprune_core.tracking import param_value
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -301,7 +301,7 @@ def test_conditional_space_samples_only_what_applies(project: Project, registry:
 
 
 def _suggest(trial: optuna.Trial, name: str, d: Any) -> Any:
-    from evoprune_core.study_trial import _suggest as suggest
+    from evoprune_core.study._trial import _suggest as suggest
 
     return suggest(trial, name, d)
 

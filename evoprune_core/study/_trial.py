@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .errors import TrialFailed
-from .study_config import Dist, StudyConfig, sample_updates
+from ..errors import TrialFailed
+from ._config import Dist, StudyConfig, sample_updates
+from ._keys import Attr
 
 __all__ = ["run_trial"]
 
@@ -56,10 +57,10 @@ def run_trial(
     """Sample, run every seed, track in MLflow, tell Optuna. A raising trial fails alone."""
     from optuna.trial import TrialState
 
-    from .data import build_dataset
-    from .engines import run as run_engine
+    from ..data import build_dataset
+    from ..engines import run as run_engine
 
-    baseline = bool(trial.user_attrs.get("evoprune.baseline", False))
+    baseline = bool(trial.user_attrs.get(Attr.BASELINE, False))
     run = None
     tags = {"baseline": str(baseline).lower()}
     try:
@@ -77,8 +78,8 @@ def run_trial(
             operator_version=op.version,
         )
         run = tracker.start_trial(ids[0], ids[1], cfg.name, trial.number, tags)
-        trial.set_user_attr("evoprune.mlflow_run_id", run.run_id)
-        trial.set_user_attr("evoprune.combination", combo)
+        trial.set_user_attr(Attr.MLFLOW_RUN_ID, run.run_id)
+        trial.set_user_attr(Attr.COMBINATION, combo)
         run.log_config(rc, cfg.seeds, trial.number)
         summaries, results, best = [], [], None
         for seed in cfg.seeds:
@@ -101,7 +102,7 @@ def run_trial(
         means = {k: sum(r[k] for r in results) / len(results) for k in _FINAL}
         final = dict(means)
         if len(cfg.seeds) > 1:
-            from .report import mean_std
+            from ..report import mean_std
 
             final.update({f"{k}_std": mean_std([r[k] for r in results])[1] for k in _FINAL})
             final.update({f"seed{r['seed']}.{k}": r[k] for r in results for k in _FINAL})
@@ -117,7 +118,7 @@ def run_trial(
             res.population.take([res.best]),
             data.val[:4].numpy(),
         )
-        trial.set_user_attr("evoprune.results", results)
+        trial.set_user_attr(Attr.RESULTS, results)
         run.succeed()
         values = [means[k] for k in cfg.objectives]
         study.tell(trial, values)
@@ -130,8 +131,8 @@ def run_trial(
     except Exception as exc:  # noqa: BLE001 - a trial that raises fails alone
         if run is None:
             run = tracker.start_trial(ids[0], ids[1], cfg.name, trial.number, tags)
-            trial.set_user_attr("evoprune.mlflow_run_id", run.run_id)
-        trial.set_user_attr("evoprune.error", f"{type(exc).__name__}: {exc}"[:2000])
+            trial.set_user_attr(Attr.MLFLOW_RUN_ID, run.run_id)
+        trial.set_user_attr(Attr.ERROR, f"{type(exc).__name__}: {exc}"[:2000])
         run.fail(exc)
         study.tell(trial, state=TrialState.FAIL)
         return False

@@ -23,9 +23,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .config import RunConfig, flatten, format_validation_error, read_toml
-from .errors import ConfigError
-from .params import Param
+from ..config import RunConfig, flatten, format_validation_error, read_toml
+from ..errors import ConfigError
+from ..params import Param
 
 __all__ = [
     "OBJECTIVES",

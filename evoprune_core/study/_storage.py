@@ -25,7 +25,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from ._keys import Attr
 
 __all__ = [
     "HEARTBEAT_INTERVAL",
@@ -75,7 +76,7 @@ def resolve_store(
     name: str, store_dir: str | Path, storage: str | None, tracking_uri: str | None
 ) -> Store:
     """Defaults under ``store_dir``; ``storage`` is an RDB URL or a journal file path."""
-    from .tracking import default_tracking_uri
+    from ..tracking import default_tracking_uri
 
     root = Path(store_dir).resolve()
     if storage is None:
@@ -170,17 +171,17 @@ def process_identity() -> dict[str, Any]:
     """This process: host, pid and (Linux) start time, recorded on each trial it runs."""
     stat = _proc_stat(os.getpid())
     return {
-        "evoprune.host": socket.gethostname(),
-        "evoprune.pid": os.getpid(),
-        "evoprune.pid_start": stat[19] if stat else "",
+        Attr.HOST: socket.gethostname(),
+        Attr.PID: os.getpid(),
+        Attr.PID_START: stat[19] if stat else "",
     }
 
 
 def _alive(attrs: dict[str, Any]) -> bool | None:
     """Whether the process that ran a trial lives; ``None`` when it cannot be told here."""
-    if attrs.get("evoprune.host") != socket.gethostname() or "evoprune.pid" not in attrs:
+    if attrs.get(Attr.HOST) != socket.gethostname() or Attr.PID not in attrs:
         return None
-    pid = int(attrs["evoprune.pid"])
+    pid = int(attrs[Attr.PID])
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -190,7 +191,7 @@ def _alive(attrs: dict[str, Any]) -> bool | None:
     stat = _proc_stat(pid)
     if stat is None or stat[0] in ("Z", "X"):
         return False
-    start = attrs.get("evoprune.pid_start")
+    start = attrs.get(Attr.PID_START)
     return not (start and stat[19] != start)
 
 
@@ -203,7 +204,7 @@ def reap_dead_trials(study: Any, close_run: Callable[[str, str], None]) -> list[
     now = datetime.now()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         alive = _alive(t.user_attrs)
-        orphan = "evoprune.pid" not in t.user_attrs and (
+        orphan = Attr.PID not in t.user_attrs and (
             t.datetime_start is None or now - t.datetime_start > timedelta(seconds=60)
         )
         if alive is not False and not orphan:
@@ -211,7 +212,7 @@ def reap_dead_trials(study: Any, close_run: Callable[[str, str], None]) -> list[
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
             study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
             reaped.append(t.number)
-            run_id = t.user_attrs.get("evoprune.mlflow_run_id")
+            run_id = t.user_attrs.get(Attr.MLFLOW_RUN_ID)
             if run_id:
                 close_run(
                     run_id,

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import flatten
-from .errors import EvopruneError
-from .study_config import Dist, StudyConfig, grid_designs
-from .study_storage import (
+from ..config import flatten
+from ..errors import EvopruneError
+from ._config import Dist, StudyConfig, grid_designs
+from ._keys import Attr
+from ._storage import (
     Store,
     heartbeat,
     open_storage,
@@ -31,7 +32,7 @@ from .study_storage import (
     reap_dead_trials,
     study_lock,
 )
-from .study_trial import run_trial
+from ._trial import run_trial
 
 __all__ = ["StudyOutcome", "run_study", "target_trials", "work"]
 
@@ -86,14 +87,14 @@ def make_sampler(cfg: StudyConfig, n_trials: int, worker: int) -> Any:
 
 
 def _tracker(store: Store) -> Any:
-    from .tracking import Tracker
+    from ..tracking import Tracker
 
     return Tracker(store.tracking_uri, store.artifact_root)
 
 
 def _stale_callback(store: Store) -> Callable[[Any, Any], None]:
     def close(study: Any, trial: Any) -> None:
-        run_id = trial.user_attrs.get("evoprune.mlflow_run_id")
+        run_id = trial.user_attrs.get(Attr.MLFLOW_RUN_ID)
         if run_id:
             _tracker(store).close_run(run_id, "FAILED", "no heartbeat: the worker died")
 
@@ -138,9 +139,9 @@ def setup_study(cfg: StudyConfig, store: Store, registry: Any, tracker: Any) -> 
             **{f"space.{k}": _describe(d) for k, d in cfg.space.items()},
         }
         parent = tracker.parent_run(exp_id, cfg.name, params)
-        study.set_user_attr("evoprune.parent_run_id", parent)
-        study.set_user_attr("evoprune.experiment_id", exp_id)
-        study.set_user_attr("evoprune.objectives", list(cfg.objectives))
+        study.set_user_attr(Attr.PARENT_RUN_ID, parent)
+        study.set_user_attr(Attr.EXPERIMENT_ID, exp_id)
+        study.set_user_attr(Attr.OBJECTIVES, list(cfg.objectives))
         reap_dead_trials(study, lambda run, why: tracker.close_run(run, "FAILED", why))
         live = [
             t
@@ -149,7 +150,7 @@ def setup_study(cfg: StudyConfig, store: Store, registry: Any, tracker: Any) -> 
         ]
         for params_, baseline in _designs(cfg, registry):
             if not any(_matches(t, params_, baseline) for t in live):
-                study.enqueue_trial(params_, user_attrs={"evoprune.baseline": baseline})
+                study.enqueue_trial(params_, user_attrs={Attr.BASELINE: baseline})
     tracker.log_text(parent, cfg.text, "study.toml")
     return exp_id, parent
 
@@ -162,7 +163,7 @@ def _describe(d: Dist) -> str:
 
 def _matches(trial: Any, params: dict[str, Any], baseline: bool) -> bool:
     given = trial.params or trial.system_attrs.get("fixed_params", {})
-    same = bool(trial.user_attrs.get("evoprune.baseline", False)) == baseline
+    same = bool(trial.user_attrs.get(Attr.BASELINE, False)) == baseline
     return same and all(k in given and given[k] == v for k, v in params.items())
 
 
@@ -182,7 +183,7 @@ def work(
     target = target_trials(cfg, registry, n_trials)
     tracker = _tracker(store)
     storage, study = _open(cfg, store, make_sampler(cfg, target, worker))
-    ids = (study.user_attrs["evoprune.experiment_id"], study.user_attrs["evoprune.parent_run_id"])
+    ids = (study.user_attrs[Attr.EXPERIMENT_ID], study.user_attrs[Attr.PARENT_RUN_ID])
     finite = cfg.sampler == "grid"
     ran = failures = 0
     while True:
@@ -289,8 +290,8 @@ def _finish(
 ) -> tuple[str, str]:
     """Study artifacts on the parent run (tables, Optuna plots, statistics); end it; return
     the table and where the Pareto front plot went."""
-    from .report import study_report
-    from .study_plots import study_figures
+    from ..plots import study_figures
+    from ..report import study_report
 
     trials = study.get_trials(deepcopy=False)
     text = study_report(trials, cfg.objectives, "text")
@@ -310,9 +311,9 @@ def _finish(
 def _log_stats(cfg: StudyConfig, trials: list[Any], tracker: Any, parent: str) -> str:
     """``evoprune report --stats`` (JSON, Markdown) and its plots under the parent run's
     ``stats/``; returns where ``pareto_front.png`` went ("" if nowhere)."""
-    from .stats_format import format_stats
-    from .stats_plots import write_figures
-    from .stats_report import build_stats
+    from ..stats_format import format_stats
+    from ..stats_plots import write_figures
+    from ..stats_report import build_stats
 
     report = build_stats(trials, cfg.objectives, cfg.name)
     if not report.groups:

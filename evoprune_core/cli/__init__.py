@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import EvopruneError
+from ..errors import EvopruneError
 
 __all__ = ["main"]
 
@@ -44,9 +44,9 @@ def _write_json_atomic(path: Path, payload: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .config import load_run_config
-    from .engines import run
-    from .plugins import Registry
+    from ..config import load_run_config
+    from ..engines import run
+    from ..plugins import Registry
 
     registry = Registry.load()
     cfg = load_run_config(args.config, args.set, registry)
@@ -121,7 +121,7 @@ def _plugins_text(desc: list[dict[str, Any]]) -> str:
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     """List every plugin (built-in, entry point) with what it provides; broken ones too."""
-    from .plugins import Registry
+    from ..plugins import Registry
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # broken plugins are listed with their reason
@@ -132,7 +132,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .version import __version__
+    from ..version import __version__
 
     parser = argparse.ArgumentParser(prog="evoprune", description=__doc__)
     parser.add_argument("--version", action="version", version=f"evoprune {__version__}")
@@ -165,7 +165,7 @@ def _extensions() -> list[Any]:
     """Sub-commands defined in other modules (studies, reports, UI)."""
     out = []
     try:
-        from .study_cli import register as study_register
+        from ._study import register as study_register
     except ImportError:
         return out
     out.append(study_register)
@@ -202,7 +202,3 @@ def _dispatch(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
