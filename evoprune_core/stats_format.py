@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import textwrap
 from collections.abc import Sequence
 
 from .stats import A12_THRESHOLDS, Summary
@@ -169,20 +170,25 @@ def format_stats(report: StatsReport, fmt: str = "text") -> str:
         body.append(cells)
     parts.append(_table(head, body, fmt))
     bounds = ", ".join(f"{label} >= {b}" for b, label in A12_THRESHOLDS)
+    parts += [
+        "",
+        f"{sub}Tests: two-sided Mann-Whitney U of each group against its reference",
+        "",
+        textwrap.fill(
+            "p Holm: adjusted over the tests of one metric. A12 = P(group > reference) + "
+            "P(tie)/2; every metric is minimised, so below 0.5 the group tends to be lower "
+            f"(better). Effect on max(A12, 1 - A12): {bounds}, else negligible. "
+            f"Verdict: lower/higher at Holm p < {ALPHA}, else n.s.",
+            width=100 if fmt == "text" else 10_000,
+        ),
+    ]
+    pooled = report.grouping == "combination"
     for m in report.metrics:
         tests = {c.group: c for c in report.comparisons if c.metric == m}
         family = sum(c.result.p is not None for c in tests.values())
-        parts += [
-            "",
-            f"{sub}{LABELS[m]} (minimised): two-sided Mann-Whitney U against the reference; "
-            f"Holm over {family} tests; A12 = P(group > reference) + P(tie)/2, "
-            f"below 0.5: the group tends to be lower (better); effect on max(A12, 1 - A12): "
-            f"{bounds}; verdict at Holm p < {ALPHA}",
-            "",
-        ]
-        pooled = report.grouping == "combination"
+        parts += ["", f"{sub}{LABELS[m]}: {family} tests in the family", ""]
         head = ["group", *([] if pooled else ["combination"]), "reference", "n", "n ref", "U"]
-        head += ["p", "p Holm", "A12", "effect", "verdict", "note"]
+        head += ["p", "p Holm", "A12", "effect", "verdict", "method", "note"]
         body = []
         for g in groups:
             c = tests.get(g.key)
@@ -202,6 +208,7 @@ def format_stats(report: StatsReport, fmt: str = "text") -> str:
                     _num(r.a12, 3),
                     r.magnitude or "-",
                     verdict(c),
+                    r.method,
                     r.note,
                 ]  # fmt: skip
             )

@@ -74,7 +74,9 @@ def pareto_figure(
         ylabel=f"{LABELS[y]} (median, IQR bars)",
         title=f"{report.study}: Pareto front, both minimised ({engines})".strip(": "),
     )
-    ax.set_yscale("log")
+    ys_all = [g.summary(y).median or 0.0 for g in groups]
+    if ys_all and min(ys_all) > 0 and max(ys_all) / min(ys_all) > 5:
+        ax.set_yscale("log")  # losses from the noise floor to an unlearnt network
     ax.legend(fontsize=7)
     return fig
 

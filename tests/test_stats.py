@@ -231,7 +231,7 @@ def test_text_markdown_csv() -> None:
     assert "0.2150 [0.2075, 0.2225]" in line and "0.2150 ± 0.0129" in line
     test_line = [x for x in text.splitlines() if x.startswith("trial:1 ")][1]
     assert test_line.split()[3:10] == ["4", "4", "0.0", "0.0286", "0.0857", "0.000", "large"]
-    assert "Holm over 3 tests" in text
+    assert "val L1: 3 tests in the family" in text
     md = format_stats(r, "markdown")
     assert md.startswith("## Statistics over seeds") and "| group | engine |" in md
     rows = list(csv.DictReader(io.StringIO(format_stats(r, "csv"))))
