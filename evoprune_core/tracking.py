@@ -147,6 +147,18 @@ class Tracker:
     def finish_parent(self, run_id: str, status: str = "FINISHED") -> None:
         _retry(self.client.set_terminated, run_id, status)
 
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        """Log a local file as an artifact of the run (under ``artifact_path``, if given)."""
+        _retry(self.client.log_artifact, run_id, str(path), artifact_path)
+
+    def artifact_location(self, run_id: str, artifact_file: str) -> str:
+        """Where an artifact of the run lives: a local path for a file store, else its URI."""
+        from urllib.parse import unquote, urlparse
+
+        uri = f"{self.client.get_run(run_id).info.artifact_uri}/{artifact_file}"
+        parsed = urlparse(uri)
+        return unquote(parsed.path) if parsed.scheme == "file" else uri
+
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / Path(artifact_file).name

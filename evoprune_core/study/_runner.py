@@ -48,6 +48,7 @@ class StudyOutcome:
     experiment_id: str
     parent_run_id: str
     report: str
+    pareto_plot: str = ""
 
 
 def _designs(cfg: StudyConfig, registry: Any) -> list[tuple[dict[str, Any], bool]]:
@@ -279,24 +280,51 @@ def run_study(
         done = complete()
         if status == "FINISHED" and done < target:
             status = "FAILED"
-        text = _finish(cfg, study, tracker, parent, status)
+        text, plot = _finish(cfg, study, tracker, parent, status)
     failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-    return StudyOutcome(cfg.name, done, target, failed, exp_id, parent, text)
+    return StudyOutcome(cfg.name, done, target, failed, exp_id, parent, text, plot)
 
 
-def _finish(cfg: StudyConfig, study: Any, tracker: Any, parent: str, status: str) -> str:
-    """Study artifacts on the parent run (tables, Optuna plots); end it; return the table."""
+def _finish(
+    cfg: StudyConfig, study: Any, tracker: Any, parent: str, status: str
+) -> tuple[str, str]:
+    """Study artifacts on the parent run (tables, Optuna plots, statistics); end it; return
+    the table and where the Pareto front plot went."""
     from ..plots import study_figures
     from ..report import study_report
 
     trials = study.get_trials(deepcopy=False)
     text = study_report(trials, cfg.objectives, "text")
+    plot = ""
     try:
         tracker.log_text(parent, study_report(trials, cfg.objectives, "markdown"), "best.md")
         tracker.log_text(parent, study_report(trials, cfg.objectives, "csv"), "best.csv")
         with tempfile.TemporaryDirectory() as tmp:
             for path in study_figures(study, cfg.objectives, Path(tmp)):
-                tracker.client.log_artifact(parent, str(path), "optuna")
+                tracker.log_artifact(parent, path, "optuna")
+        plot = _log_stats(cfg, trials, tracker, parent)
     finally:
         tracker.finish_parent(parent, status)
-    return text
+    return text, plot
+
+
+def _log_stats(cfg: StudyConfig, trials: list[Any], tracker: Any, parent: str) -> str:
+    """``evoprune report --stats`` (JSON, Markdown) and its plots under the parent run's
+    ``stats/``; returns where ``pareto_front.png`` went ("" if nowhere)."""
+    from ..stats_format import format_stats
+    from ..stats_plots import write_figures
+    from ..stats_report import build_stats
+
+    report = build_stats(trials, cfg.objectives, cfg.name)
+    if not report.groups:
+        return ""
+    tracker.log_text(parent, format_stats(report, "json"), "stats/stats.json")
+    tracker.log_text(parent, format_stats(report, "markdown"), "stats/stats.md")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for path in write_figures(report, Path(tmp)):
+                tracker.log_artifact(parent, path, "stats")
+    except Exception as exc:  # noqa: BLE001 - a plot must not fail a finished study
+        warnings.warn(f"evoprune: statistics plots skipped: {exc}", stacklevel=2)
+        return ""
+    return tracker.artifact_location(parent, "stats/pareto_front.png")
