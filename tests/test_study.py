@@ -496,3 +496,15 @@ def test_shipped_study_files_are_valid(path: Path, registry: Registry) -> None:
     if path.parent.name in ("paper", "claims"):  # the paper's grid: every design, 30 seeds
         designs = len(grid_designs(cfg, registry)) + (1 if cfg.baseline else 0)
         assert cfg.n_trials == designs and cfg.seeds == tuple(range(1, 31))
+
+
+def test_baseline_of_a_study_whose_base_operator_has_parameters(registry: Registry) -> None:
+    """The baseline trial drops the base operator's parameters with the operator (the paper's
+    variance and conjunctive studies set them in [base.pruning])."""
+    path = Path(__file__).resolve().parents[1] / "studies/paper/lipi10-variance-published.toml"
+    cfg = load_study_config(path, registry)
+    assert cfg.base.pruning.operator_params["direction"] == "high"
+    updates = sample_updates(lambda n, d: d.grid_values()[0], cfg, registry, baseline=True)
+    assert updates["pruning.operator"] == "none" and updates["pruning.operator_params"] == {}
+    rc = cfg.base.with_updates(updates, registry)
+    assert rc.pruning.operator == "none" and rc.pruning.operator_params == {}

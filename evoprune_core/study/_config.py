@@ -268,8 +268,8 @@ def sample_updates(
             if not registry.operator(op_name).obj.uses_amount:
                 continue
         updates.update(with_owned_params(key, choose(key, space[key]), base))
-    if baseline:
-        updates["pruning.operator"] = "none"
+    if baseline:  # the operator's own parameters go with it
+        updates.update(with_owned_params("pruning.operator", "none", base))
         return updates
     for kind in ("operator", "schedule"):
         name = updates.get(f"pruning.{kind}", getattr(base.pruning, kind))
