@@ -50,20 +50,28 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=2, help="seeds per study copy")
     ap.add_argument("--queues", type=int, default=2)
     ap.add_argument("--only", default="", help="comma-separated substrings of file names")
+    ap.add_argument(
+        "--step",
+        action="append",
+        default=[],
+        help="REGEX@FIRST-LAST (files whose name matches), repeatable: queued in this order "
+        "instead of --only/--seeds",
+    )
     args = ap.parse_args()
-    first, last = (int(v) for v in args.seeds.split("-"))
     store = Path(args.store).resolve()
     out_dir = store / "chunks"
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = sorted(CLAIMS.glob("*.toml"))
-    if args.only:
-        files = [f for f in files if any(s in f.name for s in args.only.split(","))]
-    files.sort(key=lambda f: next(i for i, p in enumerate(ORDER) if f.name.startswith(p)))
     jobs: queue.Queue[Path] = queue.Queue()
-    for a in range(first, last + 1, args.chunk):
-        seeds = list(range(a, min(a + args.chunk - 1, last) + 1))
-        for f in files:
-            jobs.put(chunk_file(f, out_dir, seeds))
+    only = "|".join(re.escape(s) for s in args.only.split(",") if s)
+    for step in args.step or [f"{only}@{args.seeds}"]:
+        pattern, _, span = step.partition("@")
+        first, last = (int(v) for v in span.split("-"))
+        files = [f for f in sorted(CLAIMS.glob("*.toml")) if re.search(pattern, f.name)]
+        files.sort(key=lambda f: next(i for i, p in enumerate(ORDER) if f.name.startswith(p)))
+        for a in range(first, last + 1, args.chunk):
+            seeds = list(range(a, min(a + args.chunk - 1, last) + 1))
+            for f in files:
+                jobs.put(chunk_file(f, out_dir, seeds))
     lock = threading.Lock()
 
     def worker() -> None:

@@ -227,3 +227,29 @@ def test_published_profiles_set_the_published_protocol(registry) -> None:
     # the defaults stay ours
     ours = load_run_config(None, [], registry)
     assert ours.training.optimizer_state == "persistent" and ours.pruning.masks == "persistent"
+
+
+def test_variance_rate_spread_uses_the_normalised_spread_as_probability() -> None:
+    """rate="spread" (published): the widest-spread unit of a layer always goes, the narrowest
+    never, whatever ``amount`` says; rate="amount" with amount 0 prunes nothing."""
+    from evoprune_core.engines.pruning import build_context
+    from evoprune_core.operators import VariancePruning
+
+    pop = Population.create(ARCH, 1, torch.Generator().manual_seed(5))
+    rows = (torch.rand(60, 24, generator=torch.Generator().manual_seed(6)) < 0.5).float()
+    op = VariancePruning(direction="high", rate="spread")
+    ctx = build_context(pop, [0], op, 0.0, rows, None, torch.Generator().manual_seed(7))
+    masks = op.prune(ctx)
+    pruned = 0
+    for lv, m in zip(ctx.layers, masks):
+        if lv.is_output:
+            assert bool(m.weight.all())  # the output layer is left alone
+            continue
+        spread = lv.activations.std(1)[0]
+        alive = spread.argsort()
+        assert not bool(m.weight[0, alive[-1]].any()) and not bool(m.bias[0, alive[-1]])
+        assert bool(m.weight[0, alive[0]].all()) and bool(m.bias[0, alive[0]])
+        pruned += int((~m.weight).sum())
+    assert pruned > 0
+    plain = VariancePruning(direction="high")
+    assert all(bool(m.weight.all()) for m in plain.prune(ctx))  # amount 0: nothing
