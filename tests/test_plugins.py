@@ -127,6 +127,7 @@ def test_builtins_are_a_plugin() -> None:
     assert info["name"] == info["distribution"] == "evoprune"
     assert info["builtin"] is True and info["broken"] is None
     assert info["hooks"] == [
+        "evoprune_register_engines",
         "evoprune_register_operators",
         "evoprune_register_schedules",
         "evoprune_register_datasets",
