@@ -75,7 +75,11 @@ def test_overrides_parse_toml_values(registry, tmp_path) -> None:
         ),
         ("[data]\nname = 'mnist'\n", [], "data.name: unknown dataset 'mnist'; allowed: "),
         ("[network]\nencoder = [0]\n", [], "network: encoder: widths must be integers"),
-        ("engine = 'magic'\n", [], "engine: unknown engine 'magic'; allowed: canonical, coevolution"),
+        (
+            "engine = 'magic'\n",
+            [],
+            "engine: unknown engine 'magic'; allowed: canonical, coevolution",
+        ),
         ("", ["training"], "expected key=value"),
         ("", ["pruning.amount=1.5"], "pruning.amount: Input should be less than or equal to 1"),
         ("x = [\n", [], "invalid TOML"),
