@@ -19,6 +19,7 @@ from conftest import TINY_BASE, Project
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+import evoprune_core
 from evoprune_core import Dataset, DatasetSpec, LayerMask, Operator, Param, hookimpl
 from evoprune_core.cli import main
 from evoprune_core.errors import ConfigError
@@ -101,6 +102,10 @@ def test_study_end_to_end_hierarchy_metrics_artifacts_params(
         assert tags["operator"] == params["pruning.operator"]
         assert tags["schedule"] == params["pruning.schedule"]
         assert tags["operator_distribution"] == "evoprune" and tags["evoprune_version"]
+        for kind in ("engine", "operator", "schedule", "dataset"):  # every component's origin
+            assert tags[f"{kind}_distribution"] == "evoprune"
+            assert tags[f"{kind}_version"] == evoprune_core.__version__
+        assert tags["dataset"] == "bc-10-100-1000"
         # per-generation metrics with steps (per seed, then the mean), final value at step G
         hist = client.get_metric_history(run.info.run_id, "val_loss")
         assert sorted(m.step for m in hist) == [0, 1, 2]

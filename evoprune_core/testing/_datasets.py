@@ -101,6 +101,10 @@ def _named(
             check(spec, params)
         except AssertionError as exc:
             raise AssertionError(f"{spec.name}: check {name!r} failed: {exc}") from None
+        except Exception as exc:
+            raise AssertionError(
+                f"{spec.name}: check {name!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
 
     return run
 

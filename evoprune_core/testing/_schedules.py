@@ -112,6 +112,10 @@ def _named(name: str, check: Callable[[ScheduleLike], None]) -> Callable[[Any], 
             check(schedule)
         except AssertionError as exc:
             raise AssertionError(f"{label}: check {name!r} failed: {exc}") from None
+        except Exception as exc:
+            raise AssertionError(
+                f"{label}: check {name!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
 
     return run
 
