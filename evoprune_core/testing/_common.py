@@ -3,11 +3,30 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ..params import Param
 
-__all__ = ["check_name", "check_param_declarations", "in_range_values", "out_of_range_values"]
+__all__ = [
+    "check_name",
+    "check_param_declarations",
+    "in_range_values",
+    "out_of_range_values",
+    "run_named",
+]
+
+
+def run_named(label: str, name: str, call: Callable[[], None]) -> None:
+    """Run one check; any failure becomes ``AssertionError("<label>: check '<name>' ...")``."""
+    try:
+        call()
+    except AssertionError as exc:
+        raise AssertionError(f"{label}: check {name!r} failed: {exc}") from None
+    except Exception as exc:
+        raise AssertionError(
+            f"{label}: check {name!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def check_name(name: Any, what: str) -> None:

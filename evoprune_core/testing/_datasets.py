@@ -11,7 +11,7 @@ import torch
 
 from ..data import Dataset, DatasetSpec, build_dataset
 from ..errors import ConfigError
-from ._common import check_name, check_param_declarations, out_of_range_values
+from ._common import check_name, check_param_declarations, out_of_range_values, run_named
 
 __all__ = ["DATASET_CHECKS", "check_dataset", "dataset_checks"]
 
@@ -97,14 +97,7 @@ def _named(
     name: str, check: Callable[[DatasetSpec, Params], None], params: Params
 ) -> Callable[[DatasetSpec], None]:
     def run(spec: DatasetSpec) -> None:
-        try:
-            check(spec, params)
-        except AssertionError as exc:
-            raise AssertionError(f"{spec.name}: check {name!r} failed: {exc}") from None
-        except Exception as exc:
-            raise AssertionError(
-                f"{spec.name}: check {name!r} failed: {type(exc).__name__}: {exc}"
-            ) from exc
+        run_named(spec.name, name, lambda: check(spec, params))
 
     return run
 

@@ -31,7 +31,7 @@ from torch import Tensor
 from ..errors import ConfigError
 from ..operators import NEEDS, LayerMask, Operator, PruneContext
 from ..population import Architecture, Population
-from ._common import check_param_declarations, in_range_values, out_of_range_values
+from ._common import check_param_declarations, in_range_values, out_of_range_values, run_named
 
 __all__ = [
     "CHECKS",
@@ -313,14 +313,7 @@ CHECKS: dict[str, Callable[[Operator, KitSettings], None]] = {
 def _run(name: str, check: Callable[[Operator, KitSettings], None], s: KitSettings) -> Check:
     def run(operator: OperatorLike) -> None:
         op = _instance(operator)
-        try:
-            check(op, s)
-        except AssertionError as exc:
-            raise AssertionError(f"{op.name}: check {name!r} failed: {exc}") from None
-        except Exception as exc:
-            raise AssertionError(
-                f"{op.name}: check {name!r} failed: {type(exc).__name__}: {exc}"
-            ) from exc
+        run_named(op.name, name, lambda: check(op, s))
 
     functools.update_wrapper(run, check)
     return run

@@ -8,7 +8,13 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..schedules import Schedule
-from ._common import check_name, check_param_declarations, in_range_values, out_of_range_values
+from ._common import (
+    check_name,
+    check_param_declarations,
+    in_range_values,
+    out_of_range_values,
+    run_named,
+)
 
 __all__ = ["SCHEDULE_CHECKS", "check_schedule", "schedule_checks"]
 
@@ -107,15 +113,7 @@ def schedule_checks(schedule: ScheduleLike) -> Iterator[tuple[str, Callable[[Any
 
 def _named(name: str, check: Callable[[ScheduleLike], None]) -> Callable[[Any], None]:
     def run(schedule: ScheduleLike) -> None:
-        label = getattr(schedule, "name", repr(schedule))
-        try:
-            check(schedule)
-        except AssertionError as exc:
-            raise AssertionError(f"{label}: check {name!r} failed: {exc}") from None
-        except Exception as exc:
-            raise AssertionError(
-                f"{label}: check {name!r} failed: {type(exc).__name__}: {exc}"
-            ) from exc
+        run_named(getattr(schedule, "name", repr(schedule)), name, lambda: check(schedule))
 
     return run
 
