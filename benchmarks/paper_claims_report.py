@@ -129,9 +129,15 @@ def tables(data: dict[str, dict[str, list[dict[str, Any]]]]) -> tuple[str, list[
             family.append((claim, x, y, res))
         adjusted = holm([res.p for *_, res in family])
         for (claim, x, y, res), p_adj in zip(family, adjusted):
-            supported = p_adj is not None and p_adj < 0.05 and res.direction == "lower"
-            against = p_adj is not None and p_adj < 0.05 and res.direction == "higher"
-            verdict = "supported" if supported else "contradicted" if against else "not supported"
+            significant = p_adj is not None and p_adj < 0.05
+            if significant and res.direction == "lower":
+                verdict = "**supported**"
+            elif significant:
+                verdict = "**contradicted** (significant, the other way)"
+            elif res.direction == "lower":
+                verdict = "not supported (same direction, not significant)"
+            else:
+                verdict = "not supported"
             tests.append({
                 "claim": claim, "protocol": proto, "x": x, "y": y, "n_x": res.n_x,
                 "n_y": res.n_y, "a12": res.a12, "magnitude": res.magnitude, "p": res.p,
