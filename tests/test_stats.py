@@ -297,8 +297,9 @@ def test_report_stats_on_a_real_study(
     assert [groups[k]["operator"] for k in groups] == ["none", "random", "magnitude"]
     assert all(g["seeds"] == [1, 2, 3] for g in groups.values())
     assert groups["trial:0"]["values"]["remaining_fraction"] == [1.0, 1.0, 1.0]
-    pruned = groups["trial:1"]["values"]["remaining_fraction"]
-    assert all(x < 1.0 for x in pruned)
+    # p = 1: 30% of the live weights go in each of the 3 generations, on every seed (a count)
+    for key in ("trial:1", "trial:2"):
+        assert groups[key]["values"]["remaining_fraction"] == [0.3430110044486069] * 3
     tests = {(c["group"], c["metric"]): c for c in data["comparisons"]}
     # every pruned seed keeps fewer weights than every baseline seed: U = 0, exact
     # p = 2 / C(6, 3) = 0.1, Holm over the two tests of the metric: 0.2 each
@@ -355,3 +356,13 @@ def test_report_stats_on_a_real_study(
     assert not bad.exists()
     assert main(["report", str(path), "--store", str(project.store), "--against", "x"]) == 2
     assert "--against: only with --stats" in capsys.readouterr().err
+
+
+def test_quickstart_is_two_objective() -> None:
+    from evoprune_core.plugins import Registry
+    from evoprune_core.study import load_study_config
+
+    root = Path(__file__).resolve().parents[1]
+    registry = Registry.load(env={"EVOPRUNE_PLUGINS": "none"})
+    cfg = load_study_config(root / "studies" / "quickstart.toml", registry)
+    assert cfg.objectives == ("val_loss", "remaining_fraction") and cfg.baseline
