@@ -94,6 +94,10 @@ class StatsReport:
     def to_dict(self) -> dict[str, Any]:
         """Everything, per-seed values included, as JSON-ready data (``from_dict`` inverts)."""
         data = asdict(self)
+        for g, raw in zip(self.groups, data["groups"]):
+            raw["summary"] = {
+                m: {**asdict(g.summary(m)), "iqr": g.summary(m).iqr} for m in g.values
+            }  # derived from the values; from_dict ignores it
         for c, raw in zip(self.comparisons, data["comparisons"]):
             raw["result"]["direction"] = c.result.direction
         return data
@@ -102,7 +106,7 @@ class StatsReport:
     def from_dict(cls, data: dict[str, Any]) -> StatsReport:
         groups = tuple(
             Group(
-                **{k: v for k, v in g.items() if k not in ("trials", "seeds", "values")},
+                **{k: v for k, v in g.items() if k not in ("trials", "seeds", "values", "summary")},
                 trials=tuple(g["trials"]),
                 seeds=tuple(g["seeds"]),
                 values={m: tuple(v) for m, v in g["values"].items()},

@@ -210,6 +210,11 @@ def test_json_round_trips_and_carries_every_value() -> None:
     data = json.loads(format_stats(r, "json"))
     assert StatsReport.from_dict(data) == r
     assert data["groups"][1]["values"]["val_loss"] == [0.20, 0.21, 0.22, 0.23]
+    summary = data["groups"][1]["summary"]["val_loss"]
+    assert (summary["n"], summary["median"], summary["q1"]) == (4, 0.215, 0.2075)
+    assert summary["iqr"] == pytest.approx(0.015) and set(data["groups"][1]["summary"]) == {
+        "val_loss", "test_loss", "remaining_fraction"
+    }  # fmt: skip
     # anyone can recompute every test from the JSON alone
     values = {g["key"]: g["values"] for g in data["groups"]}
     for c in data["comparisons"]:
