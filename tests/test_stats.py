@@ -100,10 +100,11 @@ def test_summarize() -> None:
 
 # -- a study's trials -> groups, references, tests --------------------------------------------
 def trial(number: int, op: str, sched: str, vals: list[float], **kw: Any) -> Any:
+    rem = kw.get("rem", 1.0)
     results = [
-        {"seed": i + 1, "val_loss": v, "test_loss": v + 0.01, "remaining_fraction": kw.get("rem", 1.0)}
+        {"seed": i + 1, "val_loss": v, "test_loss": v + 0.01, "remaining_fraction": rem}
         for i, v in enumerate(vals)
-    ]  # fmt: skip
+    ]
     t = optuna.trial.create_trial(
         state=TrialState.COMPLETE,
         value=sum(vals) / len(vals),
@@ -361,6 +362,8 @@ def test_report_stats_on_a_real_study(
     assert not bad.exists()
     assert main(["report", str(path), "--store", str(project.store), "--against", "x"]) == 2
     assert "--against: only with --stats" in capsys.readouterr().err
+    assert main([*report, "--plots", str(path)]) == 2
+    assert "is not a directory" in capsys.readouterr().err
 
 
 def test_quickstart_is_two_objective() -> None:
