@@ -8,10 +8,13 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..study import Attr
+
+if TYPE_CHECKING:
+    from ..plugins import Registry
 
 __all__ = ["register"]
 
@@ -68,7 +71,9 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
-def _study_name_and_objectives(target: str, registry: Any) -> tuple[str, tuple[str, ...] | None]:
+def _study_name_and_objectives(
+    target: str, registry: Registry
+) -> tuple[str, tuple[str, ...] | None]:
     path = Path(target)
     if path.suffix == ".toml" or path.is_file():
         from ..study import load_study_config

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import inspect
 import os
 import socket
 import threading
@@ -25,6 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from .._compat import rdb_stale_callback_kwarg, storage_of
 from ..errors import ConfigError
 from ._keys import Attr
 
@@ -108,14 +108,8 @@ def open_storage(store: Store, on_stale: Callable[[Any, Any], None] | None = Non
         "heartbeat_interval": HEARTBEAT_INTERVAL,
         "grace_period": GRACE_PERIOD,
     }
-    sig = inspect.signature(optuna.storages.RDBStorage.__init__).parameters
-    cb_name = (
-        "heartbeat_stale_trial_callback"
-        if "heartbeat_stale_trial_callback" in sig
-        else "failed_trial_callback"
-    )
     if on_stale is not None:
-        kwargs[cb_name] = on_stale
+        kwargs[rdb_stale_callback_kwarg()] = on_stale
     for attempt in range(3):  # two machines creating the tables at once: one retries
         try:
             return optuna.storages.RDBStorage(store.storage, **kwargs)
@@ -219,7 +213,7 @@ def reap_dead_trials(study: Any, close_run: Callable[[str, str], None]) -> list[
                     f"worker {t.user_attrs.get('evoprune.host')}:{t.user_attrs.get('evoprune.pid')}"
                     " died during the trial (no heartbeat); the trial was failed",
                 )
-    if hasattr(study._storage, "record_heartbeat"):
+    if hasattr(storage_of(study), "record_heartbeat"):
         optuna.storages.fail_stale_trials(study)
     return reaped
 
