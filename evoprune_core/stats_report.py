@@ -100,6 +100,7 @@ class StatsReport:
             }  # derived from the values; from_dict ignores it
         for c, raw in zip(self.comparisons, data["comparisons"]):
             raw["result"]["direction"] = c.result.direction
+        data["pareto_front"] = [g.key for g in pareto_groups(self.groups)]  # derived too
         return data
 
     @classmethod

@@ -210,6 +210,7 @@ def test_json_round_trips_and_carries_every_value() -> None:
     r = build_stats(TRIALS, ["val_loss", "remaining_fraction"], "demo")
     data = json.loads(format_stats(r, "json"))
     assert StatsReport.from_dict(data) == r
+    assert data["pareto_front"] == ["trial:4", "trial:5", "trial:1", "trial:2"]
     assert data["groups"][1]["values"]["val_loss"] == [0.20, 0.21, 0.22, 0.23]
     summary = data["groups"][1]["summary"]["val_loss"]
     assert (summary["n"], summary["median"], summary["q1"]) == (4, 0.215, 0.2075)
@@ -238,6 +239,7 @@ def test_text_markdown_csv() -> None:
     test_line = [x for x in text.splitlines() if x.startswith("trial:1 ")][1]
     assert test_line.split()[3:10] == ["4", "4", "0.0", "0.0286", "0.0857", "0.000", "large"]
     assert "val L1: 3 tests in the family" in text
+    assert text.splitlines()[-1] == "trial:4, trial:5, trial:1, trial:2"  # the Pareto front
     md = format_stats(r, "markdown")
     assert md.startswith("## Statistics over seeds") and "| group | engine |" in md
     rows = list(csv.DictReader(io.StringIO(format_stats(r, "csv"))))
