@@ -239,7 +239,15 @@ def build_stats(
     groups = groups_from_trials(trials, grouping)
     notes: list[str] = []
     if not groups:
-        return StatsReport(study, grouping, tuple(metrics), against, (), (), ("no groups",))
+        return StatsReport(
+            study,
+            grouping,
+            tuple(metrics),
+            against,
+            (),
+            (),
+            ("no completed trials with evoprune results",),
+        )
     if against is not None:
         ref = _resolve_against(groups, against, grouping)
         refs = {g.key: ref for g in groups if g.key != ref.key}

@@ -257,6 +257,8 @@ def test_figures_are_pngs(tmp_path: Path) -> None:
     names = [p.name for p in paths]
     assert names == ["box_val_loss.png", "box_remaining_fraction.png", "pareto_front.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
+    assert write_figures(build_stats([], ["val_loss"]), tmp_path / "none") == []
+    assert not (tmp_path / "none").exists()
 
 
 # -- a real tiny study through the CLI -------------------------------------------------------
