@@ -22,7 +22,14 @@ from ..operators import (
 )
 from ..params import Param
 
-__all__ = ["DEFAULT_EXPRESSION", "FormulaOperator", "layer_scores", "structured_masks"]
+__all__ = [
+    "DEFAULT_EXPRESSION",
+    "FormulaOperator",
+    "layer_inputs",
+    "layer_scores",
+    "score_layers",
+    "structured_masks",
+]
 
 #: SymDiv (a seed): what ``formula`` scores with unless told otherwise.
 DEFAULT_EXPRESSION = (
@@ -31,15 +38,12 @@ DEFAULT_EXPRESSION = (
 )
 
 
-def layer_scores(scorer: Any, ctx: PruneContext) -> list[Tensor | None]:
-    """Per layer: the formula's scores of its units ``(n, units)``; None for the output layer.
-
-    Non-finite scores become -inf (such units are pruned first).
-    """
+def layer_inputs(ctx: PruneContext) -> list[dict[str, Any] | None]:
+    """Per layer: the formula terminals of its units; None for the output layer (not pruned)."""
     from .compile import unit_inputs
 
     labels = ctx.labels
-    out: list[Tensor | None] = []
+    out: list[dict[str, Any] | None] = []
     for i, lv in enumerate(ctx.layers):
         if lv.is_output or i + 1 >= len(ctx.layers):
             out.append(None)
@@ -48,10 +52,24 @@ def layer_scores(scorer: Any, ctx: PruneContext) -> list[Tensor | None]:
         if acts is None:
             raise ValueError("formula needs activations")
         y = torch.zeros(acts.shape[1], dtype=torch.long) if labels is None else labels
-        inputs = unit_inputs(acts, lv.weight, ctx.layers[i + 1].weight, y)
-        s = scorer(inputs)
-        out.append(torch.nan_to_num(s, nan=float("-inf"), posinf=float("inf")))
+        out.append(unit_inputs(acts, lv.weight, ctx.layers[i + 1].weight, y))
     return out
+
+
+def score_layers(scorer: Any, inputs: list[dict[str, Any] | None]) -> list[Tensor | None]:
+    """The scorer's raw scores ``(n, units)`` per layer (None where ``inputs`` is None)."""
+    return [None if inp is None else scorer(inp) for inp in inputs]
+
+
+def layer_scores(scorer: Any, ctx: PruneContext) -> list[Tensor | None]:
+    """Per layer: the formula's scores of its units ``(n, units)``; None for the output layer.
+
+    Non-finite scores become -inf (such units are pruned first).
+    """
+    return [
+        None if s is None else torch.nan_to_num(s, nan=float("-inf"))
+        for s in score_layers(scorer, layer_inputs(ctx))
+    ]
 
 
 def structured_masks(
