@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -141,7 +141,9 @@ def load_evolve_config(
         ("transfer.task", cfg.transfer.task)
     ]:
         if task not in names:
-            raise ConfigError(f"{src}: {key}: unknown dataset {task!r}; allowed: {', '.join(names)}")
+            raise ConfigError(
+                f"{src}: {key}: unknown dataset {task!r}; allowed: {', '.join(names)}"
+            )
     ops = registry.names("operator")
     for op in cfg.transfer.operators:
         if op not in ops or op in ("none", "formula"):

@@ -170,7 +170,11 @@ class Evolution:
         return out
 
     def _evaluate(
-        self, trees: list[gp.PrimitiveTree], scores: dict[str, list[Any]], state: EvolutionState, g: int
+        self,
+        trees: list[gp.PrimitiveTree],
+        scores: dict[str, list[Any]],
+        state: EvolutionState,
+        g: int,
     ) -> tuple[int, int]:
         """Evaluate the new canonical forms among ``trees``; return (cache hits, evaluated)."""
         fresh: dict[str, gp.PrimitiveTree] = {}
@@ -184,9 +188,7 @@ class Evolution:
         keys = list(fresh)
         per_task: dict[str, list[float]] = {k: [] for k in keys}
         for t, task in enumerate(self.tasks):
-            vals = evaluate(
-                [scores[k][t] for k in keys], task, self.cfg.fitness, self.compute
-            )
+            vals = evaluate([scores[k][t] for k in keys], task, self.cfg.fitness, self.compute)
             for k, v in zip(keys, vals):
                 per_task[k].append(v)
         for k in keys:

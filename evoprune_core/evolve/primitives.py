@@ -264,6 +264,12 @@ def _f(name: str) -> str:
     return "fn:" + name
 
 
+def _stat(fn: Callable[[Value], Tensor], flat: bool = False) -> Callable[..., Value]:
+    if flat:
+        return lambda m: Value(fn(_flat(m)))
+    return lambda v: Value(fn(v))
+
+
 def _build() -> tuple[Prim, ...]:
     out: list[Prim] = []
     for name, (tf, sf) in _ELEMENTWISE_BINARY.items():
@@ -282,10 +288,8 @@ def _build() -> tuple[Prim, ...]:
         ("count", _count, "number of entries"),
     ]
     for name, fn, doc in stats:
-        out.append(Prim(name, (V,), S, (lambda fn: lambda v: Value(fn(v)))(fn), _scalar, _f(name), doc))
-        out.append(
-            Prim(name, (M,), S, (lambda fn: lambda m: Value(fn(_flat(m))))(fn), _scalar, _f(name), doc)
-        )
+        out.append(Prim(name, (V,), S, _stat(fn), _scalar, _f(name), doc))
+        out.append(Prim(name, (M,), S, _stat(fn, flat=True), _scalar, _f(name), doc))
     out += [
         Prim("tr", (M,), S, lambda m: Value(m.data.diagonal(dim1=-2, dim2=-1).sum(-1)), _square,
              _f("tr"), "trace"),

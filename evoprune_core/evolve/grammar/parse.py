@@ -127,9 +127,7 @@ class _Parser:
                 self.nodes[slot] = pset.mapping[prim.key]
                 return prim.ret
         got = ", ".join(type_name(t) for t in types)
-        allowed = "; ".join(
-            f"{tok.text}({', '.join(type_name(a) for a in p.args)})" for p in cands
-        )
+        allowed = "; ".join(f"{tok.text}({', '.join(type_name(a) for a in p.args)})" for p in cands)
         raise FormulaError(tok.pos, f"no {tok.text}({got}); allowed: {allowed}")
 
 
