@@ -144,6 +144,11 @@ def load_evolve_config(
             raise ConfigError(
                 f"{src}: {key}: unknown dataset {task!r}; allowed: {', '.join(names)}"
             )
+    if cfg.transfer.task in cfg.fitness.tasks:
+        raise ConfigError(
+            f"{src}: transfer.task: {cfg.transfer.task!r} is an evolution task; choose a "
+            "held-out one"
+        )
     ops = registry.names("operator")
     for op in cfg.transfer.operators:
         if op not in ops or op in ("none", "formula"):

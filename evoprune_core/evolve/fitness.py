@@ -32,7 +32,14 @@ from .compile import ShapeError, check_shapes, compile_tree, layer_sizes
 from .config import FitnessConfig
 from .operator import FormulaOperator, layer_inputs, score_layers, structured_masks
 
-__all__ = ["Task", "evaluate", "geometric_mean", "prepare_task", "task_scores"]
+__all__ = [
+    "Task",
+    "evaluate",
+    "finetune_val",
+    "geometric_mean",
+    "prepare_task",
+    "task_scores",
+]
 
 
 @dataclass(frozen=True)
@@ -163,17 +170,23 @@ def evaluate(
             rows[sig] = len(keeps)
             keeps.append(keep)
         which.append(rows[sig])
-    k = len(keeps) * len(fr)
+    val = finetune_val(task, torch.cat(keeps, 0), cfg, compute).view(len(keeps), len(fr))
+    means = val.mean(1)
+    return [float(means[i]) for i in which]
+
+
+def finetune_val(task: Task, keeps: Tensor, cfg: FitnessConfig, compute: Compute) -> Tensor:
+    """Validation L1 ``(K,)`` of K copies of the pre-trained network pruned by ``keeps``
+    (``(K, P)`` 0/1) and fine-tuned together as one population; non-finite -> inf."""
+    k = keeps.shape[0]
     pop = task.pretrained.take([0] * k)
-    pop.prune(torch.cat(keeps, 0))
+    pop.prune(keeps)
     order = torch.Generator().manual_seed(task.finetune_seed)
     trainer = compute.trainer("l1", (0.5, 0.999), 1e-8)
     for _ in range(cfg.finetune_epochs):
         trainer.epoch(pop, task.data.train, cfg.batch_size, [cfg.lr] * k, order)
-    val = compute.l1(pop, task.data.val).double().view(len(keeps), len(fr))
-    val = torch.where(torch.isfinite(val), val, torch.full_like(val, math.inf))
-    means = val.mean(1)
-    return [float(means[i]) for i in which]
+    val = compute.l1(pop, task.data.val).double()
+    return torch.where(torch.isfinite(val), val, torch.full_like(val, math.inf))
 
 
 def geometric_mean(values: Sequence[float]) -> float:

@@ -17,7 +17,7 @@ from deap import gp
 
 from .primitives import TERMINALS, by_key
 
-__all__ = ["cache_key", "infix", "latex", "to_sympy"]
+__all__ = ["cache_key", "forms", "infix", "latex", "simplified", "to_sympy"]
 
 _SYMBOLS = {t.name: sympy.Symbol(t.name, real=True) for t in TERMINALS}
 _ARITHMETIC: dict[str, Any] = {
@@ -62,13 +62,25 @@ def cache_key(tree: Sequence[Any]) -> str:
     return sympy.srepr(to_sympy(tree))
 
 
+#: ``sympy.simplify`` takes seconds on large trees; larger formulas keep the canonical form.
+SIMPLIFY_MAX_SIZE = 15
+
+
 def simplified(tree: Sequence[Any]) -> sympy.Expr:
-    """``sympy.simplify`` of the tree's expression (slower; for reports, not for the cache)."""
+    """``sympy.simplify`` of small trees' expressions, the canonical form of larger ones."""
     expr = to_sympy(tree)
+    if len(tree) > SIMPLIFY_MAX_SIZE:
+        return expr
     try:
         return sympy.simplify(expr)
     except Exception:  # noqa: BLE001 - simplification is cosmetic
         return expr
+
+
+def forms(tree: Sequence[Any]) -> tuple[str, str]:
+    """(infix, LaTeX) of the simplified formula, simplifying once."""
+    expr = simplified(tree)
+    return sympy.sstr(expr), sympy.latex(expr)
 
 
 def infix(tree: Sequence[Any]) -> str:
