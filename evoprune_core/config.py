@@ -305,6 +305,7 @@ def resolve_run(cfg: RunConfig, registry: Any, source: str) -> RunConfig:
             sched.obj.parameters, dict(cfg.pruning.schedule_params), "pruning.schedule_params"
         )
         data_params = validate_params(ds.obj.parameters, dict(cfg.data.params), "data.params")
+        op.obj(**op_params)  # a constructor may check more (e.g. the formula operator's text)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return cfg.model_copy(
