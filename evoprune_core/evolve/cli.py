@@ -28,10 +28,10 @@ def _prepare_fn(cfg: Any, compute: Any, registry: Any, cache: Path) -> Any:
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:
+    from ..cli._study import _quiet_libraries
     from ..config import flatten
     from ..plugins import Registry
-    from ..study_cli import _quiet_libraries
-    from ..study_storage import resolve_store
+    from ..study import resolve_store
     from .config import load_evolve_config
 
     registry = Registry.load()
@@ -99,13 +99,13 @@ def cmd_evolve(args: argparse.Namespace) -> int:
             paths["transfer"] = json_path.with_name(json_path.stem + "-transfer.md")
             paths["transfer"].write_text(transfer_markdown(transfer), encoding="utf-8")
         for key, path in paths.items():
-            tracker.log_file(run_id, path, "plots" if key == "figure" else None)
+            tracker.log_artifact(run_id, path, "plots" if key == "figure" else None)
         if state.history:
             last = state.history[-1]
             tracker.log_metrics(
                 run_id, {"final_best_fitness": hall[0].fitness}, int(last["generation"])
             )
-        tracker.finish_parent(run_id, "FINISHED")
+        tracker.close_run(run_id, "FINISHED")
     except BaseException as exc:
         if bar is not None:
             bar.close()

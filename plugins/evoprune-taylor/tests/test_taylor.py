@@ -184,12 +184,12 @@ generations = 2
 
 
 @pytest.mark.skipif(
-    importlib.util.find_spec("evoprune_core.study_config") is None,
-    reason="evoprune_core.study_config (study search spaces) is not written yet",
+    importlib.util.find_spec("evoprune_core.study") is None,
+    reason="evoprune_core.study (study search spaces) is not written yet",
 )
 def test_study_space_samples_taylor_parameters(tmp_path: Path) -> None:
     import optuna
-    from evoprune_core.study_config import load_study_config, sample_updates
+    from evoprune_core.study import load_study_config, sample_updates
 
     registry = Registry.load(env={})
     (tmp_path / "study.toml").write_text(STUDY, encoding="utf-8")
