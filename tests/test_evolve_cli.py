@@ -57,6 +57,14 @@ def _file(tmp_path: Path, text: str = TINY) -> Path:
         ("", ['transfer.task="digits"'], "transfer.task: 'digits' is an evolution task"),
         ("", ['transfer.operators=["formula"]'], "transfer.operators: unknown 'formula'"),
         ("bogus = 1\n", [], "bogus: unknown key; allowed: name, description, seed"),
+        ("", ['evolution.exclude=["foo"]'], "exclude: unknown primitive 'foo'; allowed: N, P, Q"),
+        ("", ['evolution.exclude=["WI"]'], "seeds: 'l1' uses the excluded 'WI'"),
+        (
+            "",
+            ["evolution.extra_seeds=[\"__import__('os').system('ls')\"]"],
+            'extra_seeds[0]: position 11: unexpected character "\'"',
+        ),
+        ("", ['evolution.extra_seeds=["mean(Y)"]'], "extra_seeds[0]: position 5: unknown name 'Y'"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_written(

@@ -133,3 +133,15 @@ def test_invalid_trees_are_rejected(tasks) -> None:
     probe = task_scores(parse("sub(mX, mX)"), t, 10**7)
     assert probe is not None and all(s is None or bool((s == 0).all()) for s in probe)
     assert math.isinf(float(torch.tensor(float("inf"))))
+
+
+def test_excluded_primitives_never_appear_and_extra_seeds_start_the_run(tasks) -> None:
+    gone = ["mm", "rinv", "outer", "W", "gm", "tr"]
+    cfg = _cfg(seeds=[], extra_seeds=["mean(sq(sub(X, mX)))"], exclude=gone, generations=2)
+    state = _evolve(cfg, tasks)
+    from evoprune_core.evolve.primitives import used_names
+
+    texts = [e.text for e in state.cache.values()]
+    assert "mean(sq(sub(X, mX)))" in texts
+    assert all(not (used_names(parse(t)) & set(gone)) for t in texts)
+    assert len(texts) > 8

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, TrialFailed
 
 __all__ = ["cmd_evolve", "register"]
 
@@ -87,6 +87,8 @@ def cmd_evolve(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.close()
             hall = hall_of_fame(state, cfg.evolution.hall_of_fame)
+            if not hall:
+                raise TrialFailed("no formula reached a finite fitness (every network diverged)")
             transfer = None
             if cfg.transfer.enabled and not args.no_transfer:
                 top = [e.text for e in hall[: cfg.transfer.top]]

@@ -39,6 +39,8 @@ class EvolutionConfig(_Model):
     max_depth: int = Field(default=8, ge=1, le=17)
     seeds: list[str] = Field(default_factory=lambda: list(SEEDS))
     seed_copies: int = Field(default=2, ge=0, le=100)
+    extra_seeds: list[str] = Field(default_factory=list, description="formula texts")
+    exclude: list[str] = Field(default_factory=list, description="primitives/terminals left out")
     hall_of_fame: int = Field(default=10, ge=1, le=1000)
     retries: int = Field(default=50, ge=1, le=10_000, description="attempts per valid child")
     max_elements: int = Field(
@@ -56,9 +58,32 @@ class EvolutionConfig(_Model):
         unknown = [s for s in self.seeds if s not in SEEDS]
         if unknown:
             raise ValueError(f"seeds: unknown {unknown[0]!r}; allowed: {', '.join(SEEDS)}")
-        if len(self.seeds) * self.seed_copies > self.population:
+        from .grammar import FormulaError, parse
+        from .primitives import TERMINALS, Scalar, names, used_names
+
+        bad = [n for n in self.exclude if n not in names()]
+        if bad:
             raise ValueError(
-                f"seed_copies: {len(self.seeds)} seeds x {self.seed_copies} copies exceed the "
+                f"exclude: unknown primitive {bad[0]!r}; allowed: {', '.join(names())}"
+            )
+        if all(t.name in self.exclude for t in TERMINALS if t.type is Scalar):
+            raise ValueError("exclude: leaves no Scalar terminal (N, mX, mP, mQ)")
+        for i, text in enumerate(self.extra_seeds):
+            try:
+                parse(text)
+            except FormulaError as exc:
+                raise ValueError(f"extra_seeds[{i}]: {exc}") from None
+        texts = [(f"seeds: {s!r}", SEEDS[s]) for s in self.seeds] + [
+            (f"extra_seeds[{i}]", t) for i, t in enumerate(self.extra_seeds)
+        ]
+        for where, text in texts:
+            hit = sorted(used_names(parse(text)) & set(self.exclude))
+            if hit:
+                raise ValueError(f"{where} uses the excluded {hit[0]!r}")
+        if (len(self.seeds) + len(self.extra_seeds)) * self.seed_copies > self.population:
+            raise ValueError(
+                f"seed_copies: {len(self.seeds) + len(self.extra_seeds)} seeds x "
+                f"{self.seed_copies} copies exceed the "
                 f"population ({self.population})"
             )
         return self

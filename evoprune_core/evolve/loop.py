@@ -122,7 +122,7 @@ class Evolution:
         self.checkpoint = checkpoint
         self.on_generation = on_generation
         ev = cfg.evolution
-        self.pset = primitive_set()
+        self.pset = primitive_set(frozenset(ev.exclude))
         limit = gp.staticLimit(key=op.attrgetter("height"), max_value=ev.max_depth)
         self.mate = limit(gp.cxOnePoint)
         lo, hi = ev.mutation_height
@@ -207,7 +207,8 @@ class Evolution:
     # -- variation -----------------------------------------------------------------------
     def _initial(self, rng: random.Random) -> tuple[list[gp.PrimitiveTree], int, int]:
         ev = self.cfg.evolution
-        trees = [parse(SEEDS[name]) for name in ev.seeds for _ in range(ev.seed_copies)]
+        texts = [SEEDS[name] for name in ev.seeds] + list(ev.extra_seeds)
+        trees = [parse(t) for t in texts for _ in range(ev.seed_copies)]
         attempts = valid = 0
         lo, hi = ev.init_height
         while len(trees) < ev.population:
@@ -221,9 +222,8 @@ class Evolution:
                     valid += 1
                     trees.append(tree)
                     break
-            else:
-                trees.append(parse(SEEDS[ev.seeds[len(trees) % len(ev.seeds)]] if ev.seeds
-                                   else "mX"))  # fmt: skip
+            else:  # no valid tree in `retries` draws: a seed (or the mean activation)
+                trees.append(parse(texts[len(trees) % len(texts)] if texts else "mX"))
         return trees, attempts, valid
 
     def _offspring(

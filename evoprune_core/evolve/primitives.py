@@ -34,9 +34,11 @@ __all__ = [
     "Terminal",
     "Value",
     "Vector",
+    "names",
     "overloads",
     "primitive_set",
     "type_name",
+    "used_names",
 ]
 
 
@@ -333,12 +335,33 @@ def _unused(*_: Any) -> None:  # DEAP wants a callable per primitive; trees are 
     raise RuntimeError("evolved trees are compiled by evoprune_core.evolve.compile")
 
 
-@lru_cache(maxsize=1)
-def primitive_set() -> gp.PrimitiveSetTyped:
-    """The DEAP typed primitive set (root type Scalar, no arguments: inputs are terminals)."""
+@lru_cache(maxsize=16)
+def primitive_set(exclude: frozenset[str] = frozenset()) -> gp.PrimitiveSetTyped:
+    """The DEAP typed primitive set (root type Scalar, no arguments: inputs are terminals).
+
+    ``exclude`` leaves out primitives by text name (all their overloads) and terminals; a
+    type left without terminals (W is the only Matrix) drops the primitives that read it.
+    """
     pset = gp.PrimitiveSetTyped("unit", [], Scalar)
+    terminals = [t for t in TERMINALS if t.name not in exclude]
+    # a type without a terminal cannot end a branch: leave out what consumes it
+    reachable = {t.type for t in terminals}
     for p in PRIMITIVES:
-        pset.addPrimitive(_unused, list(p.args), p.ret, name=p.key)
-    for t in TERMINALS:
+        if p.name not in exclude and set(p.args) <= reachable:
+            pset.addPrimitive(_unused, list(p.args), p.ret, name=p.key)
+    for t in terminals:
         pset.addTerminal(t.name, t.type, name=t.name)
     return pset
+
+
+def names() -> list[str]:
+    """Every primitive and terminal name, sorted (for error messages)."""
+    return sorted({p.name for p in PRIMITIVES} | {t.name for t in TERMINALS})
+
+
+def used_names(tree: Any) -> set[str]:
+    """The primitive and terminal text names a tree uses."""
+    out = set()
+    for node in tree:
+        out.add(node.name if isinstance(node, gp.Terminal) else by_key(node.name).name)
+    return out
