@@ -145,3 +145,34 @@ def test_excluded_primitives_never_appear_and_extra_seeds_start_the_run(tasks) -
     assert "mean(sq(sub(X, mX)))" in texts
     assert all(not (used_names(parse(t)) & set(gone)) for t in texts)
     assert len(texts) > 8
+
+
+def test_hall_of_fame_is_identical_across_processes(tmp_path: Path) -> None:
+    """Two processes with different hash seeds (and memory layouts) evolve the same way."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "e.toml"
+    path.write_text(
+        'name = "x"\nseed = 1\n[evolution]\npopulation = 10\ngenerations = 3\nelite = 3\n'
+        'seeds = ["abs_snr", "l1", "symdiv", "geomedian"]\nseed_copies = 1\n'
+        '[fitness]\ntasks = ["digits"]\nnetwork = { encoder = [12, 4] }\npretrain_epochs = 15\n'
+        "finetune_epochs = 0\ncalibration_rows = 100\n[transfer]\nenabled = false\n"
+        '[compute]\nbackend = "torch"\n',
+        encoding="utf-8",
+    )
+    halls = []
+    for hashseed in ("1", "2"):
+        out = tmp_path / f"hof{hashseed}.json"
+        env = {**os.environ, "PYTHONHASHSEED": hashseed}
+        subprocess.run(
+            [sys.executable, "-m", "evoprune_core.cli", "evolve", str(path), "--quiet",
+             "--store", str(tmp_path / f"store{hashseed}"), "--output", str(out)],
+            env=env, check=True, capture_output=True,
+        )  # fmt: skip
+        halls.append(
+            [(r["expression"], r["fitness"]) for r in json.loads(out.read_text())["hall_of_fame"]]
+        )
+    assert halls[0] == halls[1]
+    assert len(halls[0]) == 10

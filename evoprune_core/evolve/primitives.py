@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from deap import gp
@@ -42,15 +42,28 @@ __all__ = [
 ]
 
 
-class Scalar:
+class _TypeMeta(type):
+    """The tree types hash by a fixed number, not by memory address.
+
+    DEAP's one-point crossover draws the crossover type from a *set* of types; with the
+    default (address-based) hash its order, and so the evolution, changed between processes.
+    """
+
+    _CODES: ClassVar[dict[str, int]] = {"Scalar": 1, "Vector": 2, "Matrix": 3}
+
+    def __hash__(cls) -> int:
+        return _TypeMeta._CODES[cls.__name__]
+
+
+class Scalar(metaclass=_TypeMeta):
     """A number per unit (and class)."""
 
 
-class Vector:
+class Vector(metaclass=_TypeMeta):
     """A vector per unit (and class); its length is a symbol: S rows, I inputs, O outputs, U units."""
 
 
-class Matrix:
+class Matrix(metaclass=_TypeMeta):
     """A matrix per unit (and class), e.g. the layer's weight matrix W (U x I)."""
 
 
