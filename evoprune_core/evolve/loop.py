@@ -186,11 +186,12 @@ class Evolution:
             else:
                 fresh[key] = tree
         keys = list(fresh)
-        per_task: dict[str, list[float]] = {k: [] for k in keys}
+        valid = [k for k in keys if k in scores]
+        per_task: dict[str, list[float]] = {k: [math.inf] * len(self.tasks) for k in keys}
         for t, task in enumerate(self.tasks):
-            vals = evaluate([scores[k][t] for k in keys], task, self.cfg.fitness, self.compute)
-            for k, v in zip(keys, vals):
-                per_task[k].append(v)
+            vals = evaluate([scores[k][t] for k in valid], task, self.cfg.fitness, self.compute)
+            for k, v in zip(valid, vals):
+                per_task[k][t] = v
         for k in keys:
             tree = fresh[k]
             state.cache[k] = Entry(
@@ -271,8 +272,8 @@ class Evolution:
                 key = cache_key(tree)
                 if key not in state.cache and key not in scores:
                     s = self._scores(tree)
-                    assert s is not None, "only valid trees enter the population"
-                    scores[key] = s
+                    if s is not None:  # only a seed can be invalid here: it gets inf
+                        scores[key] = s
             hits, evaluated = self._evaluate(population, scores, state, g)
             fits = [state.cache[cache_key(t)].fitness for t in population]
             finite = [f for f in fits if math.isfinite(f)]
