@@ -9,7 +9,7 @@ import textwrap
 from collections.abc import Sequence
 
 from .stats import A12_THRESHOLDS, Summary
-from .stats_report import METRICS, Comparison, Group, StatsReport
+from .stats_report import METRICS, Comparison, Group, StatsReport, pareto_groups
 
 __all__ = ["ALPHA", "format_stats", "verdict"]
 
@@ -213,6 +213,13 @@ def format_stats(report: StatsReport, fmt: str = "text") -> str:
                 ]  # fmt: skip
             )
         parts.append(_table(head, body, fmt) if body else "no tests (no reference)")
+    front = ", ".join(g.key for g in pareto_groups(report.groups))
+    parts += [
+        "",
+        f"{sub}Pareto front of the medians (remaining fraction and val L1, both minimised)",
+        "",
+        textwrap.fill(front, width=100 if fmt == "text" else 10_000) or "-",
+    ]
     if report.notes:
         parts += ["", "Notes:"] + [f"- {n}" for n in report.notes]
     return "\n".join(parts)

@@ -82,15 +82,17 @@ def pareto_figure(
 
 
 def write_figures(report: StatsReport, out: Path, dpi: int = 100) -> list[Path]:
-    """``box_<metric>.png`` per tested metric and ``pareto_front.png`` into ``out``."""
+    """``box_<metric>.png`` per tested metric and ``pareto_front.png`` into ``out`` (nothing
+    without groups)."""
+    if not report.groups:
+        return []
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for metric in report.metrics:
         path = out / f"box_{metric}.png"
         box_figure(report, metric).savefig(path, dpi=dpi)
         written.append(path)
-    if report.groups:
-        path = out / "pareto_front.png"
-        pareto_figure(report).savefig(path, dpi=dpi)
-        written.append(path)
+    path = out / "pareto_front.png"
+    pareto_figure(report).savefig(path, dpi=dpi)
+    written.append(path)
     return written

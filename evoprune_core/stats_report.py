@@ -94,15 +94,20 @@ class StatsReport:
     def to_dict(self) -> dict[str, Any]:
         """Everything, per-seed values included, as JSON-ready data (``from_dict`` inverts)."""
         data = asdict(self)
+        for g, raw in zip(self.groups, data["groups"]):
+            raw["summary"] = {
+                m: {**asdict(g.summary(m)), "iqr": g.summary(m).iqr} for m in g.values
+            }  # derived from the values; from_dict ignores it
         for c, raw in zip(self.comparisons, data["comparisons"]):
             raw["result"]["direction"] = c.result.direction
+        data["pareto_front"] = [g.key for g in pareto_groups(self.groups)]  # derived too
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StatsReport:
         groups = tuple(
             Group(
-                **{k: v for k, v in g.items() if k not in ("trials", "seeds", "values")},
+                **{k: v for k, v in g.items() if k not in ("trials", "seeds", "values", "summary")},
                 trials=tuple(g["trials"]),
                 seeds=tuple(g["seeds"]),
                 values={m: tuple(v) for m, v in g["values"].items()},
@@ -234,7 +239,15 @@ def build_stats(
     groups = groups_from_trials(trials, grouping)
     notes: list[str] = []
     if not groups:
-        return StatsReport(study, grouping, tuple(metrics), against, (), (), ("no groups",))
+        return StatsReport(
+            study,
+            grouping,
+            tuple(metrics),
+            against,
+            (),
+            (),
+            ("no completed trials with evoprune results",),
+        )
     if against is not None:
         ref = _resolve_against(groups, against, grouping)
         refs = {g.key: ref for g in groups if g.key != ref.key}

@@ -100,10 +100,11 @@ def test_summarize() -> None:
 
 # -- a study's trials -> groups, references, tests --------------------------------------------
 def trial(number: int, op: str, sched: str, vals: list[float], **kw: Any) -> Any:
+    rem = kw.get("rem", 1.0)
     results = [
-        {"seed": i + 1, "val_loss": v, "test_loss": v + 0.01, "remaining_fraction": kw.get("rem", 1.0)}
+        {"seed": i + 1, "val_loss": v, "test_loss": v + 0.01, "remaining_fraction": rem}
         for i, v in enumerate(vals)
-    ]  # fmt: skip
+    ]
     t = optuna.trial.create_trial(
         state=TrialState.COMPLETE,
         value=sum(vals) / len(vals),
@@ -209,7 +210,13 @@ def test_json_round_trips_and_carries_every_value() -> None:
     r = build_stats(TRIALS, ["val_loss", "remaining_fraction"], "demo")
     data = json.loads(format_stats(r, "json"))
     assert StatsReport.from_dict(data) == r
+    assert data["pareto_front"] == ["trial:4", "trial:5", "trial:1", "trial:2"]
     assert data["groups"][1]["values"]["val_loss"] == [0.20, 0.21, 0.22, 0.23]
+    summary = data["groups"][1]["summary"]["val_loss"]
+    assert (summary["n"], summary["median"], summary["q1"]) == (4, 0.215, 0.2075)
+    assert summary["iqr"] == pytest.approx(0.015) and set(data["groups"][1]["summary"]) == {
+        "val_loss", "test_loss", "remaining_fraction"
+    }  # fmt: skip
     # anyone can recompute every test from the JSON alone
     values = {g["key"]: g["values"] for g in data["groups"]}
     for c in data["comparisons"]:
@@ -232,6 +239,7 @@ def test_text_markdown_csv() -> None:
     test_line = [x for x in text.splitlines() if x.startswith("trial:1 ")][1]
     assert test_line.split()[3:10] == ["4", "4", "0.0", "0.0286", "0.0857", "0.000", "large"]
     assert "val L1: 3 tests in the family" in text
+    assert text.splitlines()[-1] == "trial:4, trial:5, trial:1, trial:2"  # the Pareto front
     md = format_stats(r, "markdown")
     assert md.startswith("## Statistics over seeds") and "| group | engine |" in md
     rows = list(csv.DictReader(io.StringIO(format_stats(r, "csv"))))
@@ -249,6 +257,8 @@ def test_figures_are_pngs(tmp_path: Path) -> None:
     names = [p.name for p in paths]
     assert names == ["box_val_loss.png", "box_remaining_fraction.png", "pareto_front.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
+    assert write_figures(build_stats([], ["val_loss"]), tmp_path / "none") == []
+    assert not (tmp_path / "none").exists()
 
 
 # -- a real tiny study through the CLI -------------------------------------------------------
@@ -297,8 +307,9 @@ def test_report_stats_on_a_real_study(
     assert [groups[k]["operator"] for k in groups] == ["none", "random", "magnitude"]
     assert all(g["seeds"] == [1, 2, 3] for g in groups.values())
     assert groups["trial:0"]["values"]["remaining_fraction"] == [1.0, 1.0, 1.0]
-    pruned = groups["trial:1"]["values"]["remaining_fraction"]
-    assert all(x < 1.0 for x in pruned)
+    # p = 1: 30% of the live weights go in each of the 3 generations, on every seed (a count)
+    for key in ("trial:1", "trial:2"):
+        assert groups[key]["values"]["remaining_fraction"] == [0.3430110044486069] * 3
     tests = {(c["group"], c["metric"]): c for c in data["comparisons"]}
     # every pruned seed keeps fewer weights than every baseline seed: U = 0, exact
     # p = 2 / C(6, 3) = 0.1, Holm over the two tests of the metric: 0.2 each
@@ -355,3 +366,15 @@ def test_report_stats_on_a_real_study(
     assert not bad.exists()
     assert main(["report", str(path), "--store", str(project.store), "--against", "x"]) == 2
     assert "--against: only with --stats" in capsys.readouterr().err
+    assert main([*report, "--plots", str(path)]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+def test_quickstart_is_two_objective() -> None:
+    from evoprune_core.plugins import Registry
+    from evoprune_core.study import load_study_config
+
+    root = Path(__file__).resolve().parents[1]
+    registry = Registry.load(env={"EVOPRUNE_PLUGINS": "none"})
+    cfg = load_study_config(root / "studies" / "quickstart.toml", registry)
+    assert cfg.objectives == ("val_loss", "remaining_fraction") and cfg.baseline

@@ -119,6 +119,8 @@ def _check_stats_options(args: argparse.Namespace) -> None:
                            ("--metric", args.metric), ("--plots", args.plots)):  # fmt: skip
             if value is not None:
                 raise ConfigError(f"{opt}: only with --stats")
+    if args.plots is not None and Path(args.plots).exists() and not Path(args.plots).is_dir():
+        raise ConfigError(f"--plots: {args.plots} exists and is not a directory")
 
 
 def _print_stats(

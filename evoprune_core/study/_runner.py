@@ -316,8 +316,8 @@ def _finish(
     return text, plot
 
 
-def _log_stats(cfg: StudyConfig, trials: list[Any], tracker: Any, parent: str) -> str:
-    """``evoprune report --stats`` (JSON, Markdown) and its plots under the parent run's
+def _log_stats(cfg: StudyConfig, trials: list[Any], tracker: Tracking, run_id: str) -> str:
+    """``evoprune report --stats`` (JSON, Markdown) and its plots under the study run's
     ``stats/``; returns where ``pareto_front.png`` went ("" if nowhere)."""
     from ..stats_format import format_stats
     from ..stats_plots import write_figures
@@ -326,13 +326,13 @@ def _log_stats(cfg: StudyConfig, trials: list[Any], tracker: Any, parent: str) -
     report = build_stats(trials, cfg.objectives, cfg.name)
     if not report.groups:
         return ""
-    tracker.log_text(parent, format_stats(report, "json"), "stats/stats.json")
-    tracker.log_text(parent, format_stats(report, "markdown"), "stats/stats.md")
+    tracker.log_text(run_id, format_stats(report, "json"), "stats/stats.json")
+    tracker.log_text(run_id, format_stats(report, "markdown"), "stats/stats.md")
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for path in write_figures(report, Path(tmp)):
-                tracker.log_artifact(parent, path, "stats")
+                tracker.log_artifact(run_id, path, "stats")
     except Exception as exc:  # noqa: BLE001 - a plot must not fail a finished study
         warnings.warn(f"evoprune: statistics plots skipped: {exc}", stacklevel=2)
         return ""
-    return tracker.artifact_location(parent, "stats/pareto_front.png")
+    return tracker.artifact_location(run_id, "stats/pareto_front.png")
