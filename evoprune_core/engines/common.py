@@ -114,6 +114,13 @@ def build_components(cfg: RunConfig, registry: Any, dataset: Dataset | None = No
     if dataset is None:
         spec = registry.dataset(cfg.data.name).obj
         dataset = build_dataset(spec, dict(cfg.data.params), cfg.data_seed)
+    rows = int(dataset.train.shape[0])
+    if cfg.training.batch_size > rows:
+        warnings.warn(
+            f"training.batch_size {cfg.training.batch_size} exceeds the {rows} training rows of "
+            f"{dataset.name!r}: every epoch is one batch of {rows}",
+            stacklevel=2,
+        )
     return Components(
         dataset=dataset,
         operator=op.obj(**cfg.pruning.operator_params),

@@ -10,6 +10,7 @@ worker counts and asks under a study lock, so the total is exact with any number
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,7 @@ from ._config import Dist, StudyConfig, grid_designs
 from ._keys import Attr
 from ._storage import (
     Store,
+    close_orphan_runs,
     heartbeat,
     open_storage,
     process_identity,
@@ -48,6 +50,7 @@ class StudyOutcome:
     experiment_id: str
     parent_run_id: str
     report: str
+    errors: tuple[str, ...] = ()
 
 
 def _designs(cfg: StudyConfig, registry: Any) -> list[tuple[dict[str, Any], bool]]:
@@ -91,6 +94,18 @@ def _tracker(store: Store) -> Any:
     return Tracker(store.tracking_uri, store.artifact_root)
 
 
+def _fail_run(tracker: Any, run_id: str, why: str) -> None:
+    """End a reaped trial's run as FAILED; also one that FINISHED but whose result Optuna lost
+    (a torn journal), so that Optuna and MLflow agree on every trial."""
+    run = tracker.client.get_run(run_id)
+    if run.info.status == "RUNNING":
+        tracker.close_run(run_id, "FAILED", why)
+    elif run.info.status == "FINISHED":
+        why = "the trial's result was lost from the Optuna journal (torn write); it is re-run"
+        tracker.client.set_tag(run_id, "error", why)
+        tracker.client.set_terminated(run_id, "FAILED")
+
+
 def _stale_callback(store: Store) -> Callable[[Any, Any], None]:
     def close(study: Any, trial: Any) -> None:
         run_id = trial.user_attrs.get(Attr.MLFLOW_RUN_ID)
@@ -108,11 +123,13 @@ def _open(cfg: StudyConfig, store: Store, sampler: Any = None) -> Any:
 
 
 def setup_study(cfg: StudyConfig, store: Store, registry: Any, tracker: Any) -> tuple[str, str]:
-    """Create or find the study, its experiment and parent run; enqueue missing designs."""
+    """Create or find the study, its experiment and parent run; enqueue missing designs.
+
+    The caller prepares ``store`` first (``store.prepare()``), before any tracker touches it.
+    """
     import optuna
     from optuna.trial import TrialState
 
-    store.prepare()
     storage = open_storage(store, _stale_callback(store))
     with study_lock(store, storage, cfg.name):
         study = optuna.create_study(
@@ -138,19 +155,26 @@ def setup_study(cfg: StudyConfig, store: Store, registry: Any, tracker: Any) -> 
             **{f"space.{k}": _describe(d) for k, d in cfg.space.items()},
         }
         parent = tracker.parent_run(exp_id, cfg.name, params)
-        study.set_user_attr(Attr.PARENT_RUN_ID, parent)
-        study.set_user_attr(Attr.EXPERIMENT_ID, exp_id)
-        study.set_user_attr(Attr.OBJECTIVES, list(cfg.objectives))
-        reap_dead_trials(study, lambda run, why: tracker.close_run(run, "FAILED", why))
-        live = [
-            t
-            for t in study.get_trials(deepcopy=False)
-            if t.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
-        ]
-        for params_, baseline in _designs(cfg, registry):
-            if not any(_matches(t, params_, baseline) for t in live):
-                study.enqueue_trial(params_, user_attrs={Attr.BASELINE: baseline})
-    tracker.log_text(parent, cfg.text, "study.toml")
+        try:
+            study.set_user_attr(Attr.PARENT_RUN_ID, parent)
+            study.set_user_attr(Attr.EXPERIMENT_ID, exp_id)
+            study.set_user_attr(Attr.OBJECTIVES, list(cfg.objectives))
+            reap_dead_trials(study, lambda run, why: _fail_run(tracker, run, why))
+            close_orphan_runs(
+                study, tracker, exp_id, lambda r, why: tracker.close_run(r, "FAILED", why)
+            )
+            live = [
+                t
+                for t in study.get_trials(deepcopy=False)
+                if t.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+            ]
+            for params_, baseline in _designs(cfg, registry):
+                if not any(_matches(t, params_, baseline) for t in live):
+                    study.enqueue_trial(params_, user_attrs={Attr.BASELINE: baseline})
+            tracker.log_text(parent, cfg.text, "study.toml")
+        except BaseException:  # interrupted during set-up: the parent run does not stay RUNNING
+            tracker.finish_parent(parent, "KILLED")
+            raise
     return exp_id, parent
 
 
@@ -188,7 +212,7 @@ def work(
     while True:
         trial = None
         with study_lock(store, storage, cfg.name):
-            reap_dead_trials(study, lambda run, why: tracker.close_run(run, "FAILED", why))
+            reap_dead_trials(study, lambda run, why: _fail_run(tracker, run, why))
             states = [t.state for t in study.get_trials(deepcopy=False)]
             complete, running = states.count(TrialState.COMPLETE), states.count(TrialState.RUNNING)
             if on_progress is not None:
@@ -197,9 +221,14 @@ def work(
                 break
             waiting = states.count(TrialState.WAITING)
             if complete + running < target and (waiting or not finite):
-                trial = study.ask()
-                for key, value in process_identity().items():
-                    trial.set_user_attr(key, value)
+                try:
+                    trial = study.ask()
+                    for key, value in process_identity().items():
+                        trial.set_user_attr(key, value)
+                except BaseException:
+                    if trial is not None:  # interrupted between ask and run: no RUNNING left
+                        study.tell(trial, state=TrialState.FAIL)
+                    raise
             elif running == 0:
                 break  # a finite design is used up (some of it failed)
         if trial is None:
@@ -225,8 +254,37 @@ def _spawn(cfg: StudyConfig, store: Store, n_trials: int, workers: int) -> list[
             "--tracking-uri", store.tracking_uri, "--n-trials", str(n_trials),
             "--quiet", "--worker-index", str(i), "--worker-threads", str(threads),
         ]  # fmt: skip
-        procs.append(subprocess.Popen(cmd))
+        procs.append(subprocess.Popen(cmd, preexec_fn=_die_with_parent(os.getpid())))
     return procs
+
+
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """Linux: a worker gets SIGTERM when the process that started it dies, even by SIGKILL."""
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def arm() -> None:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the request was armed
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
+
+
+def _stop_workers(procs: list[Any], grace: float = 60.0) -> None:
+    """Pass an interruption on to the workers (their trials fail, runs end KILLED); wait."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def run_study(
@@ -243,6 +301,7 @@ def run_study(
 
     n = n_trials or cfg.n_trials
     target = target_trials(cfg, registry, n)
+    store.prepare()
     tracker = _tracker(store)
     exp_id, parent = setup_study(cfg, store, registry, tracker)
     _, study = _open(cfg, store)
@@ -264,9 +323,13 @@ def run_study(
             work(cfg, store, registry, n, 0, progress)
         else:
             procs = _spawn(cfg, store, n, workers)
-            while any(p.poll() is None for p in procs):
-                progress(complete())
-                time.sleep(1.0)
+            try:
+                while any(p.poll() is None for p in procs):
+                    progress(complete())
+                    time.sleep(1.0)
+            except BaseException:
+                _stop_workers(procs)
+                raise
             bad = [p.returncode for p in procs if p.returncode != 0]
             if bad:
                 print(f"evoprune: {len(bad)} worker(s) exited with {bad}", file=sys.stderr)
@@ -280,8 +343,11 @@ def run_study(
         if status == "FINISHED" and done < target:
             status = "FAILED"
         text = _finish(cfg, study, tracker, parent, status)
-    failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-    return StudyOutcome(cfg.name, done, target, failed, exp_id, parent, text)
+    fails = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    errors = tuple(
+        str(t.user_attrs.get(Attr.ERROR, "the worker died during the trial")) for t in fails
+    )
+    return StudyOutcome(cfg.name, done, target, len(fails), exp_id, parent, text, errors)
 
 
 def _finish(cfg: StudyConfig, study: Any, tracker: Any, parent: str, status: str) -> str:

@@ -31,6 +31,7 @@ from ._keys import Attr
 __all__ = [
     "HEARTBEAT_INTERVAL",
     "Store",
+    "close_orphan_runs",
     "heartbeat",
     "open_storage",
     "process_identity",
@@ -64,12 +65,11 @@ class Store:
         return None
 
     def prepare(self) -> None:
-        """Create the local directories (called only after validation)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        if self.journal is not None:
-            self.journal.parent.mkdir(parents=True, exist_ok=True)
-        if self.artifact_root is not None:
-            self.artifact_root.mkdir(parents=True, exist_ok=True)
+        """Create the local directories and MLflow store, repair a torn journal (after
+        validation). Repairs are reported as warnings; an unusable store raises ``StoreError``."""
+        from ._store_setup import prepare_store
+
+        prepare_store(self)
 
 
 def resolve_store(
@@ -222,6 +222,38 @@ def reap_dead_trials(study: Any, close_run: Callable[[str, str], None]) -> list[
     if hasattr(study._storage, "record_heartbeat"):
         optuna.storages.fail_stale_trials(study)
     return reaped
+
+
+def close_orphan_runs(
+    study: Any, tracker: Any, experiment_id: str, close_run: Callable[[str, str], None]
+) -> list[str]:
+    """End RUNNING trial runs that no RUNNING trial owns (a worker stopped between creating
+    the run and recording it on its trial). Returns their run ids."""
+    from optuna.trial import TrialState
+
+    found = tracker.client.search_runs(
+        [experiment_id],
+        filter_string=(
+            f"tags.`evoprune.role` = 'trial' and tags.study = '{study.study_name}' "
+            "and attributes.status = 'RUNNING'"
+        ),
+        max_results=10_000,
+    )
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    closed = []
+    for run in found:
+        trial = trials.get(int(run.data.tags.get("trial_number", -1)))
+        owner = None if trial is None else trial.user_attrs.get(Attr.MLFLOW_RUN_ID)
+        if (
+            trial is not None
+            and trial.state == TrialState.RUNNING
+            and owner in (None, run.info.run_id)
+        ):
+            continue
+        state = "missing" if trial is None else trial.state.name
+        close_run(run.info.run_id, f"orphaned: its trial is {state} and does not own this run")
+        closed.append(run.info.run_id)
+    return closed
 
 
 @contextlib.contextmanager
