@@ -155,7 +155,10 @@ def test_sigkill_mid_trial_then_resume(stored_project: Project) -> None:
             time.sleep(0.5)
             if not (project.journal / "killed.journal").exists():
                 continue
-            trials = load_study(project, "killed").trials
+            try:
+                trials = load_study(project, "killed").trials
+            except KeyError:  # the journal exists, the study is not in it yet
+                continue
             done = [t for t in trials if t.state == TrialState.COMPLETE]
             running = [
                 t

@@ -48,31 +48,43 @@ def _lock(path: Path) -> object:
 def repair_journal(path: Path) -> str | None:
     """Cut a torn tail off the journal at ``path``; return a one-line note, or None if whole.
 
+    Read without a lock first (a journal that is whole is never written to); a tail that looks
+    torn is checked again under Optuna's journal lock, since a live writer may be mid-line.
     Raises ``StoreError`` when a record in the middle of the file is unreadable.
     """
-    if not path.is_file() or path.stat().st_size == 0:
+    if not path.is_file() or whole_records(path.read_bytes())[1] == 0:
         return None
-    lock = _lock(path)
-    lock.acquire()  # type: ignore[attr-defined]
     try:
-        data = path.read_bytes()
-        keep, dropped = whole_records(data)
-        if dropped == 0:
-            return None
-        if dropped > _MAX_TORN:
-            raise StoreError(
-                f"{path}: the end of the journal is unreadable over more than {_MAX_TORN} "
-                "records (not a torn write); restore a backup or move the file aside"
-            )
-        _check_interior(path, data[:keep])
-        backup = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
-        shutil.copy2(path, backup)
-        with open(path, "rb+") as fh:
-            fh.truncate(keep)
-            fh.flush()
-            os.fsync(fh.fileno())
-    finally:
-        lock.release()  # type: ignore[attr-defined]
+        lock = _lock(path)
+        lock.acquire()  # type: ignore[attr-defined]
+        try:
+            return _cut(path)
+        finally:
+            lock.release()  # type: ignore[attr-defined]
+    except OSError as exc:
+        raise StoreError(
+            f"{path}: the last journal record was cut short by a crash, and the file cannot "
+            f"be repaired here ({exc.strerror}); run `evoprune study` where it is writable"
+        ) from None
+
+
+def _cut(path: Path) -> str | None:
+    data = path.read_bytes()
+    keep, dropped = whole_records(data)
+    if dropped == 0:
+        return None
+    if dropped > _MAX_TORN:
+        raise StoreError(
+            f"{path}: the end of the journal is unreadable over more than {_MAX_TORN} "
+            "records (not a torn write); restore a backup or move the file aside"
+        )
+    _check_interior(path, data[:keep])
+    backup = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
+    shutil.copy2(path, backup)
+    with open(path, "rb+") as fh:
+        fh.truncate(keep)
+        fh.flush()
+        os.fsync(fh.fileno())
     return (
         f"{path}: the last {dropped} journal record(s) ({len(data) - keep} bytes) were cut short "
         f"by a crash and were dropped (backup: {backup.name}); an unfinished trial is re-run"
