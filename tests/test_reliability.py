@@ -36,7 +36,7 @@ from evoprune_core.study._journal import whole_records
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-SLOW_BASE = TINY_BASE.replace("generations = 2", "generations = 60")
+SLOW_BASE = TINY_BASE.replace("generations = 2", "generations = 2000")  # killed long before
 SMALL_SPACE = '[space]\n"pruning.operator" = { choices = ["random", "magnitude"] }\n'
 
 
@@ -296,16 +296,17 @@ def test_a_signal_to_the_parent_stops_its_workers(stored_project: Project, sig: 
     assert len(workers) == 2 and proc.pid not in workers
     wait_for(lambda: all(pid_gone(p) for p in workers), 60, "the workers to stop")
     study = load(project, "crew")
-    assert all(study.trials[t.number].state == TrialState.FAIL for t in busy)
+    assert [study.trials[t.number].state for t in busy] == [TrialState.FAIL] * 2
     runs = {r.info.run_id: r for r in mlflow_runs(project, "crew")}
     assert {runs[t.user_attrs["evoprune.mlflow_run_id"]].info.status for t in busy} == {"KILLED"}
     if sig == signal.SIGTERM:
         assert not [r for r in runs.values() if r.info.status == "RUNNING"]
 
 
-@pytest.mark.parametrize("delay", [0.3, 1.0, 2.5, 5.0])
+@pytest.mark.parametrize("delay", [0.3, 0.8, 1.5, 2.5, 5.0])
 def test_ctrl_c_at_any_moment_ends_interrupted(project: Project, delay: float) -> None:
-    """Imports and plugins (0.3 s, 1 s), store creation and set-up (2.5 s), a trial (5 s)."""
+    """Imports (0.3 s to 1.5 s: a signal there is held until the import is over, since numpy
+    and scipy swallow an exception raised inside their imports), set-up (2.5 s), a trial."""
     path = project.study_file(name="intr", n_trials=2, base=SLOW_BASE, space=SMALL_SPACE)
     proc = evoprune(project, *project.args(path))
     time.sleep(delay)
