@@ -2,14 +2,15 @@
 
 The first SIGINT, SIGTERM or SIGHUP raises in the main thread (``KeyboardInterrupt``, or its
 subclass ``Terminated``), so the code that is running fails its trial, marks its MLflow runs
-KILLED and stops its workers on the way out. Further signals during that clean-up are noted
-but do not break it off (SIGKILL still does). One that arrives during an import is raised
+KILLED and stops its workers on the way out. A second signal during that clean-up is noted
+but does not break it off; a third ends the process at once. One that arrives during an import is raised
 when the import is over.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -55,11 +56,13 @@ def interruptible() -> Iterator[None]:
 
     def deliver(signum: int) -> None:
         state["seen"] += 1
+        name = signal.Signals(signum).name
+        if state["seen"] > 2:  # the user insists: stop now, clean-up or not
+            print(f"{name}: stopped during the clean-up", file=sys.stderr, flush=True)
+            os._exit(128 + signum)
         if state["seen"] > 1:
             print(
-                f"{signal.Signals(signum).name}: still cleaning up (SIGKILL stops at once)",
-                file=sys.stderr,
-                flush=True,
+                f"{name}: still cleaning up (once more stops at once)", file=sys.stderr, flush=True
             )
             return
         if signum == signal.SIGINT:

@@ -254,7 +254,11 @@ def _spawn(cfg: StudyConfig, store: Store, n_trials: int, workers: int) -> list[
             "--tracking-uri", store.tracking_uri, "--n-trials", str(n_trials),
             "--quiet", "--worker-index", str(i), "--worker-threads", str(threads),
         ]  # fmt: skip
-        procs.append(subprocess.Popen(cmd, preexec_fn=_die_with_parent(os.getpid())))
+        # Their own process group: a terminal's Ctrl-C reaches the parent, which passes exactly
+        # one SIGTERM on to each worker (see _stop_workers).
+        procs.append(
+            subprocess.Popen(cmd, preexec_fn=_die_with_parent(os.getpid()), start_new_session=True)
+        )
     return procs
 
 
@@ -339,6 +343,8 @@ def run_study(
         raise
     finally:
         bar.close()
+        if status == "KILLED":  # an interruption inside Optuna may leave its replay half-done
+            _, study = _open(cfg, store)
         done = complete()
         if status == "FINISHED" and done < target:
             status = "FAILED"
