@@ -12,14 +12,15 @@ from typing import TYPE_CHECKING, Any
 from .version import __version__
 
 if TYPE_CHECKING:
-    from .config import RunConfig, load_run_config
+    from .config import RunConfig, load_run, load_run_config
     from .data import Dataset, DatasetSpec, binary_clustering, digits, from_file
-    from .engines import Observer, RunResult, run
+    from .engines import Engine, Observer, RunResult, run
     from .errors import ConfigError, DataError, EvopruneError, PluginError, TrialFailed
     from .operators import LayerMask, LayerView, Operator, PruneContext
     from .params import Param
     from .plugins import Registry, hookimpl
     from .population import Architecture, CompactAutoencoder, Population, Sparsity
+    from .resolved import Provenance, ResolvedRun, resolve
     from .schedules import Schedule
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "DataError",
     "Dataset",
     "DatasetSpec",
+    "Engine",
     "EvopruneError",
     "LayerMask",
     "LayerView",
@@ -37,8 +39,10 @@ __all__ = [
     "Param",
     "PluginError",
     "Population",
+    "Provenance",
     "PruneContext",
     "Registry",
+    "ResolvedRun",
     "RunConfig",
     "RunResult",
     "Schedule",
@@ -49,18 +53,22 @@ __all__ = [
     "digits",
     "from_file",
     "hookimpl",
+    "load_run",
     "load_run_config",
+    "resolve",
     "run",
 ]
 
 _EXPORTS = {
     "RunConfig": ".config",
+    "load_run": ".config",
     "load_run_config": ".config",
     "Dataset": ".data",
     "DatasetSpec": ".data",
     "binary_clustering": ".data",
     "digits": ".data",
     "from_file": ".data",
+    "Engine": ".engines",
     "Observer": ".engines",
     "RunResult": ".engines",
     "run": ".engines",
@@ -80,6 +88,9 @@ _EXPORTS = {
     "CompactAutoencoder": ".population",
     "Population": ".population",
     "Sparsity": ".population",
+    "Provenance": ".resolved",
+    "ResolvedRun": ".resolved",
+    "resolve": ".resolved",
     "Schedule": ".schedules",
 }
 

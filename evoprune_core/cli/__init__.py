@@ -50,18 +50,18 @@ def _write_json_atomic(path: Path, payload: Any) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .._fs import check_output_file
-    from ..config import load_run_config
-    from ..engines import run
+    from ..config import load_run
     from ..plugins import Registry
 
     registry = Registry.load()
-    cfg = load_run_config(args.config, args.set, registry)
+    resolved = load_run(args.config, args.set, registry)
+    cfg = resolved.config
     for option, value in (("--output", args.output), ("--save-model", args.save_model)):
         if value is not None:  # checked before the run, so that no result is lost
             check_output_file(option, value)
     progress = _Progress(cfg.generations, args.quiet, f"{cfg.engine} {cfg.pruning.operator}")
     try:
-        result = run(cfg, registry, observer=progress)
+        result = resolved.run(progress)
     finally:
         progress.close()
     summary = result.summary()
@@ -110,6 +110,8 @@ def _plugins_text(desc: list[dict[str, Any]]) -> str:
         for kind, items in p["provides"].items():
             for it in items:
                 extra = []
+                if kind == "engines" and it["keys"]:
+                    extra.append("keys " + ", ".join(k + ".*" for k in it["keys"]))
                 if kind == "operators":
                     if it.get("needs"):
                         extra.append("needs " + ", ".join(it["needs"]))
@@ -133,6 +135,16 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         registry = Registry.load()
     desc = registry.describe()
     print(json.dumps(desc, indent=2) if args.json else _plugins_text(desc))
+    for name in registry.unmatched:
+        print(
+            f"warning: EVOPRUNE_PLUGINS names {name!r}, which matches no installed plugin",
+            file=sys.stderr,
+        )
+    for what, where in registry.collisions().items():
+        print(
+            f"warning: {what} is provided by {' and '.join(where)}; name it as one of these",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -9,10 +9,13 @@ import sys
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..study import Attr
+
+if TYPE_CHECKING:
+    from ..plugins import Registry
 
 __all__ = ["register"]
 
@@ -84,7 +87,9 @@ def _short_of_target(outcome: Any) -> str:
     )
 
 
-def _study_name_and_objectives(target: str, registry: Any) -> tuple[str, tuple[str, ...] | None]:
+def _study_name_and_objectives(
+    target: str, registry: Registry
+) -> tuple[str, tuple[str, ...] | None]:
     path = Path(target)
     if path.suffix == ".toml" or path.is_file():
         from ..study import load_study_config

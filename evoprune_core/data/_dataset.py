@@ -191,4 +191,17 @@ def build_dataset(
     values = validate_params(spec.parameters, params, where)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"{where}.seed: expected a non-negative integer, got {seed!r}")
-    return spec.build(values, seed)
+    ds = spec.build(values, seed)
+    if not isinstance(ds, Dataset):
+        raise DataError(f"dataset {spec.name!r}: build returned {type(ds).__name__}, not a Dataset")
+    for split in ("train", "val", "test"):
+        rows = getattr(ds, split)
+        if not bool(torch.isfinite(rows).all()):
+            raise DataError(f"dataset {spec.name!r}: {split} has non-finite values")
+        lo, hi = float(rows.min()), float(rows.max())
+        if lo < 0.0 or hi > 1.0:
+            raise DataError(
+                f"dataset {spec.name!r}: {split} values lie in [{lo:g}, {hi:g}]; "
+                "every value must lie in [0, 1] (the decoder ends in a sigmoid)"
+            )
+    return ds

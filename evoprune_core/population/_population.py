@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._compat import fused_adam_
 from ._arch import Architecture, n_params
 from ._export import CompactAutoencoder, compact
 from ._stack import Stack
@@ -149,8 +150,6 @@ class Population:
         half-step of the same minibatch).
         """
         lr_list = lrs.tolist() if isinstance(lrs, Tensor) else list(lrs)
-        b1, b2 = betas
-        kw = dict(beta1=b1, beta2=b2, weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
         if count:
             self.steps.add_(1)
         if self._rows is None:
@@ -166,9 +165,7 @@ class Population:
             ps, ms, vs = ([r[cols] for r in rows] for rows in (ps, ms, vs))
             grads = tuple(g[cols] for g in grads)
         for c in range(self.n):
-            torch._fused_adam_(
-                [ps[c]], [grads[c]], [ms[c]], [vs[c]], [], [ss[c]], lr=lr_list[c], **kw
-            )
+            fused_adam_([ps[c]], [grads[c]], [ms[c]], [vs[c]], [ss[c]], lr_list[c], betas, eps)
 
     def prune(self, keep: Tensor, members: Tensor | list[int] | None = None) -> None:
         """Intersect the masks of ``members`` (all by default) with ``keep`` (``(k, P)``, 0/1).

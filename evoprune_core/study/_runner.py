@@ -19,15 +19,17 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .._compat import enqueued_params, trial_id
 from ..config import flatten
 from ..errors import EvopruneError
+from ..tracking import StudyRun
 from ._config import Dist, StudyConfig, grid_designs
 from ._keys import Attr
+from ._reconcile import close_orphan_runs, fail_reaped_run
 from ._storage import (
     Store,
-    close_orphan_runs,
     heartbeat,
     open_storage,
     process_identity,
@@ -35,6 +37,10 @@ from ._storage import (
     study_lock,
 )
 from ._trial import run_trial
+
+if TYPE_CHECKING:
+    from ..plugins import Registry
+    from ..tracking import Tracking
 
 __all__ = ["StudyOutcome", "run_study", "target_trials", "work"]
 
@@ -53,7 +59,7 @@ class StudyOutcome:
     errors: tuple[str, ...] = ()
 
 
-def _designs(cfg: StudyConfig, registry: Any) -> list[tuple[dict[str, Any], bool]]:
+def _designs(cfg: StudyConfig, registry: Registry) -> list[tuple[dict[str, Any], bool]]:
     """Trials the study must contain: baselines (one per engine) and a grid's combinations."""
     out: list[tuple[dict[str, Any], bool]] = []
     if cfg.baseline:
@@ -64,7 +70,7 @@ def _designs(cfg: StudyConfig, registry: Any) -> list[tuple[dict[str, Any], bool
     return out
 
 
-def target_trials(cfg: StudyConfig, registry: Any, n_trials: int | None = None) -> int:
+def target_trials(cfg: StudyConfig, registry: Registry, n_trials: int | None = None) -> int:
     """How many COMPLETE trials the study aims at (a grid has at most its combinations)."""
     n = n_trials or cfg.n_trials
     return min(n, len(_designs(cfg, registry))) if cfg.sampler == "grid" else n
@@ -88,22 +94,11 @@ def make_sampler(cfg: StudyConfig, n_trials: int, worker: int) -> Any:
         return optuna.samplers.RandomSampler(seed=seed)
 
 
-def _tracker(store: Store) -> Any:
+def _tracker(store: Store) -> Tracking:
+    """The study's tracking backend: MLflow at the store's tracking URI."""
     from ..tracking import Tracker
 
     return Tracker(store.tracking_uri, store.artifact_root)
-
-
-def _fail_run(tracker: Any, run_id: str, why: str) -> None:
-    """End a reaped trial's run as FAILED; also one that FINISHED but whose result Optuna lost
-    (a torn journal), so that Optuna and MLflow agree on every trial."""
-    run = tracker.client.get_run(run_id)
-    if run.info.status == "RUNNING":
-        tracker.close_run(run_id, "FAILED", why)
-    elif run.info.status == "FINISHED":
-        why = "the trial's result was lost from the Optuna journal (torn write); it is re-run"
-        tracker.client.set_tag(run_id, "error", why)
-        tracker.client.set_terminated(run_id, "FAILED")
 
 
 def _stale_callback(store: Store) -> Callable[[Any, Any], None]:
@@ -122,7 +117,7 @@ def _open(cfg: StudyConfig, store: Store, sampler: Any = None) -> Any:
     return storage, optuna.load_study(study_name=cfg.name, storage=storage, sampler=sampler)
 
 
-def setup_study(cfg: StudyConfig, store: Store, registry: Any, tracker: Any) -> tuple[str, str]:
+def setup_study(cfg: StudyConfig, store: Store, registry: Registry, tracker: Tracking) -> StudyRun:
     """Create or find the study, its experiment and parent run; enqueue missing designs.
 
     The caller prepares ``store`` first (``store.prepare()``), before any tracker touches it.
@@ -143,7 +138,6 @@ def setup_study(cfg: StudyConfig, store: Store, registry: Any, tracker: Any) -> 
                 f"{cfg.path}: objectives: the stored study {cfg.name!r} has "
                 f"{len(study.directions)} objective(s); use a new name to change them"
             )
-        exp_id = tracker.experiment(cfg.name)
         params = {
             "n_trials": cfg.n_trials,
             "seeds": list(cfg.seeds),
@@ -154,15 +148,13 @@ def setup_study(cfg: StudyConfig, store: Store, registry: Any, tracker: Any) -> 
             **{f"base.{k}": v for k, v in flatten(cfg.base).items() if k != "seed"},
             **{f"space.{k}": _describe(d) for k, d in cfg.space.items()},
         }
-        parent = tracker.parent_run(exp_id, cfg.name, params)
+        ids = tracker.start_study(cfg.name, params)
         try:
-            study.set_user_attr(Attr.PARENT_RUN_ID, parent)
-            study.set_user_attr(Attr.EXPERIMENT_ID, exp_id)
+            study.set_user_attr(Attr.PARENT_RUN_ID, ids.run_id)
+            study.set_user_attr(Attr.EXPERIMENT_ID, ids.experiment_id)
             study.set_user_attr(Attr.OBJECTIVES, list(cfg.objectives))
-            reap_dead_trials(study, lambda run, why: _fail_run(tracker, run, why))
-            close_orphan_runs(
-                study, tracker, exp_id, lambda r, why: tracker.close_run(r, "FAILED", why)
-            )
+            reap_dead_trials(study, lambda run, why: fail_reaped_run(tracker, run, why))
+            close_orphan_runs(study, tracker, ids)
             live = [
                 t
                 for t in study.get_trials(deepcopy=False)
@@ -170,12 +162,14 @@ def setup_study(cfg: StudyConfig, store: Store, registry: Any, tracker: Any) -> 
             ]
             for params_, baseline in _designs(cfg, registry):
                 if not any(_matches(t, params_, baseline) for t in live):
-                    study.enqueue_trial(params_, user_attrs={Attr.BASELINE: baseline})
-            tracker.log_text(parent, cfg.text, "study.toml")
+                    study.enqueue_trial(
+                        params_, user_attrs={Attr.BASELINE: baseline, Attr.DESIGN: params_}
+                    )
+            tracker.log_text(ids.run_id, cfg.text, "study.toml")
         except BaseException:  # interrupted during set-up: the parent run does not stay RUNNING
-            tracker.finish_parent(parent, "KILLED")
+            tracker.finish_study(ids, "KILLED")
             raise
-    return exp_id, parent
+    return ids
 
 
 def _describe(d: Dist) -> str:
@@ -185,7 +179,7 @@ def _describe(d: Dist) -> str:
 
 
 def _matches(trial: Any, params: dict[str, Any], baseline: bool) -> bool:
-    given = trial.params or trial.system_attrs.get("fixed_params", {})
+    given = trial.params or enqueued_params(trial, Attr.DESIGN)
     same = bool(trial.user_attrs.get(Attr.BASELINE, False)) == baseline
     return same and all(k in given and given[k] == v for k, v in params.items())
 
@@ -193,7 +187,7 @@ def _matches(trial: Any, params: dict[str, Any], baseline: bool) -> bool:
 def work(
     cfg: StudyConfig,
     store: Store,
-    registry: Any,
+    registry: Registry,
     n_trials: int | None = None,
     worker: int = 0,
     on_progress: Callable[[int], None] | None = None,
@@ -206,13 +200,13 @@ def work(
     target = target_trials(cfg, registry, n_trials)
     tracker = _tracker(store)
     storage, study = _open(cfg, store, make_sampler(cfg, target, worker))
-    ids = (study.user_attrs[Attr.EXPERIMENT_ID], study.user_attrs[Attr.PARENT_RUN_ID])
+    ids = StudyRun(study.user_attrs[Attr.EXPERIMENT_ID], study.user_attrs[Attr.PARENT_RUN_ID])
     finite = cfg.sampler == "grid"
     ran = failures = 0
     while True:
         trial = None
         with study_lock(store, storage, cfg.name):
-            reap_dead_trials(study, lambda run, why: _fail_run(tracker, run, why))
+            reap_dead_trials(study, lambda run, why: fail_reaped_run(tracker, run, why))
             states = [t.state for t in study.get_trials(deepcopy=False)]
             complete, running = states.count(TrialState.COMPLETE), states.count(TrialState.RUNNING)
             if on_progress is not None:
@@ -234,7 +228,7 @@ def work(
         if trial is None:
             time.sleep(poll)
             continue
-        with heartbeat(storage, trial._trial_id):
+        with heartbeat(storage, trial_id(trial)):
             ok = run_trial(cfg, registry, study, trial, tracker, ids)
         ran += 1
         failures += not ok
@@ -294,7 +288,7 @@ def _stop_workers(procs: list[Any], grace: float = 60.0) -> None:
 def run_study(
     cfg: StudyConfig,
     store: Store,
-    registry: Any,
+    registry: Registry,
     n_trials: int | None = None,
     workers: int = 1,
     quiet: bool = False,
@@ -307,7 +301,7 @@ def run_study(
     target = target_trials(cfg, registry, n)
     store.prepare()
     tracker = _tracker(store)
-    exp_id, parent = setup_study(cfg, store, registry, tracker)
+    ids = setup_study(cfg, store, registry, tracker)
     _, study = _open(cfg, store)
 
     def complete() -> int:
@@ -348,15 +342,17 @@ def run_study(
         done = complete()
         if status == "FINISHED" and done < target:
             status = "FAILED"
-        text = _finish(cfg, study, tracker, parent, status)
+        text = _finish(cfg, study, tracker, ids, status)
     fails = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     errors = tuple(
         str(t.user_attrs.get(Attr.ERROR, "the worker died during the trial")) for t in fails
     )
-    return StudyOutcome(cfg.name, done, target, len(fails), exp_id, parent, text, errors)
+    return StudyOutcome(
+        cfg.name, done, target, len(fails), ids.experiment_id, ids.run_id, text, errors
+    )
 
 
-def _finish(cfg: StudyConfig, study: Any, tracker: Any, parent: str, status: str) -> str:
+def _finish(cfg: StudyConfig, study: Any, tracker: Tracking, ids: StudyRun, status: str) -> str:
     """Study artifacts on the parent run (tables, Optuna plots); end it; return the table."""
     from ..plots import study_figures
     from ..report import study_report
@@ -364,11 +360,11 @@ def _finish(cfg: StudyConfig, study: Any, tracker: Any, parent: str, status: str
     trials = study.get_trials(deepcopy=False)
     text = study_report(trials, cfg.objectives, "text")
     try:
-        tracker.log_text(parent, study_report(trials, cfg.objectives, "markdown"), "best.md")
-        tracker.log_text(parent, study_report(trials, cfg.objectives, "csv"), "best.csv")
+        tracker.log_text(ids.run_id, study_report(trials, cfg.objectives, "markdown"), "best.md")
+        tracker.log_text(ids.run_id, study_report(trials, cfg.objectives, "csv"), "best.csv")
         with tempfile.TemporaryDirectory() as tmp:
             for path in study_figures(study, cfg.objectives, Path(tmp)):
-                tracker.client.log_artifact(parent, str(path), "optuna")
+                tracker.log_artifact(ids.run_id, path, "optuna")
     finally:
-        tracker.finish_parent(parent, status)
+        tracker.finish_study(ids, status)
     return text

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import inspect
 import os
 import socket
 import threading
@@ -25,13 +24,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from .._compat import rdb_stale_callback_kwarg, storage_of
 from ..errors import ConfigError
 from ._keys import Attr
 
 __all__ = [
     "HEARTBEAT_INTERVAL",
     "Store",
-    "close_orphan_runs",
     "heartbeat",
     "open_storage",
     "process_identity",
@@ -108,14 +107,8 @@ def open_storage(store: Store, on_stale: Callable[[Any, Any], None] | None = Non
         "heartbeat_interval": HEARTBEAT_INTERVAL,
         "grace_period": GRACE_PERIOD,
     }
-    sig = inspect.signature(optuna.storages.RDBStorage.__init__).parameters
-    cb_name = (
-        "heartbeat_stale_trial_callback"
-        if "heartbeat_stale_trial_callback" in sig
-        else "failed_trial_callback"
-    )
     if on_stale is not None:
-        kwargs[cb_name] = on_stale
+        kwargs[rdb_stale_callback_kwarg()] = on_stale
     for attempt in range(3):  # two machines creating the tables at once: one retries
         try:
             return optuna.storages.RDBStorage(store.storage, **kwargs)
@@ -219,41 +212,9 @@ def reap_dead_trials(study: Any, close_run: Callable[[str, str], None]) -> list[
                     f"worker {t.user_attrs.get('evoprune.host')}:{t.user_attrs.get('evoprune.pid')}"
                     " died during the trial (no heartbeat); the trial was failed",
                 )
-    if hasattr(study._storage, "record_heartbeat"):
+    if hasattr(storage_of(study), "record_heartbeat"):
         optuna.storages.fail_stale_trials(study)
     return reaped
-
-
-def close_orphan_runs(
-    study: Any, tracker: Any, experiment_id: str, close_run: Callable[[str, str], None]
-) -> list[str]:
-    """End RUNNING trial runs that no RUNNING trial owns (a worker stopped between creating
-    the run and recording it on its trial). Returns their run ids."""
-    from optuna.trial import TrialState
-
-    found = tracker.client.search_runs(
-        [experiment_id],
-        filter_string=(
-            f"tags.`evoprune.role` = 'trial' and tags.study = '{study.study_name}' "
-            "and attributes.status = 'RUNNING'"
-        ),
-        max_results=10_000,
-    )
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    closed = []
-    for run in found:
-        trial = trials.get(int(run.data.tags.get("trial_number", -1)))
-        owner = None if trial is None else trial.user_attrs.get(Attr.MLFLOW_RUN_ID)
-        if (
-            trial is not None
-            and trial.state == TrialState.RUNNING
-            and owner in (None, run.info.run_id)
-        ):
-            continue
-        state = "missing" if trial is None else trial.state.name
-        close_run(run.info.run_id, f"orphaned: its trial is {state} and does not own this run")
-        closed.append(run.info.run_id)
-    return closed
 
 
 @contextlib.contextmanager
