@@ -87,7 +87,8 @@ def _cut(path: Path) -> str | None:
         os.fsync(fh.fileno())
     return (
         f"{path}: the last {dropped} journal record(s) ({len(data) - keep} bytes) were cut short "
-        f"by a crash and were dropped (backup: {backup.name}); an unfinished trial is re-run"
+        f"by a crash and were dropped (backup: {backup.name}); a trial they would have finished "
+        "is failed and run again by the next `evoprune study`"
     )
 
 
