@@ -302,15 +302,19 @@ def run_study(
     store.prepare()
     tracker = _tracker(store)
     ids = setup_study(cfg, store, registry, tracker)
-    _, study = _open(cfg, store)
 
     def complete() -> int:
         return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
-    bar = tqdm(
-        total=target, initial=min(complete(), target), desc=f"study {cfg.name}", unit="trial",
-        file=sys.stderr, disable=quiet, dynamic_ncols=True,
-    )  # fmt: skip
+    try:
+        _, study = _open(cfg, store)
+        bar = tqdm(
+            total=target, initial=min(complete(), target), desc=f"study {cfg.name}",
+            unit="trial", file=sys.stderr, disable=quiet, dynamic_ncols=True,
+        )  # fmt: skip
+    except BaseException:  # interrupted before the workers start: the parent run is ended too
+        tracker.finish_study(ids, "KILLED")
+        raise
 
     def progress(done: int) -> None:
         bar.update(max(0, min(done, target) - bar.n))
