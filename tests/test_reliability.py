@@ -296,9 +296,10 @@ def test_a_signal_to_the_parent_stops_its_workers(stored_project: Project, sig: 
     assert len(workers) == 2 and proc.pid not in workers
     wait_for(lambda: all(pid_gone(p) for p in workers), 60, "the workers to stop")
     study = load(project, "crew")
-    assert [study.trials[t.number].state for t in busy] == [TrialState.FAIL] * 2
+    assert [study.trials[t.number].state for t in busy] == [TrialState.FAIL] * 2, err
     runs = {r.info.run_id: r for r in mlflow_runs(project, "crew")}
-    assert {runs[t.user_attrs["evoprune.mlflow_run_id"]].info.status for t in busy} == {"KILLED"}
+    statuses = {runs[t.user_attrs["evoprune.mlflow_run_id"]].info.status for t in busy}
+    assert statuses <= {"KILLED", "FAILED"}, err  # FAILED: ended by the other worker's reaping
     if sig != signal.SIGKILL:  # the parent run too is KILLED; after SIGKILL the next start ends it
         assert not [r for r in runs.values() if r.info.status == "RUNNING"]
 
