@@ -101,6 +101,8 @@ class Tracking(Protocol):
 
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None: ...
 
+    def artifact_location(self, run_id: str, artifact_file: str) -> str: ...
+
 
 def default_tracking_uri(store: Path) -> str:
     """``sqlite:///<abs store>/mlflow.db``."""
@@ -219,7 +221,16 @@ class Tracker:
         _retry(self.client.set_terminated, study.run_id, status)
 
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        """Log a local file as an artifact of the run (under ``artifact_path``, if given)."""
         _retry(self.client.log_artifact, run_id, str(path), artifact_path)
+
+    def artifact_location(self, run_id: str, artifact_file: str) -> str:
+        """Where an artifact of the run lives: a local path for a file store, else its URI."""
+        from urllib.parse import unquote, urlparse
+
+        uri = f"{self.client.get_run(run_id).info.artifact_uri}/{artifact_file}"
+        parsed = urlparse(uri)
+        return unquote(parsed.path) if parsed.scheme == "file" else uri
 
     def named_run(self, experiment_id: str, role: str, name: str, params: dict[str, Any]) -> str:
         """The run tagged ``role``/``name`` in the experiment (found again on resume), else new."""
