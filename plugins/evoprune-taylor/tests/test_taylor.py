@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -128,21 +127,8 @@ calibration_batches = 2
 cells = 3
 """
 
-coevolution_missing = importlib.util.find_spec("evoprune_core.engines.coevolution") is None
 
-
-@pytest.mark.parametrize(
-    "engine",
-    [
-        "canonical",
-        pytest.param(
-            "coevolution",
-            marks=pytest.mark.skipif(
-                coevolution_missing, reason="the coevolution engine is not written yet"
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("engine", ["canonical", "coevolution"])
 @pytest.mark.parametrize("structured", [False, True])
 def test_evoprune_run(tmp_path: Path, engine: str, structured: bool) -> None:
     (tmp_path / "run.toml").write_text(RUN, encoding="utf-8")
@@ -183,10 +169,6 @@ generations = 2
 """
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("evoprune_core.study_config") is None,
-    reason="evoprune_core.study_config (study search spaces) is not written yet",
-)
 def test_study_space_samples_taylor_parameters(tmp_path: Path) -> None:
     import optuna
     from evoprune_core.study_config import load_study_config, sample_updates
@@ -238,10 +220,6 @@ data.params = {clusters = 3, dims = 20, rows_per_cluster = 20, val_rows_per_clus
 """
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("evoprune_core.study") is None,
-    reason="evoprune_core.study (evoprune study) is not written yet",
-)
 def test_evoprune_study_samples_taylor(tmp_path: Path) -> None:
     import optuna
 
