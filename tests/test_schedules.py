@@ -58,3 +58,25 @@ def test_declared_params_and_errors() -> None:
         exp(P, steepness=-1.0)
     with pytest.raises(ValueError):
         exp(P)(T, T)
+
+
+def test_two_generation_runs_reach_the_end_at_generation_1() -> None:
+    inc = [c for c in builtin_schedules() if c.name == "increase"][0](0.4)
+    assert [inc(t, 2) for t in range(2)] == [0.0, 0.4]
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0])
+def test_probability_bounds_are_inclusive(p: float) -> None:
+    assert [c(p)(0, 1) for c in builtin_schedules()][0] == p
+
+
+@pytest.mark.parametrize("p", [-0.01, 1.01, 2.0])
+def test_probability_outside_0_1_is_refused(p: float) -> None:
+    with pytest.raises(ValueError, match=r"probability must lie in \[0, 1\]"):
+        builtin_schedules()[0](p)
+
+
+def test_parameter_errors_name_the_config_key() -> None:
+    exp = [c for c in builtin_schedules() if c.name == "exponential"][0]
+    with pytest.raises(ConfigError, match=r"^pruning\.schedule_params\.steepness: "):
+        exp(P, steepness=-1.0)

@@ -16,7 +16,7 @@ import torch
 from evoprune_core.config import TrainingConfig, load_run_config
 from evoprune_core.data import Dataset
 from evoprune_core.engines import run
-from evoprune_core.engines.coevolution import neighbourhoods, select
+from evoprune_core.engines.coevolution import FULL_MATRIX_CELLS, neighbourhoods, select, sub_losses
 from evoprune_core.engines.common import RunResult, Streams
 from evoprune_core.operators import LayerMask, Operator, PruneContext
 from evoprune_core.plugins import Registry, hookimpl
@@ -286,3 +286,17 @@ def test_take_follows_the_encoder_for_the_adam_step_count() -> None:
     for key in ("exp_avg", "exp_avg_sq"):
         assert pair.buffers[key][:, :split].unique(dim=1).tolist() == [[2.0], [0.0]]
         assert pair.buffers[key][:, split:].unique(dim=1).tolist() == [[1.0], [2.0]]
+
+
+# -- evaluation above FULL_MATRIX_CELLS -----------------------------------------------------------
+def test_per_cell_evaluation_of_large_rings_equals_the_full_matrix() -> None:
+    gen = torch.Generator().manual_seed(5)
+    n = FULL_MATRIX_CELLS + 2  # above the threshold: each cell's pairs are computed alone
+    pop = Population.create(Architecture(6, (4, 2), (4,)), n, gen)
+    x = (torch.rand(4, 6, generator=gen) < 0.5).float()
+    nbr = neighbourhoods(n, 2)
+    got = sub_losses(pop, x, nbr)
+    full = pop.pair_l1(x)  # (n, n): every encoder with every decoder
+    assert got.shape == (n, 5, 5)
+    torch.testing.assert_close(got, full[nbr.unsqueeze(2), nbr.unsqueeze(1)], rtol=0, atol=1e-6)
+    assert got[7, 1, 2].item() == pytest.approx(full[6, 8].item(), abs=1e-6)  # enc 6, dec 8
