@@ -136,7 +136,7 @@ def test_canonical_reads_train_for_calibration_and_reports_each_split_on_its_own
     )
 
 
-def test_coevolution_reads_train_for_selection_and_calibration_val_for_best_test_once() -> None:
+def test_coevolution_reads_train_to_select_and_calibrate_val_for_best_test_to_report() -> None:
     spy = Spy()
     r = go(spy.registry, *COEVO, "generations=2", "coevolution.tournament_size=3",
            'pruning.operator="spy"', 'pruning.schedule="spy"', "pruning.probability=1.0")  # fmt: skip
