@@ -22,9 +22,7 @@ import time
 
 import torch
 
-from evoprune_core.config import load_run_config
-from evoprune_core.engines import run
-from evoprune_core.engines.common import build_components
+from evoprune_core.config import load_run
 from evoprune_core.plugins import Registry
 
 
@@ -46,7 +44,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="0 = torch's thread count")
     args = parser.parse_args()
     registry = Registry.load()
-    cfg = load_run_config(
+    resolved = load_run(
         None,
         [
             'engine="coevolution"',
@@ -64,9 +62,10 @@ def main() -> None:
         ],
         registry,
     )
-    data = build_components(cfg, registry).dataset
+    cfg = resolved.config
+    data = resolved.build_dataset()
     mm = matmul_gflops()
-    result = run(cfg, registry, dataset=data)
+    result = resolved.run(dataset=data)
     per_gen = result.seconds / args.generations
     rows = cfg.coevolution.cells * data.train.shape[0]  # rows trained per generation
     flops = 6.0 * cfg.network.architecture(data.dim).n_params * rows

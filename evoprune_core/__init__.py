@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from .config import RunConfig, load_run_config
+from .config import RunConfig, load_run, load_run_config
 from .data import Dataset, DatasetSpec, binary_clustering, digits, from_file
-from .engines import Observer, RunResult, run
+from .engines import Engine, Observer, RunResult, run
 from .errors import ConfigError, DataError, EvopruneError, PluginError, TrialFailed
 from .operators import LayerMask, LayerView, Operator, PruneContext
 from .params import Param
 from .plugins import Registry, hookimpl
 from .population import Architecture, CompactAutoencoder, Population, Sparsity
+from .resolved import Provenance, ResolvedRun, resolve
 from .schedules import Schedule
 from .version import __version__
 
@@ -20,6 +21,7 @@ __all__ = [
     "DataError",
     "Dataset",
     "DatasetSpec",
+    "Engine",
     "EvopruneError",
     "LayerMask",
     "LayerView",
@@ -28,8 +30,10 @@ __all__ = [
     "Param",
     "PluginError",
     "Population",
+    "Provenance",
     "PruneContext",
     "Registry",
+    "ResolvedRun",
     "RunConfig",
     "RunResult",
     "Schedule",
@@ -40,6 +44,8 @@ __all__ = [
     "digits",
     "from_file",
     "hookimpl",
+    "load_run",
     "load_run_config",
+    "resolve",
     "run",
 ]

@@ -1,4 +1,4 @@
-"""The built-in operators, schedules and datasets, registered through the public hooks."""
+"""The built-in engines, operators, schedules and datasets, registered through the public hooks."""
 
 from __future__ import annotations
 
@@ -8,9 +8,17 @@ from .plugins import hookimpl
 
 __all__ = [
     "evoprune_register_datasets",
+    "evoprune_register_engines",
     "evoprune_register_operators",
     "evoprune_register_schedules",
 ]
+
+
+@hookimpl
+def evoprune_register_engines() -> list[Any]:
+    from .engines import builtin_engines
+
+    return builtin_engines()
 
 
 @hookimpl

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
-from .params import validate_params
 from .population import Architecture
+
+if TYPE_CHECKING:
+    from .plugins import Registry
+    from .resolved import ResolvedRun
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,6 +37,7 @@ __all__ = [
     "TrainingConfig",
     "apply_overrides",
     "flatten",
+    "load_run",
     "format_validation_error",
     "load_run_config",
     "parse_override",
@@ -121,7 +125,13 @@ class TrainingConfig(_Model):
 
 
 class PruningConfig(_Model):
-    """The operator, its schedule, and their parameters."""
+    """The operator, its schedule, and their parameters.
+
+    Parameters are kept per component (``[pruning.operators.conjunctive] threshold = 0.1``),
+    so switching the operator is one ``--set``; only the chosen components' tables are used.
+    A resolved configuration carries the chosen ones' filled parameters in the flat
+    ``operator_params`` / ``schedule_params`` (accepted as input too).
+    """
 
     operator: str = "none"
     schedule: str = "fixed"
@@ -129,8 +139,18 @@ class PruningConfig(_Model):
     amount: float = Field(default=0.1, ge=0.0, le=1.0)
     calibration_rows: int = Field(default=100, ge=1, le=1_000_000)
     calibration_batches: int = Field(default=10, ge=1, le=10_000)
-    operator_params: dict[str, Any] = Field(default_factory=dict)
-    schedule_params: dict[str, Any] = Field(default_factory=dict)
+    operators: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="parameters per operator: [pruning.operators.<name>]"
+    )
+    schedules: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="parameters per schedule: [pruning.schedules.<name>]"
+    )
+    operator_params: dict[str, Any] = Field(
+        default_factory=dict, description="the chosen operator's parameters (effective, flat)"
+    )
+    schedule_params: dict[str, Any] = Field(
+        default_factory=dict, description="the chosen schedule's parameters (effective, flat)"
+    )
 
 
 class CoevolutionConfig(_Model):
@@ -174,7 +194,7 @@ class ComputeConfig(_Model):
 class RunConfig(_Model):
     """One engine run. ``generations`` are epochs in the canonical engine."""
 
-    engine: Literal["canonical", "coevolution"] = "canonical"
+    engine: str = Field(default="canonical", pattern=r"^[A-Za-z0-9_.:\-]+$")
     seed: int = Field(default=1, ge=0, le=2**63 - 1)
     generations: int = Field(default=400, ge=1, le=1_000_000)
     data: DataConfig = Field(default_factory=DataConfig)
@@ -183,19 +203,26 @@ class RunConfig(_Model):
     pruning: PruningConfig = Field(default_factory=PruningConfig)
     coevolution: CoevolutionConfig = Field(default_factory=CoevolutionConfig)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
+    engines: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="a plugin engine's parameters: [engines.<name>]"
+    )
 
     @property
     def data_seed(self) -> int:
         return self.seed if self.data.seed is None else self.data.seed
 
-    def with_updates(
-        self, updates: dict[str, Any], registry: Any, source: str = "<updates>"
-    ) -> RunConfig:
-        """A re-validated copy with dotted-key ``updates`` applied (used by studies)."""
+    def updated(self, updates: dict[str, Any], source: str = "<updates>") -> RunConfig:
+        """A re-validated copy with dotted-key ``updates`` applied (components not resolved)."""
         data = self.model_dump(mode="python")
         for key, value in updates.items():
             _set_dotted(data, key, value, source)
-        return resolve_run(_validate(RunConfig, data, source), registry, source)
+        return _validate(RunConfig, data, source)
+
+    def with_updates(
+        self, updates: dict[str, Any], registry: Registry, source: str = "<updates>"
+    ) -> RunConfig:
+        """``updated``, then resolved against ``registry`` (parameters filled)."""
+        return resolve_run(self.updated(updates, source), registry, source)
 
 
 # -- reading and errors ----------------------------------------------------------------------
@@ -287,46 +314,25 @@ def apply_overrides(
     return data
 
 
-def resolve_run(cfg: RunConfig, registry: Any, source: str) -> RunConfig:
-    """Check plugin names and parameters against ``registry``; fill their defaults."""
-    from .errors import PluginError
+def resolve_run(cfg: RunConfig, registry: Registry, source: str) -> RunConfig:
+    """Check component names and parameters against ``registry``; fill their defaults."""
+    from .resolved import resolve
 
-    try:
-        op = registry.operator(cfg.pruning.operator)
-        sched = registry.schedule(cfg.pruning.schedule)
-        ds = registry.dataset(cfg.data.name)
-    except PluginError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-    try:
-        op_params = validate_params(
-            op.obj.parameters, dict(cfg.pruning.operator_params), "pruning.operator_params"
-        )
-        sched_params = validate_params(
-            sched.obj.parameters, dict(cfg.pruning.schedule_params), "pruning.schedule_params"
-        )
-        data_params = validate_params(ds.obj.parameters, dict(cfg.data.params), "data.params")
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-    return cfg.model_copy(
-        update={
-            "pruning": cfg.pruning.model_copy(
-                update={"operator_params": op_params, "schedule_params": sched_params}
-            ),
-            "data": cfg.data.model_copy(update={"params": data_params}),
-        }
-    )
+    return resolve(cfg, registry, source).config
 
 
-def load_run_config(
+def load_run(
     path: str | Path | None,
     overrides: list[str] | None = None,
-    registry: Any = None,
+    registry: Registry | None = None,
     base: dict[str, Any] | None = None,
-) -> RunConfig:
-    """Read, override, validate and resolve a run configuration.
+) -> ResolvedRun:
+    """Read, override and validate a run configuration; resolve its components once.
 
     ``path=None`` starts from the embedded defaults (or ``base``).
     """
+    from .resolved import resolve
+
     source = str(path) if path is not None else "<defaults>"
     data = read_toml(path) if path is not None else dict(base or {})
     apply_overrides(data, overrides or [], source=f"{source}: --set")
@@ -335,7 +341,17 @@ def load_run_config(
         from .plugins import Registry
 
         registry = Registry.load()
-    return resolve_run(cfg, registry, source)
+    return resolve(cfg, registry, source)
+
+
+def load_run_config(
+    path: str | Path | None,
+    overrides: list[str] | None = None,
+    registry: Registry | None = None,
+    base: dict[str, Any] | None = None,
+) -> RunConfig:
+    """Read, override, validate and resolve a run configuration (see ``load_run``)."""
+    return load_run(path, overrides, registry, base).config
 
 
 def flatten(cfg: BaseModel | dict[str, Any], prefix: str = "") -> dict[str, Any]:

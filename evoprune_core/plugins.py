@@ -1,7 +1,7 @@
 """Plugin registry: pluggy hook specifications, discovery, isolation and lookup by name.
 
-Operators, schedules and datasets all arrive through the same three hooks; the built-ins are
-one more plugin (``evoprune_core.builtins``). Third-party packages declare an entry point in
+Engines, operators, schedules and datasets all arrive through the same four hooks; the
+built-ins are one more plugin (``evoprune_core.builtins``). Third-party packages declare an entry point in
 the ``evoprune`` group. A plugin that fails to import, fails pluggy's validation, raises in a
 hook or returns something malformed is skipped with one warning and listed as broken; the
 rest keeps working. ``EVOPRUNE_PLUGINS`` limits what loads: unset = every installed plugin,
@@ -38,6 +38,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 #: kind -> hook that provides it
 KINDS = {
+    "engine": "evoprune_register_engines",
     "operator": "evoprune_register_operators",
     "schedule": "evoprune_register_schedules",
     "dataset": "evoprune_register_datasets",
@@ -50,6 +51,10 @@ class PluginWarning(UserWarning):
 
 class HookSpecs:
     """The hooks a plugin may implement (each returns a list)."""
+
+    @hookspec
+    def evoprune_register_engines(self) -> list[Any]:
+        """Engine classes (subclasses of ``evoprune_core.Engine``)."""
 
     @hookspec
     def evoprune_register_operators(self) -> list[Any]:
@@ -111,6 +116,7 @@ def _warn(message: str) -> None:
 def _validate_item(kind: str, item: Any) -> str:
     """Return the item's name or raise ``TypeError`` naming what is wrong."""
     from .data import DatasetSpec
+    from .engines.base import Engine
     from .operators import NEEDS, Operator
     from .schedules import Schedule
 
@@ -118,7 +124,7 @@ def _validate_item(kind: str, item: Any) -> str:
         if not isinstance(item, DatasetSpec):
             raise TypeError(f"dataset hook returned {item!r}, not a DatasetSpec")
         return item.name
-    base = Operator if kind == "operator" else Schedule
+    base = {"engine": Engine, "operator": Operator, "schedule": Schedule}[kind]
     if not (isinstance(item, type) and issubclass(item, base)):
         raise TypeError(f"{kind} hook returned {item!r}, not a {base.__name__} subclass")
     if not item.name or not re.fullmatch(r"[A-Za-z0-9_.\-]+", item.name):
@@ -132,13 +138,17 @@ def _validate_item(kind: str, item: Any) -> str:
 
 
 class Registry:
-    """Every operator, schedule and dataset the installed plugins provide.
+    """Every engine, operator, schedule and dataset the installed plugins provide.
 
     Build one with ``Registry.load()``; it holds no global state, so tests may build several.
     """
 
-    def __init__(self, plugins: list[PluginInfo], items: list[Provided]) -> None:
+    def __init__(
+        self, plugins: list[PluginInfo], items: list[Provided], unmatched: Iterable[str] = ()
+    ) -> None:
         self.plugins = plugins
+        #: ``EVOPRUNE_PLUGINS`` entries that matched no installed plugin
+        self.unmatched = tuple(unmatched)
         self._items: dict[str, dict[str, list[Provided]]] = {k: {} for k in KINDS}
         for it in items:
             self._items[it.kind].setdefault(it.name, []).append(it)
@@ -162,6 +172,7 @@ class Registry:
         pm.add_hookspecs(HookSpecs)
         infos: list[PluginInfo] = []
         items: list[Provided] = []
+        unmatched: list[str] = []
 
         candidates: list[tuple[str, str, str, bool, Any]] = [
             ("evoprune", "evoprune", __version__, True, lambda: builtins)
@@ -184,6 +195,7 @@ class Registry:
                     continue
                 candidates.append((ep.name, dist, version, False, ep.load))
             for missing in sorted((wanted or set()) - seen - {PROJECT}):
+                unmatched.append(missing)
                 _warn(f"EVOPRUNE_PLUGINS names {missing!r}, which is not an installed plugin")
         for plugin, dist in extra:
             candidates.append((dist, dist, "in-process", False, lambda p=plugin: p))
@@ -234,7 +246,7 @@ class Registry:
             for it in got:
                 info.provides.setdefault(it.kind, []).append(it.name)
             items.extend(got)
-        return cls(infos, items)
+        return cls(infos, items, unmatched)
 
     @staticmethod
     def _broken(info: PluginInfo, reason: str) -> None:
@@ -260,8 +272,8 @@ class Registry:
         label = where or kind
         dist, _, short = name.rpartition(":")
         provs = self._items[kind].get(short, [])
-        if dist:
-            provs = [p for p in provs if _norm(p.distribution) == _norm(dist)]
+        if dist:  # a distribution name or an entry-point name
+            provs = [p for p in provs if _norm(dist) in (_norm(p.distribution), _norm(p.plugin))]
         if not provs:
             raise PluginError(
                 f"{label}: unknown {kind} {name!r}; allowed: " + ", ".join(self.names(kind))
@@ -273,6 +285,18 @@ class Registry:
                 + " or ".join(repr(p.qualified) for p in provs)
             )
         return provs[0]
+
+    def engine(self, name: str, where: str = "engine") -> Provided:
+        return self.get("engine", name, where)
+
+    def collisions(self) -> dict[str, list[str]]:
+        """Names two or more plugins provide, ``"kind name" -> [dist:name, ...]``."""
+        return {
+            f"{kind} {name}": [p.qualified for p in provs]
+            for kind in KINDS
+            for name, provs in sorted(self._items[kind].items())
+            if len(provs) > 1
+        }
 
     def operator(self, name: str, where: str = "pruning.operator") -> Provided:
         return self.get("operator", name, where)
@@ -313,5 +337,7 @@ def _describe_item(p: Provided) -> dict[str, Any]:
     if p.kind == "operator":
         d["needs"] = sorted(obj.needs)
         d["uses_amount"] = bool(obj.uses_amount)
+    if p.kind == "engine":
+        d["keys"] = list(obj.own_keys()) if obj.section or obj.parameters else []
     d["description"] = getattr(obj, "description", "") or getattr(obj, "help", "")
     return d

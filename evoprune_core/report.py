@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .study._keys import Attr
+
 __all__ = [
     "FORMATS",
     "TrialRow",
@@ -71,8 +73,8 @@ def rows_from_trials(trials: Iterable[Any]) -> list[TrialRow]:
     for t in trials:
         if getattr(t.state, "name", "") != "COMPLETE":
             continue
-        res = t.user_attrs.get("evoprune.results")
-        combo = t.user_attrs.get("evoprune.combination")
+        res = t.user_attrs.get(Attr.RESULTS)
+        combo = t.user_attrs.get(Attr.COMBINATION)
         if not res or not combo:
             continue
         val = mean_std([r["val_loss"] for r in res])
@@ -94,8 +96,8 @@ def rows_from_trials(trials: Iterable[Any]) -> list[TrialRow]:
                 test_loss_std=test[1],
                 remaining_fraction=rem[0],
                 remaining_fraction_std=rem[1],
-                baseline=bool(t.user_attrs.get("evoprune.baseline", False)),
-                mlflow_run_id=str(t.user_attrs.get("evoprune.mlflow_run_id", "")),
+                baseline=bool(t.user_attrs.get(Attr.BASELINE, False)),
+                mlflow_run_id=str(t.user_attrs.get(Attr.MLFLOW_RUN_ID, "")),
             )
         )
     return rows

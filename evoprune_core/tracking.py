@@ -1,6 +1,12 @@
-"""MLflow tracking of studies: one experiment and one parent run per study, a child run per trial.
+"""Tracking of studies: the ``Tracking`` protocol a study needs, and its MLflow implementation.
 
-Everything goes through an ``MlflowClient`` bound to one tracking URI (a local sqlite store or
+A study needs little from tracking (``Tracking``): start the study (an experiment and a parent
+run, found again on resume), start a trial (``TrialTracking``: configuration, per-generation
+records, final metrics, artifacts, success or failure), close a run whose worker died, finish
+the study, attach text and files. ``Tracker`` implements it with MLflow: one experiment and one
+parent run per study, a child run per trial. Another backend implements the same two protocols.
+
+Everything in ``Tracker`` goes through an ``MlflowClient`` bound to one tracking URI (a local sqlite store or
 an ``mlflow server``), never through MLflow's process-global active run, so any process on any
 machine can add a child run to a study's parent run.
 """
@@ -16,7 +22,7 @@ import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
@@ -25,11 +31,75 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from .config import RunConfig, flatten
 from .version import __version__
 
-__all__ = ["Tracker", "TrialRun", "default_tracking_uri", "param_value"]
+__all__ = [
+    "StudyRun",
+    "Tracker",
+    "Tracking",
+    "TrialRun",
+    "TrialTracking",
+    "default_tracking_uri",
+    "param_value",
+]
 
 ROLE = "evoprune.role"
 _KIND = "mlflow.experimentKind"  # the UI opens such experiments on their runs, not GenAI views
 _FLUSH_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """Where a study is tracked: its experiment and its parent run."""
+
+    experiment_id: str
+    run_id: str
+
+
+class TrialTracking(Protocol):
+    """What a trial reports while and after it runs."""
+
+    run_id: str
+
+    def log_config(self, cfg: RunConfig, seeds: Iterable[int], number: int) -> None: ...
+
+    def set_tags(self, tags: dict[str, str]) -> None: ...
+
+    def generation(self, step: int, record: dict[str, float], prefix: str = "") -> None: ...
+
+    def flush(self) -> None: ...
+
+    def final(self, metrics: dict[str, float], step: int) -> None: ...
+
+    def artifacts(
+        self,
+        cfg: RunConfig,
+        seeds: Iterable[int],
+        summaries: list[dict[str, Any]],
+        model: Any,
+        population: Any,
+        input_example: Any,
+    ) -> None: ...
+
+    def succeed(self) -> None: ...
+
+    def fail(self, exc: BaseException, status: str = "FAILED") -> None: ...
+
+
+class Tracking(Protocol):
+    """What a study needs from a tracking backend."""
+
+    def start_study(self, name: str, params: dict[str, Any]) -> StudyRun: ...
+
+    def start_trial(
+        self, study: StudyRun, name: str, number: int, tags: dict[str, str]
+    ) -> TrialTracking: ...
+
+    def close_run(self, run_id: str, status: str, error: str | None = None) -> None: ...
+
+    def finish_study(self, study: StudyRun, status: str = "FINISHED") -> None: ...
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None: ...
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None: ...
 
 
 def default_tracking_uri(store: Path) -> str:
@@ -59,7 +129,7 @@ def _retry(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 class Tracker:
-    """The MLflow side of a study: experiment, parent run, trial runs, study artifacts."""
+    """``Tracking`` with MLflow: experiment, parent run, trial runs, study artifacts."""
 
     def __init__(self, tracking_uri: str, artifact_root: Path | None = None) -> None:
         self.tracking_uri = tracking_uri
@@ -112,22 +182,23 @@ class Tracker:
         )
         return run.info.run_id
 
+    def start_study(self, name: str, params: dict[str, Any]) -> StudyRun:
+        """The study's experiment and parent run (found again on resume, else created)."""
+        exp_id = self.experiment(name)
+        return StudyRun(exp_id, self.parent_run(exp_id, name, params))
+
     def start_trial(
-        self,
-        experiment_id: str,
-        parent_run_id: str,
-        study: str,
-        number: int,
-        tags: dict[str, str],
+        self, study: StudyRun, name: str, number: int, tags: dict[str, str]
     ) -> TrialRun:
+        """A child run of the study's parent run for trial ``number``."""
         run = _retry(
             self.client.create_run,
-            experiment_id,
+            study.experiment_id,
             run_name=f"trial-{number:04d}",
             tags={
-                MLFLOW_PARENT_RUN_ID: parent_run_id,
+                MLFLOW_PARENT_RUN_ID: study.run_id,
                 ROLE: "trial",
-                "study": study,
+                "study": name,
                 "trial_number": str(number),
                 "evoprune_version": __version__,
                 **tags,
@@ -144,8 +215,11 @@ class Tracker:
             _retry(self.client.set_tag, run_id, "error", error[:5000])
         _retry(self.client.set_terminated, run_id, status)
 
-    def finish_parent(self, run_id: str, status: str = "FINISHED") -> None:
-        _retry(self.client.set_terminated, run_id, status)
+    def finish_study(self, study: StudyRun, status: str = "FINISHED") -> None:
+        _retry(self.client.set_terminated, study.run_id, status)
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        _retry(self.client.log_artifact, run_id, str(path), artifact_path)
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -217,7 +291,7 @@ class TrialRun:
         input_example: Any,
     ) -> None:
         """Resolved config, history CSV, plots, the compact model and the masks."""
-        from .study_plots import layer_sparsity_figure, training_figure
+        from .plots import layer_sparsity_figure, training_figure
 
         with tempfile.TemporaryDirectory() as tmp:
             d = Path(tmp)

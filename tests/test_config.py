@@ -75,7 +75,11 @@ def test_overrides_parse_toml_values(registry, tmp_path) -> None:
         ),
         ("[data]\nname = 'mnist'\n", [], "data.name: unknown dataset 'mnist'; allowed: "),
         ("[network]\nencoder = [0]\n", [], "network: encoder: widths must be integers"),
-        ("engine = 'magic'\n", [], "engine: Input should be 'canonical' or 'coevolution'"),
+        (
+            "engine = 'magic'\n",
+            [],
+            "engine: unknown engine 'magic'; allowed: canonical, coevolution",
+        ),
         ("", ["training"], "expected key=value"),
         ("", ["pruning.amount=1.5"], "pruning.amount: Input should be less than or equal to 1"),
         ("x = [\n", [], "invalid TOML"),
@@ -96,3 +100,57 @@ def test_errors_name_file_key_and_allowed_values(
 def test_missing_file(registry, tmp_path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         load_run_config(tmp_path / "absent.toml", [], registry)
+
+
+PER_COMPONENT = """
+[pruning]
+operator = "conjunctive"
+schedule = "exponential"
+[pruning.operators.conjunctive]
+threshold = 0.2
+[pruning.operators.variance]
+direction = "high"
+[pruning.schedules.exponential]
+steepness = 4.0
+"""
+
+
+def test_parameters_per_component_switch_with_one_override(registry, tmp_path) -> None:
+    path = _write(tmp_path, PER_COMPONENT)
+    conj = load_run_config(path, [], registry)
+    assert conj.pruning.operator_params["threshold"] == 0.2
+    assert conj.pruning.schedule_params == {"steepness": 4.0}
+    var = load_run_config(path, ["pruning.operator=variance"], registry)
+    assert var.pruning.operator_params == {
+        "direction": "high",
+        "spread": "std",
+        "include_output": False,
+    }
+    none = load_run_config(path, ["pruning.operator=none", "pruning.schedule=fixed"], registry)
+    assert none.pruning.operator_params == {} and none.pruning.schedule_params == {}
+    # the resolved form keeps only the chosen components' (filled) parameters
+    assert none.pruning.operators == {} and none.pruning.schedules == {}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["pruning.operators.variance.direction='up'"], "pruning.operators.variance.direction"),
+        (["pruning.operators.nope.x=1"], "pruning.operators.nope: unknown operator 'nope'"),
+        (
+            ["pruning.operator_params.threshold=0.3"],
+            "pruning.operator_params.threshold: 0.3 contradicts "
+            "pruning.operators.conjunctive.threshold = 0.2; give it once",
+        ),
+    ],
+)
+def test_per_component_tables_are_validated(registry, tmp_path, overrides, message) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_run_config(_write(tmp_path, PER_COMPONENT), overrides, registry)
+    assert message in str(info.value)
+
+
+def test_the_shipped_run_file_switches_operator_with_one_set(registry) -> None:
+    path = ROOT / "studies" / "runs" / "canonical.toml"
+    for op in ("none", "random", "variance", "magnitude"):
+        assert load_run_config(path, [f"pruning.operator={op}"], registry).pruning.operator == op

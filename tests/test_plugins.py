@@ -127,6 +127,7 @@ def test_builtins_are_a_plugin() -> None:
     assert info["name"] == info["distribution"] == "evoprune"
     assert info["builtin"] is True and info["broken"] is None
     assert info["hooks"] == [
+        "evoprune_register_engines",
         "evoprune_register_operators",
         "evoprune_register_schedules",
         "evoprune_register_datasets",
@@ -373,3 +374,27 @@ def test_installed_taylor_plugin_listed_by_cli(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     plugins = {p["distribution"]: p for p in json.loads(out.stdout)}
     assert plugins["evoprune-taylor"]["provides"]["operators"][0]["name"] == "taylor"
+
+
+def test_entry_point_name_works_where_a_distribution_name_does(site: Path) -> None:
+    fake_dist(
+        site, "fake-b", "fake_b", OPERATOR_MODULE.format(op="b-op", dist="fake-b"), "fake_b_ep"
+    )
+    registry = load({"EVOPRUNE_PLUGINS": "fake-b"})
+    assert registry.operator("fake_b_ep:b-op").distribution == "fake-b"
+    assert registry.operator("fake-b:b-op").distribution == "fake-b"
+    with pytest.raises(PluginError, match="unknown operator 'other:b-op'"):
+        registry.operator("other:b-op")
+
+
+def test_cli_plugins_warns_about_unmatched_names_and_collisions(tmp_path: Path) -> None:
+    for dist, module in (("fake-a", "fake_a"), ("fake-b", "fake_b")):
+        fake_dist(tmp_path, dist, module, OPERATOR_MODULE.format(op="twin", dist=dist))
+    env = {"EVOPRUNE_PLUGINS": "fake-a,fake-b,fake-typo"}
+    listing = cli("plugins", root=tmp_path, env=env)
+    assert listing.returncode == 0, listing.stderr
+    assert listing.stderr.splitlines() == [
+        "warning: EVOPRUNE_PLUGINS names 'fake-typo', which matches no installed plugin",
+        "warning: operator twin is provided by fake-a:twin and fake-b:twin; name it as one of "
+        "these",
+    ]

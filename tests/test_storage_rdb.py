@@ -18,9 +18,9 @@ from conftest import Project
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+from evoprune_core._compat import trial_id
 from evoprune_core.cli import main
-from evoprune_core.study_storage import (
-    GRACE_PERIOD,
+from evoprune_core.study import (
     HEARTBEAT_INTERVAL,
     heartbeat,
     open_storage,
@@ -48,7 +48,7 @@ def test_an_rdb_url_opens_an_rdb_storage_with_heartbeats(tmp_path: Path) -> None
     storage = open_storage(store, on_stale)
     assert isinstance(storage, optuna.storages.RDBStorage)
     assert storage.get_heartbeat_interval() == HEARTBEAT_INTERVAL == 5
-    assert storage.grace_period == GRACE_PERIOD == 20
+    assert storage.grace_period == 20  # seconds without a heartbeat before a trial is stale
     assert storage.get_heartbeat_stale_trial_callback() is on_stale
 
 
@@ -57,7 +57,7 @@ def test_heartbeat_records_and_a_silent_trial_is_failed(tmp_path: Path) -> None:
     storage = open_storage(store)
     study = _study(storage)
     beating, silent = study.ask(), study.ask()
-    with heartbeat(storage, beating._trial_id):
+    with heartbeat(storage, trial_id(beating)):
         time.sleep(0.05)
     # a machine that checks with a short grace period sees the beating trial go stale
     ended: list[int] = []
@@ -82,7 +82,7 @@ def test_heartbeat_is_a_no_op_without_an_rdb(tmp_path: Path) -> None:
     storage = open_storage(store)
     study = _study(storage)
     trial = study.ask()
-    with heartbeat(storage, trial._trial_id):
+    with heartbeat(storage, trial_id(trial)):
         pass
     assert not hasattr(storage, "record_heartbeat")
 

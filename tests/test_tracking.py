@@ -9,7 +9,7 @@ from conftest import Project
 from mlflow import MlflowClient
 
 from evoprune_core.config import RunConfig
-from evoprune_core.tracking import Tracker, history_csv, param_value
+from evoprune_core.tracking import StudyRun, Tracker, history_csv, param_value
 
 
 @pytest.fixture
@@ -30,9 +30,12 @@ def test_experiment_and_parent_run_are_found_again(
     assert tracker.experiment("s") == exp
     location = tracker.client.get_experiment(exp).artifact_location
     assert location == (stored_project.store / "artifacts" / "s").as_uri()
-    parent = tracker.parent_run(exp, "s", {"n_trials": 3})
-    tracker.finish_parent(parent)
-    assert tracker.parent_run(exp, "s", {"n_trials": 3}) == parent
+    ids = tracker.start_study("s", {"n_trials": 3})
+    parent = ids.run_id
+    assert ids == StudyRun(exp, parent)
+    tracker.finish_study(ids)
+    assert tracker.client.get_run(parent).info.status == "FINISHED"
+    assert tracker.start_study("s", {"n_trials": 3}) == ids  # found again, RUNNING again
     run = tracker.client.get_run(parent)
     assert run.info.status == "RUNNING" and run.data.params == {"n_trials": "3"}
     other = tracker.parent_run(tracker.experiment("t"), "t", {})
@@ -40,9 +43,8 @@ def test_experiment_and_parent_run_are_found_again(
 
 
 def test_trial_run_metrics_params_and_failure(tracker: Tracker, tmp_path: Path) -> None:
-    exp = tracker.experiment("s")
-    parent = tracker.parent_run(exp, "s", {})
-    run = tracker.start_trial(exp, parent, "s", 7, {"engine": "canonical"})
+    ids = tracker.start_study("s", {})
+    run = tracker.start_trial(ids, "s", 7, {"engine": "canonical"})
     cfg = RunConfig(generations=3)
     run.log_config(cfg, [1, 2], 7)
     for t in range(3):
@@ -55,7 +57,7 @@ def test_trial_run_metrics_params_and_failure(tracker: Tracker, tmp_path: Path) 
     ]  # fmt: skip
     assert "generation" not in client.get_run(run.run_id).data.metrics
     got = client.get_run(run.run_id)
-    assert got.data.tags["mlflow.parentRunId"] == parent
+    assert got.data.tags["mlflow.parentRunId"] == ids.run_id
     assert got.data.tags["trial_number"] == "7" and got.data.tags["engine"] == "canonical"
     assert got.data.params["generations"] == "3" and got.data.params["seeds"] == "1,2"
     assert "seed" not in got.data.params and got.data.params["trial_number"] == "7"
@@ -71,8 +73,7 @@ def test_trial_run_metrics_params_and_failure(tracker: Tracker, tmp_path: Path) 
 
 
 def test_close_run_ends_a_running_run_with_the_reason(tracker: Tracker) -> None:
-    exp = tracker.experiment("s")
-    run = tracker.start_trial(exp, tracker.parent_run(exp, "s", {}), "s", 0, {})
+    run = tracker.start_trial(tracker.start_study("s", {}), "s", 0, {})
     tracker.close_run(run.run_id, "FAILED", "worker died")
     got = tracker.client.get_run(run.run_id)
     assert got.info.status == "FAILED" and got.data.tags["error"] == "worker died"

@@ -9,18 +9,17 @@ test set is touched once, at the end. Reported losses are always L1.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
-from ..config import RunConfig
 from ..data import Dataset
 from ..population import Population
+from .base import Engine
 from .common import (
     Observer,
     RunResult,
     Streams,
-    build_components,
     calibration,
     check_finite,
     cpu_numerics,
@@ -28,15 +27,30 @@ from .common import (
 )
 from .pruning import apply_operator
 
-__all__ = ["run_canonical"]
+if TYPE_CHECKING:
+    from ..resolved import ResolvedRun
+
+__all__ = ["CanonicalEngine", "run_canonical"]
+
+
+class CanonicalEngine(Engine):
+    """The canonical engine: one autoencoder pruned while it trains (see the module)."""
+
+    name = "canonical"
+    description = "one autoencoder, pruned while it trains"
+
+    def run(
+        self, run: ResolvedRun, observer: Observer | None = None, dataset: Dataset | None = None
+    ) -> RunResult:
+        return run_canonical(run, observer, dataset)
 
 
 def run_canonical(
-    cfg: RunConfig, registry: Any, observer: Observer | None = None, dataset: Dataset | None = None
+    run: ResolvedRun, observer: Observer | None = None, dataset: Dataset | None = None
 ) -> RunResult:
-    """Train and prune one autoencoder as ``cfg`` says; see the module docstring."""
-    comp = build_components(cfg, registry, dataset)
-    data = comp.dataset
+    """Train and prune one autoencoder as ``run`` says; see the module docstring."""
+    cfg = run.config
+    data = run.build_dataset() if dataset is None else dataset
     streams = Streams(cfg.seed)
     arch = cfg.network.architecture(data.dim)
     pop = Population.create(arch, 1, streams.init)
@@ -50,14 +64,14 @@ def run_canonical(
             loss = tr.loss_at(t, cfg.generations)
             trainer = compute.trainer(loss, tr.betas, tr.eps)
             trainer.epoch(pop, data.train, tr.batch_size, [lr], streams.data)
-            p_t = comp.schedule(t, cfg.generations, 1)
+            p_t = run.schedule(t, cfg.generations, 1)
             events = removed = 0
             if p_t > 0 and streams.uniform("prune") < p_t:
                 rows, labels = calibration(data, cfg.pruning.calibration_rows, streams.prune)
                 out = apply_operator(
                     pop,
                     [0],
-                    comp.operator,
+                    run.operator,
                     cfg.pruning.amount,
                     rows,
                     labels,
@@ -95,9 +109,6 @@ def run_canonical(
         seconds=time.perf_counter() - start,
         population=pop,
         best=0,
-        extra={
-            "operator_distribution": comp.operator_dist,
-            "operator_version": comp.operator_version,
-            "backend": compute.backend,
-        },
+        extra={"backend": compute.backend},
+        components=run.components(),
     )

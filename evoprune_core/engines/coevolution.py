@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -37,13 +37,12 @@ from ..config import RunConfig
 from ..data import Dataset
 from ..errors import ConfigError
 from ..population import Population
+from .base import Engine
 from .common import (
-    Components,
     Compute,
     Observer,
     RunResult,
     Streams,
-    build_components,
     calibration,
     check_finite,
     cpu_numerics,
@@ -51,7 +50,11 @@ from .common import (
 )
 from .pruning import apply_operator
 
+if TYPE_CHECKING:
+    from ..resolved import ResolvedRun
+
 __all__ = [
+    "CoevolutionEngine",
     "centre_positions",
     "draw_candidates",
     "neighbourhoods",
@@ -155,10 +158,11 @@ class _Generation:
     """One generation's work for a set of cells, reading the centres of ``pop``."""
 
     def __init__(
-        self, cfg: RunConfig, comp: Components, streams: Streams, nbr: Tensor, compute: Compute
+        self, run: ResolvedRun, data: Dataset, streams: Streams, nbr: Tensor, compute: Compute
     ) -> None:
-        self.cfg = cfg
-        self.comp = comp
+        self.cfg = run.config
+        self.run = run
+        self.data = data
         self.compute = compute
         self.streams = streams
         self.nbr = nbr
@@ -168,7 +172,7 @@ class _Generation:
         self, pop: Population, cells: Tensor, lrs: Tensor, xe: Tensor, t: int
     ) -> dict[str, Any]:
         cfg, co, tr, s = self.cfg, self.cfg.coevolution, self.cfg.training, self.streams
-        data = self.comp.dataset
+        data = self.data
         nbr = self.nbr[cells]
         losses = sub_losses(pop, xe, nbr)
         chosen = select(losses, nbr, co.tournament_size, co.pairing, s.select)
@@ -183,7 +187,7 @@ class _Generation:
         else:
             trainer.epoch(sel, data.train, tr.batch_size, cell_lrs, s.data)
         replacement = None if co.variant == "prune_then_eval" else self.compute.l1(sel, xe)
-        p_t = self.comp.schedule(t, cfg.generations, self.k)
+        p_t = self.run.schedule(t, cfg.generations, self.k)
         pruning: list[int] = []
         if p_t > 0:
             pruning = (torch.rand(sel.n, generator=s.prune) < p_t).nonzero().flatten().tolist()
@@ -193,7 +197,7 @@ class _Generation:
             out = apply_operator(
                 sel,
                 pruning,
-                self.comp.operator,
+                self.run.operator,
                 cfg.pruning.amount,
                 rows,
                 labels,
@@ -236,20 +240,36 @@ def _stats(prefix: str, v: Tensor) -> dict[str, float]:
     }
 
 
+class CoevolutionEngine(Engine):
+    """Lipi-AE-S: a ring of encoder/decoder cells (see the module); owns ``[coevolution]``."""
+
+    name = "coevolution"
+    description = "Lipi-AE-S: a ring of encoder/decoder cells with per-cell learning rates"
+    section = "coevolution"
+
+    def population(self, cfg: RunConfig) -> str:
+        return f"{cfg.coevolution.cells} cells r{cfg.coevolution.radius}"
+
+    def run(
+        self, run: ResolvedRun, observer: Observer | None = None, dataset: Dataset | None = None
+    ) -> RunResult:
+        return run_coevolution(run, observer, dataset)
+
+
 def run_coevolution(
-    cfg: RunConfig, registry: Any, observer: Observer | None = None, dataset: Dataset | None = None
+    run: ResolvedRun, observer: Observer | None = None, dataset: Dataset | None = None
 ) -> RunResult:
-    """Coevolve a ring of autoencoders as ``cfg`` says; see the module docstring."""
+    """Coevolve a ring of autoencoders as ``run`` says; see the module docstring."""
+    cfg = run.config
     _validate(cfg)
     co = cfg.coevolution
-    comp = build_components(cfg, registry, dataset)
-    data = comp.dataset
+    data = run.build_dataset() if dataset is None else dataset
     streams = Streams(cfg.seed)
     pop = Population.create(cfg.network.architecture(data.dim), co.cells, streams.init)
     nbr = sub_populations(cfg)
     lrs = torch.full((co.cells,), cfg.training.lr, dtype=torch.float64)
     compute = resolve_compute(cfg.compute)
-    step = _Generation(cfg, comp, streams, nbr, compute)
+    step = _Generation(run, data, streams, nbr, compute)
     all_cells = torch.arange(co.cells)
     history: list[dict[str, float]] = []
     start = time.perf_counter()
@@ -302,9 +322,8 @@ def run_coevolution(
         seconds=time.perf_counter() - start,
         population=pop,
         best=best,
+        components=run.components(),
         extra={
-            "operator_distribution": comp.operator_dist,
-            "operator_version": comp.operator_version,
             "backend": compute.backend,
             "update": co.update,
             "variant": co.variant,

@@ -1,4 +1,4 @@
-"""What both engines share: the result type, observers, seeded streams, component set-up."""
+"""What the engines share: the result type, observers, seeded streams, compute set-up."""
 
 from __future__ import annotations
 
@@ -13,22 +13,18 @@ import numpy as np
 import torch
 
 from ..config import ComputeConfig, RunConfig
-from ..data import Dataset, build_dataset
+from ..data import Dataset
 from ..errors import TrialFailed
 from ..native import NativeKernels, NativeUnavailable
 from ..native import load as load_native
-from ..operators import Operator
 from ..population import Population, Sparsity
-from ..schedules import Schedule
 from .training import Trainer
 
 __all__ = [
-    "Components",
     "Compute",
     "Observer",
     "RunResult",
     "Streams",
-    "build_components",
     "calibration",
     "check_finite",
     "cpu_numerics",
@@ -56,6 +52,7 @@ class RunResult:
     population: Population
     best: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    components: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def remaining_fraction(self) -> float:
@@ -78,6 +75,12 @@ class RunResult:
             "best": self.best,
             "generations": len(self.history),
             "pruning_events": int(sum(r.get("pruning_events", 0) for r in self.history)),
+            "components": self.components,
+            **{
+                f"{kind}_{what}": c[what]
+                for kind, c in self.components.items()
+                for what in ("distribution", "version")
+            },
             **self.extra,
             "history": self.history,
         }
@@ -96,31 +99,6 @@ class Streams:
 
     def uniform(self, name: str) -> float:
         return float(torch.rand(1, generator=getattr(self, name)))
-
-
-@dataclass(frozen=True)
-class Components:
-    dataset: Dataset
-    operator: Operator
-    schedule: Schedule
-    operator_dist: str
-    operator_version: str
-
-
-def build_components(cfg: RunConfig, registry: Any, dataset: Dataset | None = None) -> Components:
-    """Dataset, operator and schedule of a resolved configuration."""
-    op = registry.operator(cfg.pruning.operator)
-    sched = registry.schedule(cfg.pruning.schedule)
-    if dataset is None:
-        spec = registry.dataset(cfg.data.name).obj
-        dataset = build_dataset(spec, dict(cfg.data.params), cfg.data_seed)
-    return Components(
-        dataset=dataset,
-        operator=op.obj(**cfg.pruning.operator_params),
-        schedule=sched.obj(cfg.pruning.probability, **cfg.pruning.schedule_params),
-        operator_dist=op.distribution,
-        operator_version=op.version,
-    )
 
 
 @dataclass(frozen=True)

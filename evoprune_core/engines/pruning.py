@@ -53,17 +53,7 @@ def build_context(
     """
     sub = pop.take(members)
     needs = operator.needs
-    acts: list[Tensor] = []
-    if "activations" in needs:
-        h = rows
-        for _part, stack in sub.parts():
-            if h.dim() == 2:
-                h = h.unsqueeze(0).expand(sub.n, -1, -1)
-            for layer in range(stack.n_layers):
-                z = torch.baddbmm(stack.bias(layer).unsqueeze(1), h, stack.weight(layer))
-                last_dec = stack.final == "sigmoid" and layer == stack.n_layers - 1
-                h = torch.sigmoid(z) if last_dec else torch.relu(z)
-                acts.append(h)
+    acts = sub.activations(rows) if "activations" in needs else []
     grads: Tensor | None = None
     if "gradients" in needs:
         chunks = rows.tensor_split(min(batches, rows.shape[0]))

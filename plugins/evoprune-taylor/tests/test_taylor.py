@@ -183,7 +183,7 @@ generations = 2
 
 def test_study_space_samples_taylor_parameters(tmp_path: Path) -> None:
     import optuna
-    from evoprune_core.study_config import load_study_config, sample_updates
+    from evoprune_core.study import load_study_config, sample_updates
 
     registry = Registry.load(env={})
     (tmp_path / "study.toml").write_text(STUDY, encoding="utf-8")

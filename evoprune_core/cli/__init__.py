@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import EvopruneError
+from ..errors import EvopruneError
 
 __all__ = ["main"]
 
@@ -44,19 +44,19 @@ def _write_json_atomic(path: Path, payload: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .config import load_run_config
-    from .engines import run
-    from .plugins import Registry
+    from ..config import load_run
+    from ..plugins import Registry
 
     registry = Registry.load()
-    cfg = load_run_config(args.config, args.set, registry)
+    resolved = load_run(args.config, args.set, registry)
+    cfg = resolved.config
     if args.output is not None:
         out_dir = Path(args.output).resolve().parent
         if not out_dir.is_dir():
             raise EvopruneError(f"--output: directory {out_dir} does not exist")
     progress = _Progress(cfg.generations, args.quiet, f"{cfg.engine} {cfg.pruning.operator}")
     try:
-        result = run(cfg, registry, observer=progress)
+        result = resolved.run(progress)
     finally:
         progress.close()
     summary = result.summary()
@@ -105,6 +105,8 @@ def _plugins_text(desc: list[dict[str, Any]]) -> str:
         for kind, items in p["provides"].items():
             for it in items:
                 extra = []
+                if kind == "engines" and it["keys"]:
+                    extra.append("keys " + ", ".join(k + ".*" for k in it["keys"]))
                 if kind == "operators":
                     if it.get("needs"):
                         extra.append("needs " + ", ".join(it["needs"]))
@@ -121,18 +123,28 @@ def _plugins_text(desc: list[dict[str, Any]]) -> str:
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     """List every plugin (built-in, entry point) with what it provides; broken ones too."""
-    from .plugins import Registry
+    from ..plugins import Registry
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # broken plugins are listed with their reason
         registry = Registry.load()
     desc = registry.describe()
     print(json.dumps(desc, indent=2) if args.json else _plugins_text(desc))
+    for name in registry.unmatched:
+        print(
+            f"warning: EVOPRUNE_PLUGINS names {name!r}, which matches no installed plugin",
+            file=sys.stderr,
+        )
+    for what, where in registry.collisions().items():
+        print(
+            f"warning: {what} is provided by {' and '.join(where)}; name it as one of these",
+            file=sys.stderr,
+        )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .version import __version__
+    from ..version import __version__
 
     parser = argparse.ArgumentParser(prog="evoprune", description=__doc__)
     parser.add_argument("--version", action="version", version=f"evoprune {__version__}")
@@ -165,7 +177,7 @@ def _extensions() -> list[Any]:
     """Sub-commands defined in other modules (studies, reports, UI)."""
     out = []
     try:
-        from .study_cli import register as study_register
+        from ._study import register as study_register
     except ImportError:
         return out
     out.append(study_register)
@@ -202,7 +214,3 @@ def _dispatch(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

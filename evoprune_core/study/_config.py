@@ -6,7 +6,8 @@ created. ``sample_updates(choose, study, registry)`` turns one trial's decisions
 ``RunConfig`` updates; ``choose(name, dist)`` is an Optuna trial's ``suggest_*`` in a study and
 a replaying enumerator for full-factorial (grid) designs, so both follow the same conditions:
 
-- keys under ``coevolution.`` only for coevolution trials;
+- a key only when the trial's engine reads it (each engine declares its keys: a
+  ``coevolution.`` key is not sampled for a canonical trial);
 - ``pruning.amount`` only when the chosen operator ``uses_amount``;
 - the chosen operator's and schedule's own tunable declared parameters under the names
   ``operator.<name>.<param>`` and ``schedule.<name>.<param>``, with no study configuration;
@@ -19,13 +20,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .config import RunConfig, flatten, format_validation_error, read_toml
-from .errors import ConfigError
-from .params import Param
+from ..config import RunConfig, flatten, format_validation_error, read_toml
+from ..errors import ConfigError
+from ..params import Param
+
+if TYPE_CHECKING:
+    from ..plugins import Registry
 
 __all__ = [
     "OBJECTIVES",
@@ -120,7 +124,7 @@ class StudyConfig:
         return tuple(d.choices) if d is not None else (self.base.engine,)
 
 
-def load_study_config(path: str | Path, registry: Any) -> StudyConfig:
+def load_study_config(path: str | Path, registry: Registry) -> StudyConfig:
     """Read and validate a study file; every problem is one ``ConfigError`` line."""
     p = Path(path)
     data = read_toml(p)
@@ -163,10 +167,17 @@ def load_study_config(path: str | Path, registry: Any) -> StudyConfig:
 
 
 def _parse_dist(
-    src: str, key: str, spec: dict[str, Any], base: RunConfig, registry: Any, sampler: str
+    src: str, key: str, spec: dict[str, Any], base: RunConfig, registry: Registry, sampler: str
 ) -> Dist:
     where = f"{src}: space.{key}"
-    if key == "seed" or key.startswith(("pruning.operator_params", "pruning.schedule_params")):
+    if key == "seed" or key.startswith(
+        (
+            "pruning.operator_params",
+            "pruning.schedule_params",
+            "pruning.operators",
+            "pruning.schedules",
+        )
+    ):
         raise ConfigError(
             f"{where}: not allowed in a space; seeds are replicates, and declared operator "
             "and schedule parameters are sampled automatically"
@@ -192,7 +203,8 @@ def _parse_dist(
         if len(set(map(repr, choices))) != len(choices):
             raise ConfigError(f"{where}.choices: values must be distinct")
         for c in choices:
-            base.with_updates(with_owned_params(key, c, base), registry, source=f"{src} [space]")
+            updates = {**_reader(where, key, base, registry), **with_owned_params(key, c, base)}
+            base.with_updates(updates, registry, source=f"{src} [space]")
         return Dist("categorical", tuple(choices))
     if "low" not in spec or "high" not in spec:
         raise ConfigError(f"{where}: expected {{ choices = [...] }} or {{ low = ..., high = ... }}")
@@ -218,11 +230,24 @@ def _parse_dist(
             "(or integer low/high) instead of a float range"
         )
     for v in (low, high):
-        base.with_updates({key: v}, registry, source=f"{src} [space]")
+        updates = {**_reader(where, key, base, registry), key: v}
+        base.with_updates(updates, registry, source=f"{src} [space]")
     return Dist("int" if is_int else "float", low=low, high=high, log=log, step=step)
 
 
+def _reader(where: str, key: str, base: RunConfig, registry: Registry) -> dict[str, Any]:
+    """``{}`` when the base's engine reads ``key``, else ``{"engine": one that does}`` (a space
+    key owned by another engine is validated under that engine)."""
+    if key == "engine" or registry.engine(base.engine).obj.reads(key):
+        return {}
+    for provided in registry.entries("engine"):
+        if provided.obj.reads(key):
+            return {"engine": provided.qualified}
+    raise ConfigError(f"{where}: no installed engine reads this key")
+
+
 _OWNED = {
+    "engine": "engines",
     "data.name": "data.params",
     "pruning.operator": "pruning.operator_params",
     "pruning.schedule": "pruning.schedule_params",
@@ -230,8 +255,8 @@ _OWNED = {
 
 
 def with_owned_params(key: str, value: Any, base: RunConfig) -> dict[str, Any]:
-    """``{key: value}``, plus emptied parameters when a named component changes (a dataset's,
-    operator's or schedule's parameters belong to the one the base configuration names)."""
+    """``{key: value}``, plus emptied parameters when a named component changes (an engine's,
+    dataset's, operator's or schedule's parameters belong to the one the base names)."""
     out = {key: value}
     owned = _OWNED.get(key)
     if owned is not None and value != _get(base, key):
@@ -251,7 +276,7 @@ def _ordered(space: dict[str, Dist]) -> list[str]:
 
 
 def sample_updates(
-    choose: Chooser, study: StudyConfig, registry: Any, baseline: bool = False
+    choose: Chooser, study: StudyConfig, registry: Registry, baseline: bool = False
 ) -> dict[str, Any]:
     """One trial's dotted ``RunConfig`` updates, following the space's conditions."""
     base, space = study.base, study.space
@@ -260,8 +285,8 @@ def sample_updates(
     for key in _ordered(space):
         if key.startswith("pruning.") and baseline:
             continue
-        engine = updates.get("engine", base.engine)
-        if key.startswith("coevolution.") and engine != "coevolution":
+        engine = registry.engine(updates.get("engine", base.engine)).obj
+        if key != "engine" and not engine.reads(key):
             continue
         if key == "pruning.amount":
             op_name = updates.get("pruning.operator", base.pruning.operator)
@@ -287,7 +312,7 @@ def sample_updates(
     return updates
 
 
-def grid_designs(study: StudyConfig, registry: Any) -> list[dict[str, Any]]:
+def grid_designs(study: StudyConfig, registry: Registry) -> list[dict[str, Any]]:
     """Every combination of a finite space, as Optuna parameter dicts (a full factorial)."""
     designs: list[dict[str, Any]] = []
     pending: list[list[int]] = [[]]

@@ -1,4 +1,4 @@
-"""Conformance checks for pruning operators, for built-ins and third-party plugins alike.
+"""Conformance checks for pruning operators (built-ins and third-party plugins alike).
 
 ``check_operator(op)`` runs every check and raises ``AssertionError`` naming the first one
 that fails. ``parametrize_with_checks([...])`` turns the same checks into one pytest case per
@@ -28,10 +28,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .errors import ConfigError
-from .operators import NEEDS, LayerMask, Operator, PruneContext
-from .params import Param
-from .population import Architecture, Population
+from ..errors import ConfigError
+from ..operators import NEEDS, LayerMask, Operator, PruneContext
+from ..population import Architecture, Population
+from ._common import check_param_declarations, in_range_values, out_of_range_values, run_named
 
 __all__ = [
     "CHECKS",
@@ -99,7 +99,7 @@ def _context(
     arch: Architecture = _SMALL,
     rows: int | None = None,
 ) -> PruneContext:
-    from .engines.pruning import build_context
+    from ..engines.pruning import build_context
 
     seed = s.seed if seed is None else seed
     pop = _population(arch, n, s.seed)
@@ -165,36 +165,15 @@ def check_declaration(op: Operator, s: KitSettings) -> None:
     assert isinstance(cls.description, str), "description must be a string"
     assert set(cls.needs) <= NEEDS, f"needs {set(cls.needs) - NEEDS} not in {sorted(NEEDS)}"
     assert isinstance(cls.uses_amount, bool), "uses_amount must be a bool"
-    names = [p.name for p in cls.parameters]
-    assert len(names) == len(set(names)), f"parameter names repeat: {names}"
-    for p in cls.parameters:
-        assert isinstance(p, Param), f"parameter {p!r} is not an evoprune_core.Param"
-        try:
-            p.validate(p.default)
-        except ValueError as exc:
-            raise AssertionError(f"parameter {p.name!r}: default {p.default!r}: {exc}") from None
-
-
-def _values(p: Param) -> list[Any]:
-    """Values a study may sample for ``p``: bounds and midpoint, every choice, both bools."""
-    if p.kind == "float":
-        assert p.low is not None and p.high is not None
-        return [p.low, (p.low + p.high) / 2, p.high]
-    if p.kind == "int":
-        assert p.low is not None and p.high is not None
-        return sorted({int(p.low), int((p.low + p.high) // 2), int(p.high)})
-    if p.kind == "categorical":
-        return list(p.choices)
-    if p.kind == "bool":
-        return [False, True]
-    return [p.default]
+    check_param_declarations(cls.parameters, reserved=("amount",))
 
 
 def check_parameters(op: Operator, s: KitSettings) -> None:
-    """Every value in a declared range is accepted and prunes; out-of-range values are refused."""
+    """Every bound, midpoint and choice is accepted and runs (and prunes, for an operator that
+    uses ``amount``); values just outside a range (``low - 1``, ``high + 1``) are refused."""
     cls = type(op)
     for p in cls.parameters:
-        for value in _values(p):
+        for value in in_range_values(p):
             try:
                 variant = cls(**{**op.params, p.name: value})
             except Exception as exc:
@@ -202,25 +181,21 @@ def check_parameters(op: Operator, s: KitSettings) -> None:
                     f"parameter {p.name}={value!r} (declared {p.allowed()}) is refused: {exc}"
                 ) from None
             try:
-                _prune(variant, _context(variant, s))
+                ctx = _context(variant, s)
+                pruned = _alive(_current(ctx)) - _alive(_prune(variant, ctx))
+                assert pruned > 0 or not cls.uses_amount, "prunes nothing"
             except AssertionError as exc:
                 raise AssertionError(f"with {p.name}={value!r}: {exc}") from None
             except Exception as exc:
                 raise AssertionError(
                     f"with {p.name}={value!r}: prune raised {type(exc).__name__}: {exc}"
                 ) from None
-        bad: Any = None
-        if p.kind in ("float", "int") and p.high is not None:
-            bad = p.high + 1
-        elif p.kind == "categorical":
-            bad = "<not a choice>"
-        if bad is not None:
+        for bad in out_of_range_values(p):
             try:
                 cls(**{**op.params, p.name: bad})
             except ConfigError:
-                pass
-            else:
-                raise AssertionError(f"parameter {p.name}={bad!r} outside its range is accepted")
+                continue
+            raise AssertionError(f"parameter {p.name}={bad!r} outside its range is accepted")
 
 
 def check_mask_shapes(op: Operator, s: KitSettings) -> None:
@@ -367,14 +342,7 @@ CHECKS: dict[str, Callable[[Operator, KitSettings], None]] = {
 def _run(name: str, check: Callable[[Operator, KitSettings], None], s: KitSettings) -> Check:
     def run(operator: OperatorLike) -> None:
         op = _instance(operator)
-        try:
-            check(op, s)
-        except AssertionError as exc:
-            raise AssertionError(f"{op.name}: check {name!r} failed: {exc}") from None
-        except Exception as exc:
-            raise AssertionError(
-                f"{op.name}: check {name!r} failed: {type(exc).__name__}: {exc}"
-            ) from exc
+        run_named(op.name, name, lambda: check(op, s))
 
     functools.update_wrapper(run, check)
     return run

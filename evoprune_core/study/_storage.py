@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import inspect
 import os
 import socket
 import threading
@@ -25,7 +24,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .._compat import rdb_stale_callback_kwarg, storage_of
+from ..errors import ConfigError
+from ._keys import Attr
 
 __all__ = [
     "HEARTBEAT_INTERVAL",
@@ -75,7 +76,7 @@ def resolve_store(
     name: str, store_dir: str | Path, storage: str | None, tracking_uri: str | None
 ) -> Store:
     """Defaults under ``store_dir``; ``storage`` is an RDB URL or a journal file path."""
-    from .tracking import default_tracking_uri
+    from ..tracking import default_tracking_uri
 
     root = Path(store_dir).resolve()
     if storage is None:
@@ -107,14 +108,8 @@ def open_storage(store: Store, on_stale: Callable[[Any, Any], None] | None = Non
         "heartbeat_interval": HEARTBEAT_INTERVAL,
         "grace_period": GRACE_PERIOD,
     }
-    sig = inspect.signature(optuna.storages.RDBStorage.__init__).parameters
-    cb_name = (
-        "heartbeat_stale_trial_callback"
-        if "heartbeat_stale_trial_callback" in sig
-        else "failed_trial_callback"
-    )
     if on_stale is not None:
-        kwargs[cb_name] = on_stale
+        kwargs[rdb_stale_callback_kwarg()] = on_stale
     for attempt in range(3):  # two machines creating the tables at once: one retries
         try:
             return optuna.storages.RDBStorage(store.storage, **kwargs)
@@ -170,17 +165,17 @@ def process_identity() -> dict[str, Any]:
     """This process: host, pid and (Linux) start time, recorded on each trial it runs."""
     stat = _proc_stat(os.getpid())
     return {
-        "evoprune.host": socket.gethostname(),
-        "evoprune.pid": os.getpid(),
-        "evoprune.pid_start": stat[19] if stat else "",
+        Attr.HOST: socket.gethostname(),
+        Attr.PID: os.getpid(),
+        Attr.PID_START: stat[19] if stat else "",
     }
 
 
 def _alive(attrs: dict[str, Any]) -> bool | None:
     """Whether the process that ran a trial lives; ``None`` when it cannot be told here."""
-    if attrs.get("evoprune.host") != socket.gethostname() or "evoprune.pid" not in attrs:
+    if attrs.get(Attr.HOST) != socket.gethostname() or Attr.PID not in attrs:
         return None
-    pid = int(attrs["evoprune.pid"])
+    pid = int(attrs[Attr.PID])
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -190,7 +185,7 @@ def _alive(attrs: dict[str, Any]) -> bool | None:
     stat = _proc_stat(pid)
     if stat is None or stat[0] in ("Z", "X"):
         return False
-    start = attrs.get("evoprune.pid_start")
+    start = attrs.get(Attr.PID_START)
     return not (start and stat[19] != start)
 
 
@@ -203,7 +198,7 @@ def reap_dead_trials(study: Any, close_run: Callable[[str, str], None]) -> list[
     now = datetime.now()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         alive = _alive(t.user_attrs)
-        orphan = "evoprune.pid" not in t.user_attrs and (
+        orphan = Attr.PID not in t.user_attrs and (
             t.datetime_start is None or now - t.datetime_start > timedelta(seconds=60)
         )
         if alive is not False and not orphan:
@@ -211,14 +206,14 @@ def reap_dead_trials(study: Any, close_run: Callable[[str, str], None]) -> list[
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
             study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
             reaped.append(t.number)
-            run_id = t.user_attrs.get("evoprune.mlflow_run_id")
+            run_id = t.user_attrs.get(Attr.MLFLOW_RUN_ID)
             if run_id:
                 close_run(
                     run_id,
                     f"worker {t.user_attrs.get('evoprune.host')}:{t.user_attrs.get('evoprune.pid')}"
                     " died during the trial (no heartbeat); the trial was failed",
                 )
-    if hasattr(study._storage, "record_heartbeat"):
+    if hasattr(storage_of(study), "record_heartbeat"):
         optuna.storages.fail_stale_trials(study)
     return reaped
 

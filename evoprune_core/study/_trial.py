@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import TrialFailed
-from .study_config import Dist, StudyConfig, sample_updates
+from ..errors import TrialFailed
+from ._config import Dist, StudyConfig, sample_updates
+from ._keys import Attr
+
+if TYPE_CHECKING:
+    from ..plugins import Registry
+    from ..resolved import ResolvedRun
+    from ..tracking import StudyRun, Tracking, TrialTracking
 
 __all__ = ["run_trial"]
 
@@ -30,64 +36,60 @@ def _suggest(trial: Any, name: str, d: Dist) -> Any:
 
 
 class _Observer:
-    def __init__(self, run: Any, prefix: str) -> None:
+    def __init__(self, run: TrialTracking, prefix: str) -> None:
         self.run, self.prefix = run, prefix
 
     def generation(self, t: int, record: dict[str, float]) -> None:
         self.run.generation(t, record, self.prefix)
 
 
-def _combination(cfg: Any, registry: Any, baseline: bool) -> dict[str, Any]:
-    uses_amount = registry.operator(cfg.pruning.operator).obj.uses_amount
-    coev = cfg.engine == "coevolution"
+def _combination(run: ResolvedRun, baseline: bool) -> dict[str, Any]:
+    cfg = run.config
     return {
         "engine": cfg.engine,
         "operator": cfg.pruning.operator,
         "schedule": "-" if baseline else cfg.pruning.schedule,
         "probability": None if baseline else cfg.pruning.probability,
-        "amount": cfg.pruning.amount if uses_amount and not baseline else None,
-        "population": f"{cfg.coevolution.cells} cells r{cfg.coevolution.radius}" if coev else "1",
+        "amount": cfg.pruning.amount if run.operator.uses_amount and not baseline else None,
+        "population": run.engine.population(cfg),
     }
 
 
 def run_trial(
-    cfg: StudyConfig, registry: Any, study: Any, trial: Any, tracker: Any, ids: tuple[str, str]
+    cfg: StudyConfig,
+    registry: Registry,
+    study: Any,
+    trial: Any,
+    tracking: Tracking,
+    ids: StudyRun,
 ) -> bool:
     """Sample, run every seed, track in MLflow, tell Optuna. A raising trial fails alone."""
     from optuna.trial import TrialState
 
-    from .data import build_dataset
-    from .engines import run as run_engine
+    from ..resolved import resolve
 
-    baseline = bool(trial.user_attrs.get("evoprune.baseline", False))
+    baseline = bool(trial.user_attrs.get(Attr.BASELINE, False))
     run = None
     tags = {"baseline": str(baseline).lower()}
     try:
         updates = sample_updates(lambda n, d: _suggest(trial, n, d), cfg, registry, baseline)
-        rc = cfg.base.with_updates(
-            {**updates, "seed": cfg.seeds[0]}, registry, source=f"trial {trial.number}"
+        source = f"trial {trial.number}"
+        resolved = resolve(
+            cfg.base.updated({**updates, "seed": cfg.seeds[0]}, source), registry, source
         )
-        op = registry.operator(rc.pruning.operator)
-        combo = _combination(rc, registry, baseline)
-        tags.update(
-            engine=rc.engine,
-            operator=rc.pruning.operator,
-            schedule=rc.pruning.schedule,
-            operator_distribution=op.distribution,
-            operator_version=op.version,
-        )
-        run = tracker.start_trial(ids[0], ids[1], cfg.name, trial.number, tags)
-        trial.set_user_attr("evoprune.mlflow_run_id", run.run_id)
-        trial.set_user_attr("evoprune.combination", combo)
+        rc = resolved.config
+        combo = _combination(resolved, baseline)
+        tags.update(resolved.tags())
+        run = tracking.start_trial(ids, cfg.name, trial.number, tags)
+        trial.set_user_attr(Attr.MLFLOW_RUN_ID, run.run_id)
+        trial.set_user_attr(Attr.COMBINATION, combo)
         run.log_config(rc, cfg.seeds, trial.number)
         summaries, results, best = [], [], None
         for seed in cfg.seeds:
-            c = rc if seed == cfg.seeds[0] else rc.with_updates({"seed": seed}, registry)
-            data = build_dataset(
-                registry.dataset(c.data.name).obj, dict(c.data.params), c.data_seed
-            )
+            seeded = resolved.with_seed(seed)
+            data = seeded.build_dataset()
             prefix = "" if len(cfg.seeds) == 1 else f"seed{seed}."
-            result = run_engine(c, registry, _Observer(run, prefix), data)
+            result = seeded.run(_Observer(run, prefix), data)
             summary = result.summary()
             bad = [k for k in _FINAL if not math.isfinite(float(summary[k]))]
             if bad:
@@ -101,7 +103,7 @@ def run_trial(
         means = {k: sum(r[k] for r in results) / len(results) for k in _FINAL}
         final = dict(means)
         if len(cfg.seeds) > 1:
-            from .report import mean_std
+            from ..report import mean_std
 
             final.update({f"{k}_std": mean_std([r[k] for r in results])[1] for k in _FINAL})
             final.update({f"seed{r['seed']}.{k}": r[k] for r in results for k in _FINAL})
@@ -117,7 +119,7 @@ def run_trial(
             res.population.take([res.best]),
             data.val[:4].numpy(),
         )
-        trial.set_user_attr("evoprune.results", results)
+        trial.set_user_attr(Attr.RESULTS, results)
         run.succeed()
         values = [means[k] for k in cfg.objectives]
         study.tell(trial, values)
@@ -129,15 +131,15 @@ def run_trial(
         raise
     except Exception as exc:  # noqa: BLE001 - a trial that raises fails alone
         if run is None:
-            run = tracker.start_trial(ids[0], ids[1], cfg.name, trial.number, tags)
-            trial.set_user_attr("evoprune.mlflow_run_id", run.run_id)
-        trial.set_user_attr("evoprune.error", f"{type(exc).__name__}: {exc}"[:2000])
+            run = tracking.start_trial(ids, cfg.name, trial.number, tags)
+            trial.set_user_attr(Attr.MLFLOW_RUN_ID, run.run_id)
+        trial.set_user_attr(Attr.ERROR, f"{type(exc).__name__}: {exc}"[:2000])
         run.fail(exc)
         study.tell(trial, state=TrialState.FAIL)
         return False
 
 
-def _log_mean_curves(run: Any, summaries: list[dict[str, Any]]) -> None:
+def _log_mean_curves(run: TrialTracking, summaries: list[dict[str, Any]]) -> None:
     """With replicates, the mean over seeds of every per-generation value, under plain keys."""
     hists = [s["history"] for s in summaries]
     for t in range(min(len(h) for h in hists)):

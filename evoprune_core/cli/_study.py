@@ -8,9 +8,13 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..study import Attr
+
+if TYPE_CHECKING:
+    from ..plugins import Registry
 
 __all__ = ["register"]
 
@@ -27,9 +31,8 @@ def _quiet_libraries() -> None:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from .plugins import Registry
-    from .study_config import load_study_config
-    from .study_storage import resolve_store
+    from ..plugins import Registry
+    from ..study import load_study_config, resolve_store
 
     if args.n_trials is not None and args.n_trials < 1:
         raise ConfigError(f"--n-trials: expected a positive integer, got {args.n_trials}")
@@ -39,7 +42,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     cfg = load_study_config(args.file, registry)
     store = resolve_store(cfg.name, args.store, args.storage, args.tracking_uri)
     _quiet_libraries()
-    from .study import run_study, work
+    from ..study import run_study, work
 
     if args.worker_index is not None:
         if args.worker_threads:
@@ -66,10 +69,12 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
-def _study_name_and_objectives(target: str, registry: Any) -> tuple[str, tuple[str, ...] | None]:
+def _study_name_and_objectives(
+    target: str, registry: Registry
+) -> tuple[str, tuple[str, ...] | None]:
     path = Path(target)
     if path.suffix == ".toml" or path.is_file():
-        from .study_config import load_study_config
+        from ..study import load_study_config
 
         cfg = load_study_config(path, registry)
         return cfg.name, cfg.objectives
@@ -77,9 +82,9 @@ def _study_name_and_objectives(target: str, registry: Any) -> tuple[str, tuple[s
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .plugins import Registry
-    from .report import study_report
-    from .study_storage import open_storage, resolve_store
+    from ..plugins import Registry
+    from ..report import study_report
+    from ..study import open_storage, resolve_store
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -98,7 +103,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     except KeyError:
         raise ConfigError(f"{args.study}: no study {name!r} in {store.storage}") from None
     if objectives is None:
-        objectives = tuple(study.user_attrs.get("evoprune.objectives", ["val_loss"]))
+        objectives = tuple(study.user_attrs.get(Attr.OBJECTIVES, ["val_loss"]))
     print(study_report(study.get_trials(deepcopy=False), objectives, args.format, args.top))
     return 0
 
@@ -127,7 +132,7 @@ def _experiments(root: Path) -> list[tuple[str, str]]:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from .tracking import default_tracking_uri
+    from ..tracking import default_tracking_uri
 
     root = Path(args.store).resolve()
     if not (root / "mlflow.db").is_file():

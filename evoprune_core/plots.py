@@ -8,6 +8,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from .study._keys import Attr
+
 __all__ = ["layer_sparsity_figure", "study_figures", "training_figure"]
 
 
@@ -56,7 +58,7 @@ def study_figures(study: Any, objectives: tuple[str, ...], out: Path) -> list[Pa
     done = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if not t.user_attrs.get("evoprune.baseline")
+        if not t.user_attrs.get(Attr.BASELINE)
     ]
     if not done:
         return []

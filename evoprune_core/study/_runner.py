@@ -18,12 +18,15 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .config import flatten
-from .errors import EvopruneError
-from .study_config import Dist, StudyConfig, grid_designs
-from .study_storage import (
+from .._compat import enqueued_params, trial_id
+from ..config import flatten
+from ..errors import EvopruneError
+from ..tracking import StudyRun
+from ._config import Dist, StudyConfig, grid_designs
+from ._keys import Attr
+from ._storage import (
     Store,
     heartbeat,
     open_storage,
@@ -31,7 +34,11 @@ from .study_storage import (
     reap_dead_trials,
     study_lock,
 )
-from .study_trial import run_trial
+from ._trial import run_trial
+
+if TYPE_CHECKING:
+    from ..plugins import Registry
+    from ..tracking import Tracking
 
 __all__ = ["StudyOutcome", "run_study", "target_trials", "work"]
 
@@ -49,7 +56,7 @@ class StudyOutcome:
     report: str
 
 
-def _designs(cfg: StudyConfig, registry: Any) -> list[tuple[dict[str, Any], bool]]:
+def _designs(cfg: StudyConfig, registry: Registry) -> list[tuple[dict[str, Any], bool]]:
     """Trials the study must contain: baselines (one per engine) and a grid's combinations."""
     out: list[tuple[dict[str, Any], bool]] = []
     if cfg.baseline:
@@ -60,7 +67,7 @@ def _designs(cfg: StudyConfig, registry: Any) -> list[tuple[dict[str, Any], bool
     return out
 
 
-def target_trials(cfg: StudyConfig, registry: Any, n_trials: int | None = None) -> int:
+def target_trials(cfg: StudyConfig, registry: Registry, n_trials: int | None = None) -> int:
     """How many COMPLETE trials the study aims at (a grid has at most its combinations)."""
     n = n_trials or cfg.n_trials
     return min(n, len(_designs(cfg, registry))) if cfg.sampler == "grid" else n
@@ -84,15 +91,16 @@ def make_sampler(cfg: StudyConfig, n_trials: int, worker: int) -> Any:
         return optuna.samplers.RandomSampler(seed=seed)
 
 
-def _tracker(store: Store) -> Any:
-    from .tracking import Tracker
+def _tracker(store: Store) -> Tracking:
+    """The study's tracking backend: MLflow at the store's tracking URI."""
+    from ..tracking import Tracker
 
     return Tracker(store.tracking_uri, store.artifact_root)
 
 
 def _stale_callback(store: Store) -> Callable[[Any, Any], None]:
     def close(study: Any, trial: Any) -> None:
-        run_id = trial.user_attrs.get("evoprune.mlflow_run_id")
+        run_id = trial.user_attrs.get(Attr.MLFLOW_RUN_ID)
         if run_id:
             _tracker(store).close_run(run_id, "FAILED", "no heartbeat: the worker died")
 
@@ -106,7 +114,7 @@ def _open(cfg: StudyConfig, store: Store, sampler: Any = None) -> Any:
     return storage, optuna.load_study(study_name=cfg.name, storage=storage, sampler=sampler)
 
 
-def setup_study(cfg: StudyConfig, store: Store, registry: Any, tracker: Any) -> tuple[str, str]:
+def setup_study(cfg: StudyConfig, store: Store, registry: Registry, tracker: Tracking) -> StudyRun:
     """Create or find the study, its experiment and parent run; enqueue missing designs."""
     import optuna
     from optuna.trial import TrialState
@@ -125,7 +133,6 @@ def setup_study(cfg: StudyConfig, store: Store, registry: Any, tracker: Any) -> 
                 f"{cfg.path}: objectives: the stored study {cfg.name!r} has "
                 f"{len(study.directions)} objective(s); use a new name to change them"
             )
-        exp_id = tracker.experiment(cfg.name)
         params = {
             "n_trials": cfg.n_trials,
             "seeds": list(cfg.seeds),
@@ -136,10 +143,10 @@ def setup_study(cfg: StudyConfig, store: Store, registry: Any, tracker: Any) -> 
             **{f"base.{k}": v for k, v in flatten(cfg.base).items() if k != "seed"},
             **{f"space.{k}": _describe(d) for k, d in cfg.space.items()},
         }
-        parent = tracker.parent_run(exp_id, cfg.name, params)
-        study.set_user_attr("evoprune.parent_run_id", parent)
-        study.set_user_attr("evoprune.experiment_id", exp_id)
-        study.set_user_attr("evoprune.objectives", list(cfg.objectives))
+        ids = tracker.start_study(cfg.name, params)
+        study.set_user_attr(Attr.PARENT_RUN_ID, ids.run_id)
+        study.set_user_attr(Attr.EXPERIMENT_ID, ids.experiment_id)
+        study.set_user_attr(Attr.OBJECTIVES, list(cfg.objectives))
         reap_dead_trials(study, lambda run, why: tracker.close_run(run, "FAILED", why))
         live = [
             t
@@ -148,9 +155,11 @@ def setup_study(cfg: StudyConfig, store: Store, registry: Any, tracker: Any) -> 
         ]
         for params_, baseline in _designs(cfg, registry):
             if not any(_matches(t, params_, baseline) for t in live):
-                study.enqueue_trial(params_, user_attrs={"evoprune.baseline": baseline})
-    tracker.log_text(parent, cfg.text, "study.toml")
-    return exp_id, parent
+                study.enqueue_trial(
+                    params_, user_attrs={Attr.BASELINE: baseline, Attr.DESIGN: params_}
+                )
+    tracker.log_text(ids.run_id, cfg.text, "study.toml")
+    return ids
 
 
 def _describe(d: Dist) -> str:
@@ -160,15 +169,15 @@ def _describe(d: Dist) -> str:
 
 
 def _matches(trial: Any, params: dict[str, Any], baseline: bool) -> bool:
-    given = trial.params or trial.system_attrs.get("fixed_params", {})
-    same = bool(trial.user_attrs.get("evoprune.baseline", False)) == baseline
+    given = trial.params or enqueued_params(trial, Attr.DESIGN)
+    same = bool(trial.user_attrs.get(Attr.BASELINE, False)) == baseline
     return same and all(k in given and given[k] == v for k, v in params.items())
 
 
 def work(
     cfg: StudyConfig,
     store: Store,
-    registry: Any,
+    registry: Registry,
     n_trials: int | None = None,
     worker: int = 0,
     on_progress: Callable[[int], None] | None = None,
@@ -181,7 +190,7 @@ def work(
     target = target_trials(cfg, registry, n_trials)
     tracker = _tracker(store)
     storage, study = _open(cfg, store, make_sampler(cfg, target, worker))
-    ids = (study.user_attrs["evoprune.experiment_id"], study.user_attrs["evoprune.parent_run_id"])
+    ids = StudyRun(study.user_attrs[Attr.EXPERIMENT_ID], study.user_attrs[Attr.PARENT_RUN_ID])
     finite = cfg.sampler == "grid"
     ran = failures = 0
     while True:
@@ -204,7 +213,7 @@ def work(
         if trial is None:
             time.sleep(poll)
             continue
-        with heartbeat(storage, trial._trial_id):
+        with heartbeat(storage, trial_id(trial)):
             ok = run_trial(cfg, registry, study, trial, tracker, ids)
         ran += 1
         failures += not ok
@@ -231,7 +240,7 @@ def _spawn(cfg: StudyConfig, store: Store, n_trials: int, workers: int) -> list[
 def run_study(
     cfg: StudyConfig,
     store: Store,
-    registry: Any,
+    registry: Registry,
     n_trials: int | None = None,
     workers: int = 1,
     quiet: bool = False,
@@ -243,7 +252,7 @@ def run_study(
     n = n_trials or cfg.n_trials
     target = target_trials(cfg, registry, n)
     tracker = _tracker(store)
-    exp_id, parent = setup_study(cfg, store, registry, tracker)
+    ids = setup_study(cfg, store, registry, tracker)
     _, study = _open(cfg, store)
 
     def complete() -> int:
@@ -278,24 +287,24 @@ def run_study(
         done = complete()
         if status == "FINISHED" and done < target:
             status = "FAILED"
-        text = _finish(cfg, study, tracker, parent, status)
+        text = _finish(cfg, study, tracker, ids, status)
     failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-    return StudyOutcome(cfg.name, done, target, failed, exp_id, parent, text)
+    return StudyOutcome(cfg.name, done, target, failed, ids.experiment_id, ids.run_id, text)
 
 
-def _finish(cfg: StudyConfig, study: Any, tracker: Any, parent: str, status: str) -> str:
+def _finish(cfg: StudyConfig, study: Any, tracker: Tracking, ids: StudyRun, status: str) -> str:
     """Study artifacts on the parent run (tables, Optuna plots); end it; return the table."""
-    from .report import study_report
-    from .study_plots import study_figures
+    from ..plots import study_figures
+    from ..report import study_report
 
     trials = study.get_trials(deepcopy=False)
     text = study_report(trials, cfg.objectives, "text")
     try:
-        tracker.log_text(parent, study_report(trials, cfg.objectives, "markdown"), "best.md")
-        tracker.log_text(parent, study_report(trials, cfg.objectives, "csv"), "best.csv")
+        tracker.log_text(ids.run_id, study_report(trials, cfg.objectives, "markdown"), "best.md")
+        tracker.log_text(ids.run_id, study_report(trials, cfg.objectives, "csv"), "best.csv")
         with tempfile.TemporaryDirectory() as tmp:
             for path in study_figures(study, cfg.objectives, Path(tmp)):
-                tracker.client.log_artifact(parent, str(path), "optuna")
+                tracker.log_artifact(ids.run_id, path, "optuna")
     finally:
-        tracker.finish_parent(parent, status)
+        tracker.finish_study(ids, status)
     return text

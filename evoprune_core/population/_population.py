@@ -1,0 +1,297 @@
+"""N masked autoencoders with persistent masks and per-member Adam state in flat buffers.
+
+Every member's weights, biases, masks and Adam moments live in flat ``(N, P)`` buffers; each
+layer is a view into them, stored input-major (``(N, in, out)``) so a batched forward is one
+``bmm`` per layer. Masks persist: a pruned entry stays zero through training (its gradient and
+Adam moments are zeroed too) and nothing ever un-prunes it.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .._compat import fused_adam_
+from ._arch import Architecture, n_params
+from ._export import CompactAutoencoder, compact
+from ._stack import Stack
+
+__all__ = ["Population", "Sparsity"]
+
+
+@dataclass(frozen=True)
+class Sparsity:
+    """True alive/total counts (weights + biases) of one member, per layer and per part."""
+
+    layers: dict[str, tuple[int, int]]
+    encoder: tuple[int, int]
+    decoder: tuple[int, int]
+
+    @property
+    def whole(self) -> tuple[int, int]:
+        return (self.encoder[0] + self.decoder[0], self.encoder[1] + self.decoder[1])
+
+    def fraction(self, part: str = "whole") -> float:
+        alive, total = self.whole if part == "whole" else getattr(self, part)
+        return alive / total
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "remaining_fraction": self.fraction(),
+            "encoder_remaining_fraction": self.fraction("encoder"),
+            "decoder_remaining_fraction": self.fraction("decoder"),
+            "layers": {k: {"alive": a, "total": t} for k, (a, t) in self.layers.items()},
+        }
+
+
+class Population:
+    """N autoencoders: pair ``i`` = (encoder i, decoder i); in coevolution they mix freely.
+
+    State lives in four ``(N, P_enc + P_dec)`` buffers - ``params``, ``masks`` (0/1),
+    ``exp_avg``, ``exp_avg_sq`` (Adam moments) - plus ``steps`` (Adam step count per member).
+    ``encoders`` and ``decoders`` are ``Stack`` views of their columns. A pruned entry is zero
+    with an infinite second moment, so Adam's update there is exactly 0: pruned weights stay
+    pruned with no per-step masking pass.
+    """
+
+    BUFFERS = ("params", "masks", "exp_avg", "exp_avg_sq")
+
+    def __init__(self, arch: Architecture, buffers: dict[str, Tensor], steps: Tensor) -> None:
+        self.arch = arch
+        self.buffers = buffers
+        self.steps = steps
+        split = n_params(arch.encoder_dims)
+        enc = [buffers[k][:, :split] for k in self.BUFFERS]
+        dec = [buffers[k][:, split:] for k in self.BUFFERS]
+        self.encoders = Stack(arch.encoder_dims, "relu", *enc)
+        self.decoders = Stack(arch.decoder_dims, "sigmoid", *dec)
+        self._rows: list[list[Tensor]] | None = None
+
+    @classmethod
+    def create(cls, arch: Architecture, n: int, generator: torch.Generator) -> Population:
+        """``n`` fresh, unpruned members drawn from ``generator``."""
+        total = arch.n_params
+        zeros = torch.zeros(n, total)
+        pop = cls(
+            arch,
+            {
+                "params": zeros,
+                "masks": torch.ones(n, total),
+                "exp_avg": zeros.clone(),
+                "exp_avg_sq": zeros.clone(),
+            },
+            torch.zeros(n),
+        )
+        pop.encoders.init_(generator)
+        pop.decoders.init_(generator)
+        return pop
+
+    @property
+    def n(self) -> int:
+        return self.steps.shape[0]
+
+    @property
+    def params(self) -> Tensor:
+        return self.buffers["params"]
+
+    @property
+    def masks(self) -> Tensor:
+        return self.buffers["masks"]
+
+    def parts(self) -> tuple[tuple[str, Stack], tuple[str, Stack]]:
+        return (("encoder", self.encoders), ("decoder", self.decoders))
+
+    def take(
+        self, encoders: Tensor | list[int], decoders: Tensor | list[int] | None = None
+    ) -> Population:
+        """A new population of copies: pair k = (encoder ``encoders[k]``, decoder ``decoders[k]``).
+
+        Optimiser state travels with each network; the step count follows the encoder.
+        """
+        e = torch.as_tensor(encoders, dtype=torch.long)
+        d = e if decoders is None else torch.as_tensor(decoders, dtype=torch.long)
+        split = self.encoders.size
+        buffers = {
+            k: torch.cat(
+                [
+                    self.buffers[k][:, :split].index_select(0, e),
+                    self.buffers[k][:, split:].index_select(0, d),
+                ],
+                1,
+            )
+            for k in self.BUFFERS
+        }
+        return Population(self.arch, buffers, self.steps.index_select(0, e))
+
+    def clone(self) -> Population:
+        return Population(
+            self.arch, {k: v.clone() for k, v in self.buffers.items()}, self.steps.clone()
+        )
+
+    # -- optimisation and pruning --------------------------------------------------------
+    def adam_step(
+        self,
+        grad: Tensor,
+        lrs: Tensor | list[float],
+        betas: tuple[float, float],
+        eps: float,
+        part: str | None = None,
+        count: bool = True,
+    ) -> None:
+        """One Adam update of every member with its own learning rate (fused kernel).
+
+        ``part`` ("encoder" or "decoder") updates only that network's columns (``grad`` still
+        has all ``P`` columns); ``count=False`` leaves the step counts as they are (a second
+        half-step of the same minibatch).
+        """
+        lr_list = lrs.tolist() if isinstance(lrs, Tensor) else list(lrs)
+        if count:
+            self.steps.add_(1)
+        if self._rows is None:
+            self._rows = [
+                list(self.buffers[k].unbind(0)) for k in ("params", "exp_avg", "exp_avg_sq")
+            ]
+            self._rows.append(list(self.steps.unbind(0)))
+        ps, ms, vs, ss = self._rows
+        grads = grad.unbind(0)
+        if part is not None:
+            split = self.encoders.size
+            cols = slice(0, split) if part == "encoder" else slice(split, None)
+            ps, ms, vs = ([r[cols] for r in rows] for rows in (ps, ms, vs))
+            grads = tuple(g[cols] for g in grads)
+        for c in range(self.n):
+            fused_adam_([ps[c]], [grads[c]], [ms[c]], [vs[c]], [ss[c]], lr_list[c], betas, eps)
+
+    def prune(self, keep: Tensor, members: Tensor | list[int] | None = None) -> None:
+        """Intersect the masks of ``members`` (all by default) with ``keep`` (``(k, P)``, 0/1).
+
+        Pruned entries get weight 0, first moment 0 and second moment +inf; masks never grow.
+        """
+        masks = self.masks
+        if members is None:
+            masks.mul_(keep)
+        else:
+            idx = torch.as_tensor(members, dtype=torch.long)
+            masks[idx] = masks[idx] * keep
+        dead = masks == 0
+        self.params.masked_fill_(dead, 0.0)
+        self.buffers["exp_avg"].masked_fill_(dead, 0.0)
+        self.buffers["exp_avg_sq"].masked_fill_(dead, float("inf"))
+
+    # -- inference -----------------------------------------------------------------------
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """Every pair's reconstruction of ``x`` (``(B, D)`` shared or ``(N, B, D)``): ``(N, B, D)``."""
+        z = torch.relu_(self.encoders.forward(x))
+        return torch.sigmoid_(self.decoders.forward(z))  # a fresh tensor: in place is safe
+
+    @torch.no_grad()
+    def activations(self, x: Tensor) -> list[Tensor]:
+        """Every layer's post-activation output on ``x`` (encoder first): ``(N, B, out)`` each.
+
+        The training forward pass with its layer-input cache: the cache holds each hidden
+        layer's rectified output, the two ends are activated here.
+        """
+        enc_cache: list[Tensor] = []
+        dec_cache: list[Tensor] = []
+        latent = torch.relu(self.encoders.forward(x, enc_cache))
+        out = torch.sigmoid(self.decoders.forward(latent, dec_cache))
+        return [*enc_cache[1:], latent, *dec_cache[1:], out]
+
+    @torch.no_grad()
+    def l1(self, x: Tensor, chunk: int = 32) -> Tensor:
+        """Mean absolute reconstruction error of every pair on ``x``: ``(N,)``.
+
+        Chunks of ``chunk`` rows with in-place element-wise work keep the ``(N, chunk, D)``
+        intermediate cache-sized.
+        """
+        total = torch.zeros(self.n, dtype=torch.float64)
+        for s in range(0, x.shape[0], chunk):
+            xb = x[s : s + chunk]
+            y = self.reconstruct(xb)
+            total += y.sub_(xb).abs_().sum((1, 2), dtype=torch.float64)
+        return (total / x.numel()).float()
+
+    @torch.no_grad()
+    def pair_l1(
+        self, x: Tensor, encoders: Tensor | None = None, decoders: Tensor | None = None
+    ) -> Tensor:
+        """L1 of every (encoder e, decoder d) pairing on ``x``: ``(n_enc, n_dec)``.
+
+        ``encoders``/``decoders`` select members (default all). All latents are computed once
+        and every decoder reconstructs all of them in one batched pass.
+        """
+        enc = self.encoders if encoders is None else self.encoders.take(encoders)
+        dec = self.decoders if decoders is None else self.decoders.take(decoders)
+        b = x.shape[0]
+        z = torch.relu_(enc.forward(x))  # (Ne, B, L)
+        flat = z.reshape(enc.n * b, -1)
+        y = torch.sigmoid(dec.forward(flat))  # (Nd, Ne*B, D)
+        err = (y.view(dec.n, enc.n, b, -1) - x).abs().mean((2, 3))  # (Nd, Ne)
+        return err.t().contiguous()
+
+    # -- accounting and export -----------------------------------------------------------
+    def sparsity(self, member: int = 0) -> Sparsity:
+        layers: dict[str, tuple[int, int]] = {}
+        totals = {}
+        for part, stack in self.parts():
+            alive_sum = total_sum = 0
+            for layer, (wt, bt, wa, ba) in enumerate(stack.layer_counts()):
+                alive = int(wa[member].item() + ba[member].item())
+                layers[f"{part}.{layer}"] = (alive, wt + bt)
+                alive_sum += alive
+                total_sum += wt + bt
+            totals[part] = (alive_sum, total_sum)
+        return Sparsity(layers, totals["encoder"], totals["decoder"])
+
+    def remaining_fractions(self) -> dict[str, Tensor]:
+        """Alive fraction of every member: ``{"encoder": (N,), "decoder": (N,), "whole": (N,)}``."""
+        out: dict[str, Tensor] = {}
+        for part, stack in self.parts():
+            out[part] = stack.masks.sum(1) / stack.masks.shape[1]
+        total = self.encoders.masks.shape[1] + self.decoders.masks.shape[1]
+        out["whole"] = (self.encoders.masks.sum(1) + self.decoders.masks.sum(1)) / total
+        return out
+
+    def compact(self, member: int = 0) -> CompactAutoencoder:
+        """Member ``member`` as a dense ``nn.Module`` with dead units physically removed."""
+        return compact(self, member)
+
+    # -- persistence ---------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format": "evoprune.population/1",
+            "arch": {
+                "input_dim": self.arch.input_dim,
+                "encoder": list(self.arch.encoder),
+                "decoder": list(self.arch.decoder),
+            },
+            "buffers": dict(self.buffers),
+            "steps": self.steps,
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> Population:
+        if state.get("format") != "evoprune.population/1":
+            raise ValueError("not an evoprune population file")
+        a = state["arch"]
+        arch = Architecture(int(a["input_dim"]), tuple(a["encoder"]), tuple(a["decoder"]))
+        return cls(arch, dict(state["buffers"]), state["steps"])
+
+    def save(self, path: str | Path) -> None:
+        """Write the population (weights, masks, optimiser state) atomically."""
+        path = Path(path)
+        buf = io.BytesIO()
+        torch.save(self.state_dict(), buf)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(buf.getvalue())
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Population:
+        return cls.from_state_dict(torch.load(Path(path), weights_only=True))

@@ -1,0 +1,205 @@
+"""The configuration boundary: a validated ``RunConfig`` and its components, looked up once.
+
+``resolve(cfg, registry)`` looks every component name of a run up in the plugin registry
+exactly once - engine, operator, schedule, dataset - validates their parameters (filling the
+defaults, so the configuration a run logs says everything that determined it), builds the
+operator, schedule and engine instances and records where each came from. Everything below
+this layer (engines, studies' trials) receives the frozen :class:`ResolvedRun` and never
+sees the registry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .config import RunConfig
+from .data import Dataset, DatasetSpec, build_dataset
+from .engines.base import Engine
+from .errors import ConfigError, PluginError
+from .operators import Operator
+from .params import validate_params
+from .schedules import Schedule
+
+if TYPE_CHECKING:
+    from .engines.common import Observer, RunResult
+    from .plugins import Provided, Registry
+
+__all__ = ["Provenance", "ResolvedRun", "resolve", "run_config"]
+
+COMPONENTS = ("engine", "operator", "schedule", "dataset")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where one component of a run came from."""
+
+    kind: str
+    name: str
+    distribution: str
+    version: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "distribution": self.distribution, "version": self.version}
+
+
+@dataclass(frozen=True)
+class ResolvedRun:
+    """A run ready to go: the filled configuration and its built components."""
+
+    config: RunConfig
+    engine: Engine
+    operator: Operator
+    schedule: Schedule
+    dataset: DatasetSpec
+    provenance: tuple[Provenance, ...]
+
+    def build_dataset(self) -> Dataset:
+        """The dataset the configuration names, built with its parameters and data seed."""
+        cfg = self.config
+        return build_dataset(self.dataset, dict(cfg.data.params), cfg.data_seed)
+
+    def with_seed(self, seed: int) -> ResolvedRun:
+        """The same run with another seed (components are stateless: nothing is looked up)."""
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"seed: expected a non-negative integer, got {seed!r}")
+        return dataclasses.replace(self, config=self.config.model_copy(update={"seed": seed}))
+
+    def run(self, observer: Observer | None = None, dataset: Dataset | None = None) -> RunResult:
+        """Run the engine on this resolved run."""
+        return self.engine.run(self, observer, dataset)
+
+    def components(self) -> dict[str, dict[str, str]]:
+        """``{kind: {name, distribution, version}}`` of engine, operator, schedule, dataset."""
+        return {p.kind: p.as_dict() for p in self.provenance}
+
+    def tags(self) -> dict[str, str]:
+        """Flat provenance tags, e.g. ``operator``, ``operator_distribution``, ``..._version``."""
+        out: dict[str, str] = {}
+        for p in self.provenance:
+            out[p.kind] = p.name
+            out[f"{p.kind}_distribution"] = p.distribution
+            out[f"{p.kind}_version"] = p.version
+        return out
+
+
+def _params(
+    kind: str, declared: Any, tables: dict[str, dict[str, Any]], flat: dict[str, Any], name: str
+) -> dict[str, Any]:
+    """The chosen component's parameters: its own table merged with the flat (effective) form.
+
+    Errors name the form the user wrote (``pruning.operators.<name>.<key>`` or
+    ``pruning.operator_params.<key>``).
+    """
+    short = name.rpartition(":")[2]
+    table = dict(tables.get(name, tables.get(short, {})))
+    validate_params(declared, dict(flat), f"pruning.{kind}_params")
+    for key, value in flat.items():
+        if key in table and table[key] != value:
+            raise ConfigError(
+                f"pruning.{kind}_params.{key}: {value!r} contradicts "
+                f"pruning.{kind}s.{short}.{key} = {table[key]!r}; give it once"
+            )
+        table[key] = value
+    return validate_params(declared, table, f"pruning.{kind}s.{short}")
+
+
+def _check_tables(registry: Registry, kind: str, tables: dict[str, dict[str, Any]]) -> None:
+    """Every per-component table names an installed component and only its parameters."""
+    for name, table in tables.items():
+        where = f"pruning.{kind}s.{name}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: expected a table of parameters")
+        found = registry.get(kind, name, where)
+        validate_params(found.obj.parameters, dict(table), where)
+
+
+def resolve(cfg: RunConfig, registry: Registry, source: str = "<config>") -> ResolvedRun:
+    """Look up and build every component of ``cfg`` once; errors are one ``ConfigError`` line."""
+    try:
+        found: dict[str, Provided] = {
+            "engine": registry.engine(cfg.engine),
+            "operator": registry.operator(cfg.pruning.operator),
+            "schedule": registry.schedule(cfg.pruning.schedule),
+            "dataset": registry.dataset(cfg.data.name),
+        }
+        pr = cfg.pruning
+        _check_tables(registry, "operator", pr.operators)
+        _check_tables(registry, "schedule", pr.schedules)
+        op_params = _params(
+            "operator",
+            found["operator"].obj.parameters,
+            pr.operators,
+            pr.operator_params,
+            cfg.pruning.operator,
+        )
+        sched_params = _params(
+            "schedule",
+            found["schedule"].obj.parameters,
+            pr.schedules,
+            pr.schedule_params,
+            cfg.pruning.schedule,
+        )
+        data_params = validate_params(
+            found["dataset"].obj.parameters, dict(cfg.data.params), "data.params"
+        )
+        engine_cls: type[Engine] = found["engine"].obj
+        short = cfg.engine.rpartition(":")[2]
+        unknown = set(cfg.engines) - {short, cfg.engine}
+        if unknown:
+            raise ConfigError(
+                f"engines.{sorted(unknown)[0]}: parameters of an engine this run does not use "
+                f"(engine = {cfg.engine!r})"
+            )
+        given = dict(cfg.engines.get(short, cfg.engines.get(cfg.engine, {})))
+        engine_params = validate_params(engine_cls.parameters, given, f"engines.{short}")
+    except (PluginError, ConfigError) as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    filled = cfg.model_copy(
+        update={
+            "pruning": pr.model_copy(
+                update={
+                    "operator_params": op_params,
+                    "schedule_params": sched_params,
+                    "operators": {},
+                    "schedules": {},
+                }
+            ),
+            "data": cfg.data.model_copy(update={"params": data_params}),
+            "engines": {short: engine_params} if engine_params else {},
+        }
+    )
+    try:
+        engine = engine_cls(**engine_params)
+        operator = found["operator"].obj(**op_params)
+        schedule = found["schedule"].obj(pr.probability, **sched_params)
+    except (ConfigError, ValueError) as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return ResolvedRun(
+        config=filled,
+        engine=engine,
+        operator=operator,
+        schedule=schedule,
+        dataset=found["dataset"].obj,
+        provenance=tuple(
+            Provenance(kind, found[kind].name, found[kind].distribution, found[kind].version)
+            for kind in COMPONENTS
+        ),
+    )
+
+
+def run_config(
+    cfg: RunConfig | ResolvedRun,
+    registry: Registry | None = None,
+    observer: Observer | None = None,
+    dataset: Dataset | None = None,
+) -> RunResult:
+    """Resolve ``cfg`` against ``registry`` (default: the installed plugins) and run it."""
+    if isinstance(cfg, RunConfig):
+        if registry is None:
+            from .plugins import Registry
+
+            registry = Registry.load()
+        cfg = resolve(cfg, registry)
+    return cfg.run(observer, dataset)
