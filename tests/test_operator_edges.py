@@ -132,3 +132,66 @@ def test_unit_probabilities_exact() -> None:
     assert _unit_probabilities(one, one, 1.0).tolist() == [1.0]  # a layer of one entry
     for weights, sizes, amount in ((w, six, 0.0), (w, six * 0, 0.5), (w * 0, six, 0.5)):
         assert torch.equal(_unit_probabilities(weights, sizes, amount), torch.zeros(3).double())
+
+
+# -- variance --------------------------------------------------------------------------------
+SPREADS = torch.tensor([1.0, 2.0, 3.0, 3.0])  # std of each unit's activations over 4 rows
+
+
+def spread_acts(spreads: torch.Tensor) -> torch.Tensor:
+    sign = torch.tensor([1.0, -1.0, 1.0, -1.0]).unsqueeze(1)
+    return 10.0 + sign * spreads * (3**0.5 / 2)  # unbiased std over the 4 rows = spreads
+
+
+def wide(acts: torch.Tensor, *, output: bool = False) -> LayerView:
+    """A layer of ``acts.shape[1]`` units with 500 inputs each: pruned counts track p."""
+    lv = layer(acts, output=output)
+    units = acts.shape[1]
+    return LayerView(
+        **{
+            **lv.__dict__,
+            "weight": torch.ones(1, units, 500),
+            "weight_mask": torch.ones(1, units, 500, dtype=torch.bool),
+        }
+    )
+
+
+def pruned_per_unit(m: LayerMask) -> list[int]:
+    return (~m.weight[0]).sum(1).tolist()
+
+
+def test_variance_std_and_var_spreads_differ() -> None:
+    acts = spread_acts(SPREADS)
+    std = prune(VariancePruning(direction="high", spread="std"), wide(acts), amount=0.3)
+    var = prune(VariancePruning(direction="high", spread="var"), wide(acts), amount=0.3)
+    # p ~ normalised spread: std 0, .5, 1, 1 (c = 0.48); var 0, 3/8, 1, 1 (c = 0.509)
+    assert pruned_per_unit(std[0]) == [0, 114, 258, 239]
+    assert pruned_per_unit(var[0]) == [0, 92, 267, 257]
+
+
+def test_variance_equal_spreads_prune_uniformly() -> None:
+    acts = spread_acts(torch.full((4,), 2.0))  # no spread between units: every w is 0.5
+    masks = prune(VariancePruning(), wide(acts), amount=0.5)
+    assert pruned_per_unit(masks[0]) == [249, 243, 265, 252]  # p = 0.5 for every unit
+
+
+def test_variance_prunes_the_output_layer_only_when_asked() -> None:
+    acts = spread_acts(SPREADS)
+    hidden, out = wide(acts), wide(acts, output=True)
+    default = prune(VariancePruning(), hidden, out, amount=0.3)
+    assert sum(pruned_per_unit(default[1])) == 0 and sum(pruned_per_unit(default[0])) > 0
+    both = prune(VariancePruning(include_output=True), hidden, out, amount=0.3)
+    assert sum(pruned_per_unit(both[1])) > 0
+
+
+def test_variance_leaves_a_dead_layer_alone() -> None:
+    lv = wide(spread_acts(SPREADS))
+    dead = LayerView(
+        **{
+            **lv.__dict__,
+            "weight_mask": torch.zeros_like(lv.weight_mask),
+            "bias_mask": torch.zeros_like(lv.bias_mask),
+        }
+    )
+    m = prune(VariancePruning(), dead, amount=0.5)[0]
+    assert not m.weight.any() and not m.bias.any()

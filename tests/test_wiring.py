@@ -203,6 +203,8 @@ def test_loss_and_lr_tables() -> None:
     decay = TrainingConfig(lr=1e-3, lr_decay=0.5, lr_decay_every=2)
     assert [decay.lr_at(t) for t in range(5)] == [1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4]
     assert TrainingConfig(lr=1e-3, lr_decay=0.5).lr_at(7) == 1e-3  # every = 0: never
+    every = TrainingConfig(lr=1e-3, lr_decay=0.5, lr_decay_every=1)
+    assert [every.lr_at(t) for t in range(3)] == [1e-3, 5e-4, 2.5e-4]
 
 
 @pytest.mark.parametrize("engine", [[], COEVO], ids=["canonical", "coevolution"])
