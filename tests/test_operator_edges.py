@@ -195,3 +195,8 @@ def test_variance_leaves_a_dead_layer_alone() -> None:
     )
     m = prune(VariancePruning(), dead, amount=0.5)[0]
     assert not m.weight.any() and not m.bias.any()
+
+
+def test_parameters_are_also_attributes() -> None:
+    op = ConjunctivePruning(threshold=0.2, stop="one_left")
+    assert (op.threshold, op.stop, op.cases) == (0.2, "one_left", 100)  # type: ignore[attr-defined]

@@ -302,3 +302,12 @@ def test_per_cell_evaluation_of_large_rings_equals_the_full_matrix() -> None:
     assert got.shape == (n, 5, 5)
     torch.testing.assert_close(got, full[nbr.unsqueeze(2), nbr.unsqueeze(1)], rtol=0, atol=1e-6)
     assert got[7, 1, 2].item() == pytest.approx(full[6, 8].item(), abs=1e-6)  # enc 6, dec 8
+
+
+def test_bad_ring_is_a_config_error_naming_both_numbers() -> None:
+    from evoprune_core.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=r"^coevolution: need cells >= 1 and radius >= 0 \(got 0, 1\)$"
+    ):
+        neighbourhoods(0, 1)
