@@ -382,4 +382,7 @@ class ConjunctivePruning(Operator):
 
 
 def builtin_operators() -> list[type[Operator]]:
-    return [NoPruning, RandomPruning, MagnitudePruning, VariancePruning, ConjunctivePruning]
+    from .evolve.operator import FormulaOperator
+
+    return [NoPruning, RandomPruning, MagnitudePruning, VariancePruning, ConjunctivePruning,
+            FormulaOperator]  # fmt: skip

@@ -101,6 +101,8 @@ class Tracking(Protocol):
 
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None: ...
 
+    def artifact_location(self, run_id: str, artifact_file: str) -> str: ...
+
 
 def default_tracking_uri(store: Path) -> str:
     """``sqlite:///<abs store>/mlflow.db``."""
@@ -219,7 +221,44 @@ class Tracker:
         _retry(self.client.set_terminated, study.run_id, status)
 
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        """Log a local file as an artifact of the run (under ``artifact_path``, if given)."""
         _retry(self.client.log_artifact, run_id, str(path), artifact_path)
+
+    def artifact_location(self, run_id: str, artifact_file: str) -> str:
+        """Where an artifact of the run lives: a local path for a file store, else its URI."""
+        from urllib.parse import unquote, urlparse
+
+        uri = f"{self.client.get_run(run_id).info.artifact_uri}/{artifact_file}"
+        parsed = urlparse(uri)
+        return unquote(parsed.path) if parsed.scheme == "file" else uri
+
+    def named_run(self, experiment_id: str, role: str, name: str, params: dict[str, Any]) -> str:
+        """The run tagged ``role``/``name`` in the experiment (found again on resume), else new."""
+        found = self.client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{ROLE}` = '{role}' and tags.`evoprune.name` = '{name}'",
+            max_results=1,
+            order_by=["attributes.start_time ASC"],
+        )
+        if found:
+            run_id = found[0].info.run_id
+            _retry(self.client.update_run, run_id, status="RUNNING")
+            return run_id
+        run = self.client.create_run(
+            experiment_id,
+            run_name=name,
+            tags={ROLE: role, "evoprune.name": name, "evoprune_version": __version__},
+        )
+        items = [Param(k, param_value(v)[:6000]) for k, v in sorted(params.items())]
+        for i in range(0, len(items), 100):
+            _retry(self.client.log_batch, run.info.run_id, params=items[i : i + 100])
+        return run.info.run_id
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
+        """Numeric metrics at ``step`` (one batch)."""
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        _retry(self.client.log_batch, run_id, metrics=batch)
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:

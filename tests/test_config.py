@@ -65,7 +65,7 @@ def test_overrides_parse_toml_values(registry, tmp_path) -> None:
         (
             "[pruning]\noperator = 'nope'\n",
             [],
-            "pruning.operator: unknown operator 'nope'; allowed: conjunctive, magnitude, none",
+            "pruning.operator: unknown operator 'nope'; allowed: conjunctive, formula, magnitude, none",
         ),
         ("[pruning]\nschedule = 'weekly'\n", [], "pruning.schedule: unknown schedule 'weekly'"),
         (

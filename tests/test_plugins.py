@@ -22,7 +22,7 @@ from evoprune_core import Operator, PluginError, hookimpl
 from evoprune_core.operators import RandomPruning
 from evoprune_core.plugins import PluginWarning, Registry
 
-BUILTIN_OPERATORS = ["conjunctive", "magnitude", "none", "random", "variance"]
+BUILTIN_OPERATORS = ["conjunctive", "formula", "magnitude", "none", "random", "variance"]
 
 OPERATOR_MODULE = """
 from evoprune_core import Operator, hookimpl

@@ -181,6 +181,9 @@ def _extensions() -> list[Any]:
     except ImportError:
         return out
     out.append(study_register)
+    from ..evolve.cli import register as evolve_register
+
+    out.append(evolve_register)
     return out
 
 

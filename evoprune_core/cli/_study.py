@@ -54,6 +54,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     outcome = run_study(cfg, store, registry, args.n_trials, args.workers, args.quiet)
     print(outcome.report)
     here = str(Path.cwd()) + "/"  # show paths below the working directory relative to it
+    if outcome.pareto_plot:
+        print(f"\nPareto front plot: {outcome.pareto_plot}".replace(here, ""))
     print(
         f"\n{outcome.complete}/{outcome.target} trials complete"
         + (f", {outcome.failed} failed" if outcome.failed else "")
@@ -95,6 +97,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.study}: no study {name!r} stored at {store.journal}")
     if args.top < 1:
         raise ConfigError(f"--top: expected a positive integer, got {args.top}")
+    _check_stats_options(args)
     _quiet_libraries()
     import optuna
 
@@ -104,7 +107,37 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.study}: no study {name!r} in {store.storage}") from None
     if objectives is None:
         objectives = tuple(study.user_attrs.get(Attr.OBJECTIVES, ["val_loss"]))
+    if args.stats:
+        return _print_stats(args, name, study.get_trials(deepcopy=False), objectives)
     print(study_report(study.get_trials(deepcopy=False), objectives, args.format, args.top))
+    return 0
+
+
+def _check_stats_options(args: argparse.Namespace) -> None:
+    if not args.stats:
+        for opt, value in (("--against", args.against), ("--group", args.group),
+                           ("--metric", args.metric), ("--plots", args.plots)):  # fmt: skip
+            if value is not None:
+                raise ConfigError(f"{opt}: only with --stats")
+    if args.plots is not None and Path(args.plots).exists() and not Path(args.plots).is_dir():
+        raise ConfigError(f"--plots: {args.plots} exists and is not a directory")
+
+
+def _print_stats(
+    args: argparse.Namespace, name: str, trials: list[Any], objectives: tuple[str, ...]
+) -> int:
+    """``report --stats``: tests across seeds (see ``evoprune_core.stats_report``), plots."""
+    from ..stats_format import format_stats
+    from ..stats_report import build_stats
+
+    metrics = tuple(dict.fromkeys(args.metric)) if args.metric else objectives
+    report = build_stats(trials, metrics, name, args.group or "trial", args.against)
+    print(format_stats(report, args.format))
+    if args.plots is not None:
+        from ..stats_plots import write_figures
+
+        for path in write_figures(report, Path(args.plots)):
+            print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
@@ -175,6 +208,31 @@ def register(sub: Any) -> None:
     p.add_argument("--top", type=int, default=10, help="rows of the best-combinations table")
     p.add_argument("--storage", help="Optuna storage (default: the journal in --store)")
     p.add_argument("--store", default="mlruns", help=_STORE_HELP)
+    p.add_argument(
+        "--stats",
+        action="store_true",
+        help="median/IQR over seeds, Mann-Whitney U against a reference, Holm, A12",
+    )
+    p.add_argument(
+        "--against",
+        metavar="COMBINATION",
+        help="reference for every group: engine/operator/schedule, engine/none (a baseline) "
+        "or trial:N (default: each engine's no-pruning baseline)",
+    )
+    p.add_argument(
+        "--group",
+        choices=["trial", "combination"],
+        help="what seeds replicate: one trial (default) or every trial of a combination pooled",
+    )
+    p.add_argument(
+        "--metric",
+        action="append",
+        choices=["val_loss", "test_loss", "train_loss", "remaining_fraction"],
+        help="metric to test (repeatable; default: the study's objectives)",
+    )
+    p.add_argument(
+        "--plots", metavar="DIR", help="with --stats: write box plots and the Pareto front (PNG)"
+    )
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("ui", help="start the MLflow UI on the project's store")

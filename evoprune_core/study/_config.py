@@ -182,6 +182,9 @@ def _parse_dist(
             f"{where}: not allowed in a space; seeds are replicates, and declared operator "
             "and schedule parameters are sampled automatically"
         )
+    declared = _declared_str_param(key, registry)
+    if declared is not None:
+        return _parse_str_choices(where, key, spec, declared, registry)
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", key):
         raise ConfigError(f"{where}: expected a dotted RunConfig key such as pruning.amount")
     unknown = set(spec) - {"choices", "low", "high", "log", "step"}
@@ -235,6 +238,31 @@ def _parse_dist(
     return Dist("int" if is_int else "float", low=low, high=high, log=log, step=step)
 
 
+def _declared_str_param(key: str, registry: Any) -> Param | None:
+    """The declared ``str`` parameter a key ``operator.<name>.<param>`` names, if any."""
+    parts = key.split(".")
+    if len(parts) != 3 or parts[0] != "operator" or parts[1] not in registry.names("operator"):
+        return None
+    found = [p for p in registry.operator(parts[1]).obj.parameters if p.name == parts[2]]
+    return found[0] if found and found[0].kind == "str" else None
+
+
+def _parse_str_choices(where: str, key: str, spec: dict[str, Any], p: Param, registry: Any) -> Dist:
+    """``{ choices = [...] }`` for a declared str parameter (e.g. formula expressions)."""
+    choices = spec.get("choices")
+    if set(spec) != {"choices"} or not isinstance(choices, list) or not choices:
+        raise ConfigError(f"{where}: expected {{ choices = [...] }} (a non-empty list of strings)")
+    if any(not isinstance(c, str) for c in choices) or len(set(choices)) != len(choices):
+        raise ConfigError(f"{where}.choices: values must be distinct strings")
+    cls = registry.operator(key.split(".")[1]).obj
+    for i, c in enumerate(choices):
+        try:
+            cls(**{p.name: c})
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.choices[{i}]: {exc}") from None
+    return Dist("categorical", tuple(choices))
+
+
 def _reader(where: str, key: str, base: RunConfig, registry: Registry) -> dict[str, Any]:
     """``{}`` when the base's engine reads ``key``, else ``{"engine": one that does}`` (a space
     key owned by another engine is validated under that engine)."""
@@ -283,6 +311,8 @@ def sample_updates(
     finite = study.sampler == "grid"
     updates: dict[str, Any] = {}
     for key in _ordered(space):
+        if key.startswith("operator."):
+            continue  # a declared str parameter: sampled with its operator below
         if key.startswith("pruning.") and baseline:
             continue
         engine = registry.engine(updates.get("engine", base.engine)).obj
@@ -303,6 +333,9 @@ def sample_updates(
         if name != getattr(base.pruning, kind):
             given = {}
         for p in declared:
+            if p.kind == "str" and f"{kind}.{name}.{p.name}" in space:  # e.g. formula texts
+                given[p.name] = choose(f"{kind}.{name}.{p.name}", space[f"{kind}.{name}.{p.name}"])
+                continue
             if not study.tune_plugin_params:
                 break  # declared parameters keep the base's values or their defaults
             if not p.tunable or p.kind == "str" or (finite and p.kind in ("int", "float")):

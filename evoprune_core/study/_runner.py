@@ -54,6 +54,7 @@ class StudyOutcome:
     experiment_id: str
     parent_run_id: str
     report: str
+    pareto_plot: str = ""
 
 
 def _designs(cfg: StudyConfig, registry: Registry) -> list[tuple[dict[str, Any], bool]]:
@@ -287,24 +288,51 @@ def run_study(
         done = complete()
         if status == "FINISHED" and done < target:
             status = "FAILED"
-        text = _finish(cfg, study, tracker, ids, status)
+        text, plot = _finish(cfg, study, tracker, ids, status)
     failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-    return StudyOutcome(cfg.name, done, target, failed, ids.experiment_id, ids.run_id, text)
+    return StudyOutcome(cfg.name, done, target, failed, ids.experiment_id, ids.run_id, text, plot)
 
 
-def _finish(cfg: StudyConfig, study: Any, tracker: Tracking, ids: StudyRun, status: str) -> str:
-    """Study artifacts on the parent run (tables, Optuna plots); end it; return the table."""
+def _finish(
+    cfg: StudyConfig, study: Any, tracker: Tracking, ids: StudyRun, status: str
+) -> tuple[str, str]:
+    """Study artifacts on the parent run (tables, Optuna plots, statistics); end it; return
+    the table and where the Pareto front plot went."""
     from ..plots import study_figures
     from ..report import study_report
 
     trials = study.get_trials(deepcopy=False)
     text = study_report(trials, cfg.objectives, "text")
+    plot = ""
     try:
         tracker.log_text(ids.run_id, study_report(trials, cfg.objectives, "markdown"), "best.md")
         tracker.log_text(ids.run_id, study_report(trials, cfg.objectives, "csv"), "best.csv")
         with tempfile.TemporaryDirectory() as tmp:
             for path in study_figures(study, cfg.objectives, Path(tmp)):
                 tracker.log_artifact(ids.run_id, path, "optuna")
+        plot = _log_stats(cfg, trials, tracker, ids.run_id)
     finally:
         tracker.finish_study(ids, status)
-    return text
+    return text, plot
+
+
+def _log_stats(cfg: StudyConfig, trials: list[Any], tracker: Tracking, run_id: str) -> str:
+    """``evoprune report --stats`` (JSON, Markdown) and its plots under the study run's
+    ``stats/``; returns where ``pareto_front.png`` went ("" if nowhere)."""
+    from ..stats_format import format_stats
+    from ..stats_plots import write_figures
+    from ..stats_report import build_stats
+
+    report = build_stats(trials, cfg.objectives, cfg.name)
+    if not report.groups:
+        return ""
+    tracker.log_text(run_id, format_stats(report, "json"), "stats/stats.json")
+    tracker.log_text(run_id, format_stats(report, "markdown"), "stats/stats.md")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for path in write_figures(report, Path(tmp)):
+                tracker.log_artifact(run_id, path, "stats")
+    except Exception as exc:  # noqa: BLE001 - a plot must not fail a finished study
+        warnings.warn(f"evoprune: statistics plots skipped: {exc}", stacklevel=2)
+        return ""
+    return tracker.artifact_location(run_id, "stats/pareto_front.png")

@@ -1,0 +1,297 @@
+"""The evolution loop: DEAP typed GP, truncation selection with elitism, JSON checkpoints.
+
+Generation 0 holds the seeds (``seed_copies`` each) and ramped half-and-half trees. Each
+following generation keeps the ``elite`` best (fitness, then size: parsimony breaks ties)
+and fills the population with their children: one-point crossover and uniform mutation
+(new subtrees of full height ``mutation_height``), both under a static depth limit. A child
+that is invalid (dimension mismatch, oversized intermediates, a non-finite score on the
+probe) is redrawn. Formulas with the same canonical sympy form are evaluated once.
+
+After every generation the state is written as JSON (trees as formula text, re-parsed on
+resume; the random generator's state as numbers): running again resumes, and a larger
+``generations`` extends a finished evolution.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import operator as op
+import random
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deap import gp
+
+from ..errors import ConfigError
+from .config import EvolveFile
+from .fitness import Task, evaluate, geometric_mean, task_scores
+from .grammar import parse, to_text
+from .primitives import Scalar, primitive_set
+from .randomness import deap_random, rng_from_state, rng_state
+from .seeds import SEEDS
+from .simplify import cache_key
+
+__all__ = ["Entry", "Evolution", "EvolutionState", "hall_of_fame"]
+
+FORMAT = "evoprune.evolve/1"
+
+
+@dataclass
+class Entry:
+    """One evaluated formula (the first text seen for its canonical form)."""
+
+    text: str
+    key: str
+    fitness: float
+    tasks: dict[str, float]
+    size: int
+    depth: int
+    generation: int
+
+    def rank(self) -> tuple[float, int, str]:
+        return (self.fitness, self.size, self.text)
+
+
+@dataclass
+class EvolutionState:
+    """Everything a checkpoint holds."""
+
+    identity: str
+    generation: int  # last completed generation (-1: none)
+    population: list[str]
+    rng: list[Any]
+    cache: dict[str, Entry] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "identity": self.identity,
+            "generation": self.generation,
+            "population": self.population,
+            "rng": self.rng,
+            "cache": [vars(e) for e in self.cache.values()],
+            "history": self.history,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], where: str) -> EvolutionState:
+        if data.get("format") != FORMAT:
+            raise ConfigError(f"{where}: not an evoprune evolution checkpoint")
+        cache = {}
+        for e in data["cache"]:
+            entry = Entry(**e)
+            parse(entry.text)  # the text must still be a valid formula
+            cache[entry.key] = entry
+        return cls(
+            identity=data["identity"],
+            generation=int(data["generation"]),
+            population=list(data["population"]),
+            rng=data["rng"],
+            cache=cache,
+            history=list(data["history"]),
+        )
+
+
+def hall_of_fame(state: EvolutionState, n: int) -> list[Entry]:
+    """The ``n`` best distinct formulas ever evaluated (fitness, then size, then text)."""
+    valid = [e for e in state.cache.values() if math.isfinite(e.fitness)]
+    return sorted(valid, key=Entry.rank)[:n]
+
+
+class Evolution:
+    """Runs (or resumes) one evolution file on prepared tasks."""
+
+    def __init__(
+        self,
+        cfg: EvolveFile,
+        tasks: list[Task],
+        compute: Any,
+        checkpoint: Path | None,
+        on_generation: Callable[[dict[str, float]], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.tasks = tasks
+        self.compute = compute
+        self.checkpoint = checkpoint
+        self.on_generation = on_generation
+        ev = cfg.evolution
+        self.pset = primitive_set(frozenset(ev.exclude))
+        limit = gp.staticLimit(key=op.attrgetter("height"), max_value=ev.max_depth)
+        self.mate = limit(gp.cxOnePoint)
+        lo, hi = ev.mutation_height
+        self.mutate = limit(
+            functools.partial(
+                gp.mutUniform, expr=functools.partial(gp.genFull, min_=lo, max_=hi), pset=self.pset
+            )
+        )
+
+    # -- state ---------------------------------------------------------------------------
+    def load_or_start(self) -> EvolutionState:
+        ident = self.cfg.identity()
+        if self.checkpoint is not None and self.checkpoint.is_file():
+            where = str(self.checkpoint)
+            try:
+                data = json.loads(self.checkpoint.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"{where}: unreadable checkpoint: {exc}") from None
+            state = EvolutionState.from_json(data, where)
+            if state.identity != ident:
+                raise ConfigError(
+                    f"{where}: the checkpoint belongs to a different evolution (identity "
+                    f"{state.identity}, this file {ident}); delete it or change `name`"
+                )
+            return state
+        rng = random.Random(self.cfg.seed)
+        return EvolutionState(ident, -1, [], rng_state(rng))
+
+    def save(self, state: EvolutionState) -> None:
+        if self.checkpoint is None:
+            return
+        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.checkpoint.with_name(self.checkpoint.name + ".tmp")
+        tmp.write_text(json.dumps(state.to_json()) + "\n", encoding="utf-8")
+        tmp.replace(self.checkpoint)
+
+    # -- validity and evaluation ---------------------------------------------------------
+    def _scores(self, tree: gp.PrimitiveTree) -> list[Any] | None:
+        out = []
+        for task in self.tasks:
+            s = task_scores(tree, task, self.cfg.evolution.max_elements)
+            if s is None:
+                return None
+            out.append(s)
+        return out
+
+    def _evaluate(
+        self,
+        trees: list[gp.PrimitiveTree],
+        scores: dict[str, list[Any]],
+        state: EvolutionState,
+        g: int,
+    ) -> tuple[int, int]:
+        """Evaluate the new canonical forms among ``trees``; return (cache hits, evaluated)."""
+        fresh: dict[str, gp.PrimitiveTree] = {}
+        hits = 0
+        for tree in trees:
+            key = cache_key(tree)
+            if key in state.cache or key in fresh:
+                hits += 1
+            else:
+                fresh[key] = tree
+        keys = list(fresh)
+        valid = [k for k in keys if k in scores]
+        per_task: dict[str, list[float]] = {k: [math.inf] * len(self.tasks) for k in keys}
+        for t, task in enumerate(self.tasks):
+            vals = evaluate([scores[k][t] for k in valid], task, self.cfg.fitness, self.compute)
+            for k, v in zip(valid, vals):
+                per_task[k][t] = v
+        for k in keys:
+            tree = fresh[k]
+            state.cache[k] = Entry(
+                text=to_text(tree),
+                key=k,
+                fitness=geometric_mean(per_task[k]),
+                tasks={task.name: v for task, v in zip(self.tasks, per_task[k])},
+                size=len(tree),
+                depth=tree.height,
+                generation=g,
+            )
+        return hits, len(keys)
+
+    # -- variation -----------------------------------------------------------------------
+    def _initial(self, rng: random.Random) -> tuple[list[gp.PrimitiveTree], int, int]:
+        ev = self.cfg.evolution
+        texts = [SEEDS[name] for name in ev.seeds] + list(ev.extra_seeds)
+        trees = [parse(t) for t in texts for _ in range(ev.seed_copies)]
+        attempts = valid = 0
+        lo, hi = ev.init_height
+        while len(trees) < ev.population:
+            for _ in range(ev.retries):
+                attempts += 1
+                with deap_random(rng):
+                    tree = gp.PrimitiveTree(
+                        gp.genHalfAndHalf(self.pset, min_=lo, max_=hi, type_=Scalar)
+                    )
+                if self._scores(tree) is not None:
+                    valid += 1
+                    trees.append(tree)
+                    break
+            else:  # no valid tree in `retries` draws: a seed (or the mean activation)
+                trees.append(parse(texts[len(trees) % len(texts)] if texts else "mX"))
+        return trees, attempts, valid
+
+    def _offspring(
+        self, elite: list[gp.PrimitiveTree], rng: random.Random
+    ) -> tuple[list[gp.PrimitiveTree], int, int]:
+        ev = self.cfg.evolution
+        children = [gp.PrimitiveTree(list(t)) for t in elite]
+        attempts = valid = 0
+        while len(children) < ev.population:
+            child = None
+            for _ in range(ev.retries):
+                attempts += 1
+                with deap_random(rng):
+                    a = gp.PrimitiveTree(list(random.choice(elite)))
+                    b = gp.PrimitiveTree(list(random.choice(elite)))
+                    if random.random() < ev.crossover:
+                        a, b = self.mate(a, b)
+                    if random.random() < ev.mutation:
+                        (a,) = self.mutate(a)
+                if a.height <= ev.max_depth and self._scores(a) is not None:
+                    valid += 1
+                    child = a
+                    break
+            if child is None:  # no valid child found: copy a parent
+                with deap_random(rng):
+                    child = gp.PrimitiveTree(list(random.choice(elite)))
+            children.append(child)
+        return children, attempts, valid
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self) -> EvolutionState:
+        ev = self.cfg.evolution
+        state = self.load_or_start()
+        rng = rng_from_state(state.rng)
+        population = [parse(t) for t in state.population]
+        for g in range(state.generation + 1, ev.generations + 1):
+            start = time.perf_counter()
+            if g == 0:
+                population, attempts, valid = self._initial(rng)
+            else:
+                ranked = sorted(population, key=lambda t: state.cache[cache_key(t)].rank())
+                population, attempts, valid = self._offspring(ranked[: ev.elite], rng)
+            scores = {}
+            for tree in population:
+                key = cache_key(tree)
+                if key not in state.cache and key not in scores:
+                    s = self._scores(tree)
+                    if s is not None:  # only a seed can be invalid here: it gets inf
+                        scores[key] = s
+            hits, evaluated = self._evaluate(population, scores, state, g)
+            fits = [state.cache[cache_key(t)].fitness for t in population]
+            finite = [f for f in fits if math.isfinite(f)]
+            record = {
+                "generation": g,
+                "best_fitness": min(fits),
+                "median_fitness": statistics.median(finite) if finite else math.inf,
+                "mean_size": statistics.fmean(len(t) for t in population),
+                "validity_rate": valid / attempts if attempts else 1.0,
+                "cache_hits": hits,
+                "evaluated": evaluated,
+                "seconds": time.perf_counter() - start,
+            }
+            state.generation = g
+            state.population = [to_text(t) for t in population]
+            state.rng = rng_state(rng)
+            state.history.append(record)
+            self.save(state)
+            if self.on_generation is not None:
+                self.on_generation(record)
+        return state

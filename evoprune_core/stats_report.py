@@ -1,0 +1,313 @@
+"""The statistics of a study: groups of per-seed results, tests against a reference, Holm.
+
+A *group* is what the seeds replicate. ``grouping="trial"`` (the default): one completed
+trial, i.e. one fully sampled configuration (engine, operator, schedule, probability, amount,
+population, plugin parameters) run on every seed of the study. ``grouping="combination"``:
+every trial of one ``engine/operator/schedule`` pooled, whatever else was sampled; the pooled
+values then mix configurations (say so when you use it). Per-seed values come from each
+trial's ``evoprune.results`` user attribute, so a report needs neither MLflow nor the runs.
+
+Every group is compared with its reference on every tested metric (two-sided Mann-Whitney U,
+Vargha-Delaney A12); the family for Holm's adjustment is every test of one metric in the
+report. Default reference: the no-pruning baseline of the group's own engine; ``against``
+names one group for all (``engine/operator/schedule``, ``engine/none`` for a baseline, or
+``trial:N``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+from .stats import Summary, TestResult, holm, mann_whitney, summarize
+from .study._keys import Attr
+
+__all__ = [
+    "GROUPINGS",
+    "METRICS",
+    "Comparison",
+    "Group",
+    "StatsReport",
+    "build_stats",
+    "groups_from_trials",
+    "pareto_groups",
+]
+
+GROUPINGS = ("trial", "combination")
+METRICS = ("val_loss", "test_loss", "train_loss", "remaining_fraction")
+"""Per-seed metrics a report carries (those the trials recorded)."""
+
+
+@dataclass(frozen=True)
+class Group:
+    """Per-seed values of one trial (or of one pooled combination)."""
+
+    key: str
+    engine: str
+    operator: str
+    schedule: str
+    probability: float | None
+    amount: float | None
+    population: str
+    baseline: bool
+    trials: tuple[int, ...]
+    seeds: tuple[int, ...]
+    values: dict[str, tuple[float, ...]] = field(default_factory=dict)
+
+    @property
+    def combination(self) -> str:
+        """``engine/operator/schedule``; a baseline is ``engine/none``."""
+        return combination_key(self.engine, self.operator, self.schedule)
+
+    def summary(self, metric: str) -> Summary:
+        return summarize(self.values.get(metric, ()))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One test: ``group`` against ``reference`` on ``metric``, with its Holm-adjusted p."""
+
+    metric: str
+    group: str
+    reference: str
+    result: TestResult
+    p_holm: float | None
+
+
+@dataclass(frozen=True)
+class StatsReport:
+    """Groups, the tests of every group against its reference, and notes for the reader."""
+
+    study: str
+    grouping: str
+    metrics: tuple[str, ...]
+    against: str | None
+    groups: tuple[Group, ...]
+    comparisons: tuple[Comparison, ...]
+    notes: tuple[str, ...] = ()
+
+    def group(self, key: str) -> Group:
+        return next(g for g in self.groups if g.key == key)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, per-seed values included, as JSON-ready data (``from_dict`` inverts)."""
+        data = asdict(self)
+        for g, raw in zip(self.groups, data["groups"]):
+            raw["summary"] = {
+                m: {**asdict(g.summary(m)), "iqr": g.summary(m).iqr} for m in g.values
+            }  # derived from the values; from_dict ignores it
+        for c, raw in zip(self.comparisons, data["comparisons"]):
+            raw["result"]["direction"] = c.result.direction
+        data["pareto_front"] = [g.key for g in pareto_groups(self.groups)]  # derived too
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StatsReport:
+        groups = tuple(
+            Group(
+                **{k: v for k, v in g.items() if k not in ("trials", "seeds", "values", "summary")},
+                trials=tuple(g["trials"]),
+                seeds=tuple(g["seeds"]),
+                values={m: tuple(v) for m, v in g["values"].items()},
+            )
+            for g in data["groups"]
+        )
+        comparisons = tuple(
+            Comparison(
+                c["metric"],
+                c["group"],
+                c["reference"],
+                TestResult(**{k: v for k, v in c["result"].items() if k != "direction"}),
+                c["p_holm"],
+            )
+            for c in data["comparisons"]
+        )
+        return cls(
+            study=data["study"],
+            grouping=data["grouping"],
+            metrics=tuple(data["metrics"]),
+            against=data["against"],
+            groups=groups,
+            comparisons=comparisons,
+            notes=tuple(data["notes"]),
+        )
+
+
+def combination_key(engine: str, operator: str, schedule: str) -> str:
+    return f"{engine}/{operator}" if schedule == "-" else f"{engine}/{operator}/{schedule}"
+
+
+def _trial_group(t: Any) -> Group | None:
+    if getattr(t.state, "name", "") != "COMPLETE":
+        return None
+    res = t.user_attrs.get(Attr.RESULTS)
+    combo = t.user_attrs.get(Attr.COMBINATION)
+    if not res or not combo:
+        return None
+    values = {m: tuple(float(r[m]) for r in res) for m in METRICS if all(m in r for r in res)}
+    return Group(
+        key=f"trial:{t.number}",
+        engine=combo["engine"],
+        operator=combo["operator"],
+        schedule=combo["schedule"],
+        probability=combo.get("probability"),
+        amount=combo.get("amount"),
+        population=str(combo.get("population", "1")),
+        baseline=bool(t.user_attrs.get(Attr.BASELINE, False)),
+        trials=(t.number,),
+        seeds=tuple(int(r["seed"]) for r in res),
+        values=values,
+    )
+
+
+def groups_from_trials(trials: Iterable[Any], grouping: str = "trial") -> list[Group]:
+    """The groups of the completed trials that carry evoprune results, in trial order."""
+    if grouping not in GROUPINGS:
+        raise ConfigError(f"--group: unknown grouping {grouping!r}; allowed: trial, combination")
+    per_trial = sorted(
+        (g for g in map(_trial_group, trials) if g is not None), key=lambda g: g.trials
+    )
+    if grouping == "trial":
+        return per_trial
+    pooled: dict[str, list[Group]] = {}
+    for g in per_trial:
+        pooled.setdefault(g.combination, []).append(g)
+    out = []
+    for key, members in pooled.items():
+        first = members[0]
+        metrics = [m for m in METRICS if all(m in g.values for g in members)]
+
+        def same(attr: str, members: list[Group] = members) -> Any:
+            vals = {getattr(g, attr) for g in members}
+            return vals.pop() if len(vals) == 1 else None
+
+        out.append(
+            Group(
+                key=key,
+                engine=first.engine,
+                operator=first.operator,
+                schedule=first.schedule,
+                probability=same("probability"),
+                amount=same("amount"),
+                population=same("population") or "mixed",
+                baseline=all(g.baseline for g in members),
+                trials=tuple(t for g in members for t in g.trials),
+                seeds=tuple(s for g in members for s in g.seeds),
+                values={m: tuple(v for g in members for v in g.values[m]) for m in metrics},
+            )
+        )
+    return out
+
+
+def _resolve_against(groups: Sequence[Group], against: str, grouping: str) -> Group:
+    """The group ``against`` names; a bad name is one ConfigError line listing the choices."""
+    combos = sorted({g.combination for g in groups})
+    allowed = ", ".join(combos)
+    if grouping == "trial":
+        allowed += ", or trial:<number> of a completed trial"
+    if against.startswith("trial:"):
+        found = [g for g in groups if against in (g.key, *(f"trial:{t}" for t in g.trials))]
+        if grouping == "trial" and found:
+            return found[0]
+        raise ConfigError(f"--against: no group {against!r} in this report; allowed: {allowed}")
+    found = [g for g in groups if g.combination == against]
+    if not found:
+        raise ConfigError(f"--against: unknown combination {against!r}; allowed: {allowed}")
+    if len(found) > 1:
+        keys = ", ".join(g.key for g in found)
+        raise ConfigError(
+            f"--against: {against!r} is ambiguous ({len(found)} trials); "
+            f"allowed: one of {keys}, or --group combination"
+        )
+    return found[0]
+
+
+def build_stats(
+    trials: Iterable[Any],
+    metrics: Sequence[str],
+    study: str = "",
+    grouping: str = "trial",
+    against: str | None = None,
+) -> StatsReport:
+    """Group the trials, test every group against its reference on every metric, adjust."""
+    bad = [m for m in metrics if m not in METRICS]
+    if bad or not metrics:
+        raise ConfigError(f"--metric: unknown metric {bad[0] if bad else ''!r}; allowed: "
+                          + ", ".join(METRICS))  # fmt: skip
+    groups = groups_from_trials(trials, grouping)
+    notes: list[str] = []
+    if not groups:
+        return StatsReport(
+            study,
+            grouping,
+            tuple(metrics),
+            against,
+            (),
+            (),
+            ("no completed trials with evoprune results",),
+        )
+    if against is not None:
+        ref = _resolve_against(groups, against, grouping)
+        refs = {g.key: ref for g in groups if g.key != ref.key}
+    else:
+        baselines: dict[str, Group] = {}
+        for g in groups:
+            if g.baseline and g.engine not in baselines:
+                baselines[g.engine] = g
+        extra = [g.key for g in groups if g.baseline and baselines[g.engine] is not g]
+        if extra:
+            notes.append(f"several baselines per engine; compared with the first: {extra} unused")
+        refs = {}
+        for g in groups:
+            if g.engine not in baselines:
+                continue
+            if baselines[g.engine] is not g:
+                refs[g.key] = baselines[g.engine]
+        missing = sorted({g.engine for g in groups} - set(baselines))
+        if missing:
+            notes.append(
+                f"no no-pruning baseline for engine(s) {', '.join(missing)}: not tested "
+                "(use --against)"
+            )
+    if grouping == "combination" and any(len(g.trials) > 1 for g in groups):
+        notes.append(
+            "grouped by combination: a group pools every trial of one engine/operator/schedule, "
+            "whatever probability, amount and population they sampled"
+        )
+    if all(len(g.seeds) < 2 for g in groups):
+        notes.append("fewer than 2 values per group: no test can be run (add seeds)")
+    comparisons: list[Comparison] = []
+    for metric in metrics:
+        pending = []
+        for g in groups:
+            ref = refs.get(g.key)
+            if ref is None:
+                continue
+            if metric not in g.values or metric not in ref.values:
+                notes.append(f"{g.key} or {ref.key} has no {metric}: not tested")
+                continue
+            pending.append((g.key, ref.key, mann_whitney(g.values[metric], ref.values[metric])))
+        adjusted = holm([r.p for _, _, r in pending])
+        comparisons += [
+            Comparison(metric, gk, rk, r, padj) for (gk, rk, r), padj in zip(pending, adjusted)
+        ]
+    return StatsReport(
+        study, grouping, tuple(metrics), against, tuple(groups), tuple(comparisons), tuple(notes)
+    )
+
+
+def pareto_groups(
+    groups: Sequence[Group], x: str = "remaining_fraction", y: str = "val_loss"
+) -> list[Group]:
+    """Groups whose medians of ``x`` and ``y`` no other group beats on both (both minimised),
+    sorted by ``y``."""
+    pts = [(g, g.summary(x).median, g.summary(y).median) for g in groups]
+    pts = [(g, a, b) for g, a, b in pts if a is not None and b is not None]
+
+    def dominated(a: float, b: float) -> bool:
+        return any(c <= a and d <= b and (c < a or d < b) for _, c, d in pts)
+
+    front = [(g, a, b) for g, a, b in pts if not dominated(a, b)]
+    return [g for g, _, b in sorted(front, key=lambda p: (p[2], p[0].trials))]

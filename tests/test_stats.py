@@ -1,0 +1,380 @@
+"""Statistics across seeds: Mann-Whitney U, Holm, A12, grouping, formats, ``report --stats``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from conftest import Project
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+from scipy.stats import PermutationMethod, mannwhitneyu
+
+from evoprune_core.cli import main
+from evoprune_core.errors import ConfigError
+from evoprune_core.stats import a12, a12_magnitude, holm, mann_whitney, summarize
+from evoprune_core.stats_format import format_stats, verdict
+from evoprune_core.stats_plots import write_figures
+from evoprune_core.stats_report import StatsReport, build_stats, pareto_groups
+
+# -- the numbers, by hand --------------------------------------------------------------------
+X, Y = [0.1, 0.3, 0.5], [0.2, 0.4, 0.6, 0.8]
+
+
+def test_mann_whitney_and_a12_by_hand_and_scipy_without_ties() -> None:
+    # U of x = pairs with x > y: 0.3 > 0.2; 0.5 > 0.2, 0.4 -> 3 of 12 pairs
+    r = mann_whitney(X, Y)
+    assert r.u == 3.0 and r.a12 == 0.25 and a12(X, Y) == 0.25
+    # exact: U <= 3 in 1 + 1 + 2 + 3 = 7 of C(7, 3) = 35 arrangements; two-sided 14 / 35
+    assert r.p == pytest.approx(0.4, abs=1e-15) and r.method == "exact"
+    ref = mannwhitneyu(X, Y, alternative="two-sided")
+    assert (r.u, r.p) == (float(ref.statistic), float(ref.pvalue))
+    assert r.magnitude == "large" and r.direction == "lower"  # max(0.25, 0.75) >= 0.71
+    assert r.n_x == 3 and r.n_y == 4 and r.note == ""
+
+
+def test_mann_whitney_with_ties_is_an_exact_permutation_test() -> None:
+    x, y = [1.0, 2.0, 2.0], [2.0, 3.0, 3.0]
+    r = mann_whitney(x, y)
+    # mid-ranks 1 | 3 3 3 | 5.5 5.5; U of x = 7 - 6 = 1. Of the C(6, 3) = 20 splits only
+    # {1, 2, 2} (3 ways) has U <= 1: two-sided p = 2 * 3 / 20
+    assert r.u == 1.0 and r.method == "permutation"
+    assert r.p == pytest.approx(0.3, abs=1e-12)
+    assert r.a12 == pytest.approx(1 / 9) and r.magnitude == "large"
+    # the normal approximation scipy's default would give here is far smaller: erfc(1)
+    asym = float(mannwhitneyu(x, y).pvalue)
+    assert asym == pytest.approx(math.erfc(1.0), rel=1e-12)
+
+
+def test_mann_whitney_large_tied_samples_use_the_corrected_normal_approximation() -> None:
+    x = [0.1 * (i % 5) for i in range(12)]
+    y = [0.1 * (i % 4) + 0.05 * (i % 2) for i in range(12)]
+    r = mann_whitney(x, y)  # C(24, 12) = 2,704,156 splits: too many
+    ref = mannwhitneyu(x, y, alternative="two-sided", method="asymptotic")
+    assert r.method == "asymptotic" and (r.u, r.p) == (float(ref.statistic), float(ref.pvalue))
+    assert r.a12 == pytest.approx(float(ref.statistic) / 144)
+
+
+def test_edge_cases_say_why() -> None:
+    one = mann_whitney([0.1], [0.2, 0.3])
+    assert one.p is None and one.u is None and one.method == "none"
+    assert one.note == "fewer than 2 seeds: no test" and one.a12 == 0.0
+    tied = mann_whitney([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
+    assert (tied.p, tied.u, tied.a12, tied.note) == (1.0, 4.5, 0.5, "all values tied")
+    assert tied.direction == "equal" and tied.magnitude == "negligible"
+    with pytest.raises(ValueError):
+        a12([], [1.0])
+
+
+@pytest.mark.parametrize(
+    ("value", "label"),
+    [(0.5, "negligible"), (0.559, "negligible"), (0.56, "small"), (0.64, "medium"),
+     (0.70, "medium"), (0.71, "large"), (0.28, "large"), (0.40, "small"), (1.0, "large")],
+)  # fmt: skip
+def test_a12_magnitude_thresholds(value: float, label: str) -> None:
+    assert a12_magnitude(value) == label
+
+
+def test_holm_on_a_hand_worked_family() -> None:
+    # sorted 0.005, 0.01, 0.03, 0.04 (m = 4): 4 * 0.005 = 0.02, 3 * 0.01 = 0.03,
+    # 2 * 0.03 = 0.06, 1 * 0.04 = 0.04 -> 0.06 (monotone); None is outside the family
+    adjusted = holm([0.01, 0.04, 0.03, 0.005, None])
+    assert adjusted[4] is None
+    assert adjusted[:4] == pytest.approx([0.03, 0.06, 0.06, 0.02], abs=1e-15)
+    assert holm([0.5, 0.6]) == [1.0, 1.0]  # capped at 1
+    assert holm([]) == [] and holm([0.2]) == [0.2]
+
+
+def test_summarize() -> None:
+    s = summarize([4.0, 1.0, 3.0, 2.0])
+    assert (s.n, s.median, s.q1, s.q3, s.mean, s.min, s.max) == (4, 2.5, 1.75, 3.25, 2.5, 1, 4)
+    assert s.iqr == 1.5 and s.std == pytest.approx(math.sqrt(5 / 3))
+    assert summarize([0.3]).std == 0.0 and summarize([]).median is None
+
+
+# -- a study's trials -> groups, references, tests --------------------------------------------
+def trial(number: int, op: str, sched: str, vals: list[float], **kw: Any) -> Any:
+    rem = kw.get("rem", 1.0)
+    results = [
+        {"seed": i + 1, "val_loss": v, "test_loss": v + 0.01, "remaining_fraction": rem}
+        for i, v in enumerate(vals)
+    ]
+    t = optuna.trial.create_trial(
+        state=TrialState.COMPLETE,
+        value=sum(vals) / len(vals),
+        user_attrs={
+            "evoprune.results": results,
+            "evoprune.combination": {
+                "engine": kw.get("engine", "canonical"),
+                "operator": op,
+                "schedule": sched,
+                "probability": kw.get("p"),
+                "amount": None,
+                "population": "1",
+            },
+            "evoprune.baseline": op == "none",
+        },
+    )
+    t.number = number
+    return t
+
+
+TRIALS = [
+    trial(0, "none", "-", [0.30, 0.31, 0.32, 0.33]),
+    trial(1, "random", "fixed", [0.20, 0.21, 0.22, 0.23], p=0.5, rem=0.5),
+    trial(2, "random", "fixed", [0.29, 0.34, 0.35, 0.36], p=0.9, rem=0.4),
+    trial(3, "variance", "fixed", [0.31, 0.32, 0.33], p=0.5, rem=0.7),
+    trial(4, "none", "-", [0.10, 0.11], engine="coevolution"),
+    trial(5, "random", "fixed", [0.12], engine="coevolution", p=0.5, rem=0.9),
+]
+
+
+def test_each_trial_against_its_engines_baseline_with_holm() -> None:
+    r = build_stats(TRIALS, ["val_loss"], "demo")
+    by = {c.group: c for c in r.comparisons}
+    assert set(by) == {"trial:1", "trial:2", "trial:3", "trial:5"}
+    assert {c.reference for k, c in by.items()} == {"trial:0", "trial:4"}
+    assert by["trial:5"].reference == "trial:4" and by["trial:5"].result.p is None
+    # trial 1 lies wholly below the baseline: U = 0, exact p = 2 / C(8, 4) = 1 / 35
+    assert by["trial:1"].result.u == 0 and by["trial:1"].result.p == pytest.approx(1 / 35)
+    ps = [by[f"trial:{i}"].result.p for i in (1, 2, 3)]
+    for i, p in zip((1, 2, 3), ps):
+        vals = [x["val_loss"] for x in TRIALS[i].user_attrs["evoprune.results"]]
+        how = PermutationMethod(n_resamples=35) if i == 3 else "exact"  # 3 ties the baseline
+        assert by[f"trial:{i}"].result.method == ("permutation" if i == 3 else "exact")
+        assert p == float(mannwhitneyu(vals, [0.30, 0.31, 0.32, 0.33], method=how).pvalue)
+    # the family is the three tests that ran (trial 5 has one seed); Holm by hand
+    p1, p2, p3 = ps
+    order = sorted([(p1, "trial:1"), (p2, "trial:2"), (p3, "trial:3")])
+    running, expected = 0.0, {}
+    for rank, (p, key) in enumerate(order):
+        running = max(running, min(1.0, (3 - rank) * p))
+        expected[key] = running
+    for key, value in expected.items():
+        assert by[key].p_holm == pytest.approx(value)
+    assert by["trial:1"].p_holm == pytest.approx(3 / 35)
+    assert verdict(by["trial:1"]) == "n.s." and verdict(by["trial:5"]) == "not tested"
+    assert by["trial:1"].result.a12 == 0.0 and by["trial:1"].result.direction == "lower"
+    strict = verdict(by["trial:1"], alpha=0.1)
+    assert strict == "lower"
+
+
+def test_against_a_combination_and_bad_names() -> None:
+    r = build_stats(TRIALS, ["val_loss"], "demo", against="canonical/variance/fixed")
+    assert {c.reference for c in r.comparisons} == {"trial:3"}
+    assert len(r.comparisons) == 5  # every other group, baselines and coevolution included
+    assert build_stats(TRIALS, ["val_loss"], against="trial:2").comparisons[0].reference == (
+        "trial:2"
+    )
+    with pytest.raises(ConfigError, match=r"^--against: unknown combination 'canonical/x'; "
+                       r"allowed: canonical/none, canonical/random/fixed, "):  # fmt: skip
+        build_stats(TRIALS, ["val_loss"], against="canonical/x")
+    with pytest.raises(ConfigError, match="ambiguous .2 trials.*trial:1, trial:2"):
+        build_stats(TRIALS, ["val_loss"], against="canonical/random/fixed")
+    with pytest.raises(ConfigError, match="no group 'trial:9'"):
+        build_stats(TRIALS, ["val_loss"], against="trial:9")
+    with pytest.raises(ConfigError, match="--metric: unknown metric 'loss'"):
+        build_stats(TRIALS, ["loss"])
+
+
+def test_grouping_by_combination_pools_trials() -> None:
+    r = build_stats(TRIALS, ["val_loss"], grouping="combination")
+    g = r.group("canonical/random/fixed")
+    assert g.trials == (1, 2) and g.seeds == (1, 2, 3, 4, 1, 2, 3, 4)
+    assert g.values["val_loss"][4:] == (0.29, 0.34, 0.35, 0.36) and g.probability is None
+    c = next(c for c in r.comparisons if c.group == "canonical/random/fixed")
+    assert c.reference == "canonical/none" and c.result.n_x == 8
+    assert any("pools every trial" in n for n in r.notes)
+    with pytest.raises(ConfigError, match="no group 'trial:1'"):
+        build_stats(TRIALS, ["val_loss"], grouping="combination", against="trial:1")
+
+
+def test_no_baseline_is_said() -> None:
+    r = build_stats(TRIALS[1:4], ["val_loss"])
+    assert r.comparisons == () and "no no-pruning baseline for engine(s) canonical" in r.notes[0]
+
+
+def test_pareto_of_medians() -> None:
+    r = build_stats(TRIALS, ["val_loss", "remaining_fraction"])
+    # trial 4 (0.105, 1.0), 5 (0.12, 0.9), 1 (0.215, 0.5), 2 (0.345, 0.4); 0 and 3 dominated
+    assert [g.key for g in pareto_groups(r.groups)] == ["trial:4", "trial:5", "trial:1", "trial:2"]
+
+
+def test_json_round_trips_and_carries_every_value() -> None:
+    r = build_stats(TRIALS, ["val_loss", "remaining_fraction"], "demo")
+    data = json.loads(format_stats(r, "json"))
+    assert StatsReport.from_dict(data) == r
+    assert data["pareto_front"] == ["trial:4", "trial:5", "trial:1", "trial:2"]
+    assert data["groups"][1]["values"]["val_loss"] == [0.20, 0.21, 0.22, 0.23]
+    summary = data["groups"][1]["summary"]["val_loss"]
+    assert (summary["n"], summary["median"], summary["q1"]) == (4, 0.215, 0.2075)
+    assert summary["iqr"] == pytest.approx(0.015) and set(data["groups"][1]["summary"]) == {
+        "val_loss", "test_loss", "remaining_fraction"
+    }  # fmt: skip
+    # anyone can recompute every test from the JSON alone
+    values = {g["key"]: g["values"] for g in data["groups"]}
+    for c in data["comparisons"]:
+        again = mann_whitney(values[c["group"]][c["metric"]], values[c["reference"]][c["metric"]])
+        assert (again.u, again.p, again.a12) == (
+            c["result"]["u"],
+            c["result"]["p"],
+            c["result"]["a12"],
+        )
+        assert c["result"]["direction"] == again.direction
+
+
+def test_text_markdown_csv() -> None:
+    r = build_stats(TRIALS, ["val_loss"], "demo")
+    text = format_stats(r, "text")
+    assert "Reference: each engine's no-pruning baseline (canonical: trial:0, coevolution: " \
+        "trial:4)" in text  # fmt: skip
+    line = next(x for x in text.splitlines() if x.startswith("trial:1 ") and "1/35" not in x)
+    assert "0.2150 [0.2075, 0.2225]" in line and "0.2150 ± 0.0129" in line
+    test_line = [x for x in text.splitlines() if x.startswith("trial:1 ")][1]
+    assert test_line.split()[3:10] == ["4", "4", "0.0", "0.0286", "0.0857", "0.000", "large"]
+    assert "val L1: 3 tests in the family" in text
+    assert text.splitlines()[-1] == "trial:4, trial:5, trial:1, trial:2"  # the Pareto front
+    md = format_stats(r, "markdown")
+    assert md.startswith("## Statistics over seeds") and "| group | engine |" in md
+    rows = list(csv.DictReader(io.StringIO(format_stats(r, "csv"))))
+    assert len(rows) == sum(3 for _ in r.groups)  # val, test, remaining per group
+    row = next(x for x in rows if x["group"] == "trial:1" and x["metric"] == "val_loss")
+    assert float(row["p_holm"]) == pytest.approx(3 / 35) and row["verdict"] == "n.s."
+    assert row["values"] == "0.2 0.21 0.22 0.23" and row["reference"] == "trial:0"
+    with pytest.raises(ValueError, match="allowed: text, markdown, csv, json"):
+        format_stats(r, "html")
+
+
+def test_figures_are_pngs(tmp_path: Path) -> None:
+    r = build_stats(TRIALS, ["val_loss", "remaining_fraction"], "demo")
+    paths = write_figures(r, tmp_path / "plots")
+    names = [p.name for p in paths]
+    assert names == ["box_val_loss.png", "box_remaining_fraction.png", "pareto_front.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
+    assert write_figures(build_stats([], ["val_loss"]), tmp_path / "none") == []
+    assert not (tmp_path / "none").exists()
+
+
+# -- a real tiny study through the CLI -------------------------------------------------------
+GRID = """
+sampler = "grid"
+seeds = [1, 2, 3]
+tune_plugin_params = false
+objectives = ["val_loss", "remaining_fraction"]
+"""
+GRID_BASE = """
+[base]
+generations = 3
+[base.data]
+name = "bc-10-100-1000"
+[base.network]
+encoder = [8, 4]
+[base.training]
+batch_size = 50
+[base.pruning]
+probability = 1.0
+amount = 0.3
+"""
+GRID_SPACE = """
+[space]
+"pruning.operator" = { choices = ["random", "magnitude"] }
+"pruning.schedule" = { choices = ["fixed"] }
+"""
+
+
+def test_report_stats_on_a_real_study(
+    stored_project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = stored_project
+    path = project.study_file("grid", n_trials=10, header=GRID, base=GRID_BASE, space=GRID_SPACE)
+    assert main(project.args(path)) == 0
+    out = capsys.readouterr().out
+    plot_line = next(x for x in out.splitlines() if x.startswith("Pareto front plot: "))
+    assert Path(plot_line.split(": ", 1)[1]).read_bytes()[:4] == b"\x89PNG"
+
+    report = ["report", str(path), "--store", str(project.store), "--stats"]
+    assert main([*report, "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["metrics"] == ["val_loss", "remaining_fraction"] and data["grouping"] == "trial"
+    groups = {g["key"]: g for g in data["groups"]}
+    assert list(groups) == ["trial:0", "trial:1", "trial:2"]
+    assert [groups[k]["operator"] for k in groups] == ["none", "random", "magnitude"]
+    assert all(g["seeds"] == [1, 2, 3] for g in groups.values())
+    assert groups["trial:0"]["values"]["remaining_fraction"] == [1.0, 1.0, 1.0]
+    # p = 1: 30% of the live weights go in each of the 3 generations, on every seed (a count)
+    for key in ("trial:1", "trial:2"):
+        assert groups[key]["values"]["remaining_fraction"] == [0.3430110044486069] * 3
+    tests = {(c["group"], c["metric"]): c for c in data["comparisons"]}
+    # every pruned seed keeps fewer weights than every baseline seed: U = 0, exact
+    # p = 2 / C(6, 3) = 0.1, Holm over the two tests of the metric: 0.2 each
+    for key in ("trial:1", "trial:2"):
+        c = tests[(key, "remaining_fraction")]
+        assert c["reference"] == "trial:0"
+        assert (c["result"]["u"], c["result"]["a12"], c["result"]["method"]) == (
+            0, 0, "permutation"
+        )  # fmt: skip
+        assert c["result"]["p"] == pytest.approx(0.1) and c["p_holm"] == pytest.approx(0.2)
+        assert c["result"]["magnitude"] == "large" and c["result"]["direction"] == "lower"
+        val = tests[(key, "val_loss")]
+        ref = mannwhitneyu(
+            groups[key]["values"]["val_loss"], groups["trial:0"]["values"]["val_loss"]
+        )
+        assert val["result"]["p"] == pytest.approx(float(ref.pvalue), abs=1e-15)
+    # the study logged the same statistics and plots to its MLflow run
+    study = optuna.load_study(
+        study_name="grid",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(project.journal / "grid.journal"))
+        ),
+    )
+    client = MlflowClient(project.tracking_uri)
+    parent = study.user_attrs["evoprune.parent_run_id"]
+    files = {f.path for f in client.list_artifacts(parent, "stats")}
+    assert files == {
+        "stats/stats.json", "stats/stats.md", "stats/box_val_loss.png",
+        "stats/box_remaining_fraction.png", "stats/pareto_front.png",
+    }  # fmt: skip
+    logged = Path(client.download_artifacts(parent, "stats/stats.json", str(project.root)))
+    assert json.loads(logged.read_text()) == data
+
+    # --against, --metric, --plots
+    plots = project.root / "plots"
+    args = [*report, "--against", "canonical/magnitude/fixed", "--metric", "test_loss"]
+    assert main([*args, "--plots", str(plots), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    tested = [r for r in rows if r["p"]]
+    assert {(r["group"], r["metric"], r["reference"]) for r in tested} == {
+        ("trial:0", "test_loss", "trial:2"), ("trial:1", "test_loss", "trial:2")
+    }  # fmt: skip
+    assert sorted(p.name for p in plots.iterdir()) == ["box_test_loss.png", "pareto_front.png"]
+
+    # a bad reference: one line, exit 2, nothing written
+    bad = project.root / "bad-plots"
+    assert main([*report, "--against", "canonical/taylor", "--plots", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error: --against: unknown combination")
+    assert err.endswith(
+        "allowed: canonical/magnitude/fixed, canonical/none, canonical/random/fixed, "
+        "or trial:<number> of a completed trial"
+    )
+    assert not bad.exists()
+    assert main(["report", str(path), "--store", str(project.store), "--against", "x"]) == 2
+    assert "--against: only with --stats" in capsys.readouterr().err
+    assert main([*report, "--plots", str(path)]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+def test_quickstart_is_two_objective() -> None:
+    from evoprune_core.plugins import Registry
+    from evoprune_core.study import load_study_config
+
+    root = Path(__file__).resolve().parents[1]
+    registry = Registry.load(env={"EVOPRUNE_PLUGINS": "none"})
+    cfg = load_study_config(root / "studies" / "quickstart.toml", registry)
+    assert cfg.objectives == ("val_loss", "remaining_fraction") and cfg.baseline
