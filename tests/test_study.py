@@ -216,7 +216,8 @@ def test_two_local_workers_lose_and_duplicate_nothing(stored_project: Project) -
     assert {t.user_attrs["evoprune.mlflow_run_id"] for t in study.trials} == {
         r.info.run_id for r in children
     }
-    assert len({t.user_attrs["evoprune.pid"] for t in study.trials}) >= 1
+    pids = {t.user_attrs["evoprune.pid"] for t in study.trials}
+    assert len(pids) in (1, 2)  # the two worker processes (which one wins each ask is a race)
     assert os.getpid() not in {t.user_attrs["evoprune.pid"] for t in study.trials}
 
 
