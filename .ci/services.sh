@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs and starts what the distributed and browser tests need: a PostgreSQL server on
 # 127.0.0.1 (database/user/password "evoprune") and Debian's Chromium. Source it: it exports
-# EVOPRUNE_TEST_POSTGRES_URL when the server is up. A missing package only makes those tests
-# skip (with the reason shown); it never fails the run by itself.
+# EVOPRUNE_TEST_POSTGRES_URL when the server is up. Under CI=true a service that cannot be
+# installed or started fails here (status 1), and the tests that need it fail too; elsewhere
+# a missing service only makes those tests skip, with the reason shown.
 set -u
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
@@ -33,4 +34,14 @@ if command -v pg_lsclusters >/dev/null 2>&1; then
   fi
 fi
 command -v chromium >/dev/null 2>&1 && echo "services: $(chromium --version 2>/dev/null)"
+
+if [ "${CI:-}" = "true" ]; then
+  missing=""
+  [ -n "${EVOPRUNE_TEST_POSTGRES_URL:-}" ] || missing="$missing PostgreSQL"
+  command -v chromium >/dev/null 2>&1 || missing="$missing Chromium"
+  if [ -n "$missing" ]; then
+    echo "services: CI=true but not installed or not started:$missing" >&2
+    return 1 2>/dev/null || exit 1
+  fi
+fi
 true

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -47,7 +47,15 @@ __all__ = [
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Strict: a quoted number or a boolean is refused where a number is expected (an
+    integer is still a valid float); lists are read as the tuples below, items strictly."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# TOML has arrays, not tuples: these fields take lists (their items stay strict).
+_Widths = Annotated[tuple[int, ...], Field(strict=False)]
+_Betas = Annotated[tuple[float, float], Field(strict=False)]
 
 
 class DataConfig(_Model):
@@ -62,8 +70,8 @@ class NetworkConfig(_Model):
     """A preset (standard, small, large) or free widths (``encoder`` ends with the latent)."""
 
     preset: Literal["standard", "small", "large"] | None = "standard"
-    encoder: tuple[int, ...] | None = None
-    decoder: tuple[int, ...] | None = None
+    encoder: _Widths | None = None
+    decoder: _Widths | None = None
 
     @model_validator(mode="after")
     def _widths(self) -> NetworkConfig:
@@ -102,7 +110,7 @@ class TrainingConfig(_Model):
     final_loss_from: float = Field(default=0.5, ge=0.0, le=1.0)
     lr: float = Field(default=1e-3, gt=0.0, le=10.0)
     batch_size: int = Field(default=5, ge=1, le=1_000_000)
-    betas: tuple[float, float] = (0.5, 0.999)
+    betas: _Betas = (0.5, 0.999)
     eps: float = Field(default=1e-8, gt=0.0, le=1.0)
     lr_decay: float = Field(default=1.0, gt=0.0, le=1.0, description="factor per decay step")
     lr_decay_every: int = Field(default=0, ge=0, description="generations per step; 0 = never")
@@ -242,6 +250,13 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{p}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{p}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "save the file as UTF-8"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{p}: is a directory, expected a TOML file") from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
     try:

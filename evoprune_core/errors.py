@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "EvopruneError", "PluginError", "TrialFailed"]
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "EvopruneError",
+    "PluginError",
+    "StoreError",
+    "TrialFailed",
+]
 
 
 class EvopruneError(Exception):
@@ -19,6 +26,10 @@ class DataError(EvopruneError):
 
 class PluginError(EvopruneError):
     """A plugin is missing, broken or ambiguous."""
+
+
+class StoreError(EvopruneError):
+    """A store or output location cannot be used (unwritable, corrupt, half-migrated)."""
 
 
 class TrialFailed(EvopruneError):

@@ -95,6 +95,11 @@ class Operator:
     Subclasses set ``name``, ``parameters`` (declared, tunable hyper-parameters), ``needs``
     (subset of ``NEEDS``), ``uses_amount`` (whether the pruning rate ``amount`` applies) and
     implement ``prune``. The constructor only validates and stores hyper-parameters.
+
+    ``amount_exact`` declares that ``prune`` removes exactly ``round(amount * alive)`` alive
+    entries of every member (rounded once per weight or bias tensor, or once per member); the
+    conformance kit then checks the count to within that rounding. Override it with a
+    property where it depends on the parameters (e.g. unstructured yes, structured no).
     """
 
     name: ClassVar[str] = ""
@@ -102,6 +107,7 @@ class Operator:
     parameters: ClassVar[tuple[Param, ...]] = ()
     needs: ClassVar[frozenset[str]] = frozenset()
     uses_amount: ClassVar[bool] = True
+    amount_exact: bool = False
 
     def __init__(self, **params: Any) -> None:
         self.params = validate_params(self.parameters, params, "pruning.operator_params")
@@ -182,6 +188,7 @@ class RandomPruning(Operator):
 
     name = "random"
     description = "uniformly random unstructured pruning of a fraction of alive entries"
+    amount_exact = True
 
     def prune(self, ctx: PruneContext) -> list[LayerMask]:
         out = []
@@ -200,6 +207,7 @@ class MagnitudePruning(Operator):
 
     name = "magnitude"
     description = "unstructured pruning of the smallest-magnitude weights"
+    amount_exact = True
     parameters = (
         Param(
             "scope",

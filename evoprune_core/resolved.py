@@ -11,6 +11,7 @@ sees the registry.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +59,15 @@ class ResolvedRun:
     def build_dataset(self) -> Dataset:
         """The dataset the configuration names, built with its parameters and data seed."""
         cfg = self.config
-        return build_dataset(self.dataset, dict(cfg.data.params), cfg.data_seed)
+        data = build_dataset(self.dataset, dict(cfg.data.params), cfg.data_seed)
+        rows = int(data.train.shape[0])
+        if cfg.training.batch_size > rows:
+            warnings.warn(
+                f"training.batch_size {cfg.training.batch_size} exceeds the {rows} training rows "
+                f"of {data.name!r}: every epoch is one batch of {rows}",
+                stacklevel=2,
+            )
+        return data
 
     def with_seed(self, seed: int) -> ResolvedRun:
         """The same run with another seed (components are stateless: nothing is looked up)."""

@@ -95,6 +95,10 @@ class Tracking(Protocol):
 
     def close_run(self, run_id: str, status: str, error: str | None = None) -> None: ...
 
+    def fail_finished_run(self, run_id: str, error: str) -> bool: ...
+
+    def running_trial_runs(self, study: StudyRun, name: str) -> list[tuple[str, int]]: ...
+
     def finish_study(self, study: StudyRun, status: str = "FINISHED") -> None: ...
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None: ...
@@ -216,6 +220,26 @@ class Tracker:
         if error is not None:
             _retry(self.client.set_tag, run_id, "error", error[:5000])
         _retry(self.client.set_terminated, run_id, status)
+
+    def fail_finished_run(self, run_id: str, error: str) -> bool:
+        """Mark a FINISHED run FAILED with ``error`` (its result was lost); True if it was."""
+        if self.client.get_run(run_id).info.status != "FINISHED":
+            return False
+        _retry(self.client.set_tag, run_id, "error", error[:5000])
+        _retry(self.client.set_terminated, run_id, "FAILED")
+        return True
+
+    def running_trial_runs(self, study: StudyRun, name: str) -> list[tuple[str, int]]:
+        """``(run id, trial number)`` of the study's trial runs that are still RUNNING."""
+        found = self.client.search_runs(
+            [study.experiment_id],
+            filter_string=(
+                f"tags.`{ROLE}` = 'trial' and tags.study = '{name}' "
+                "and attributes.status = 'RUNNING'"
+            ),
+            max_results=10_000,
+        )
+        return [(r.info.run_id, int(r.data.tags.get("trial_number", -1))) for r in found]
 
     def finish_study(self, study: StudyRun, status: str = "FINISHED") -> None:
         _retry(self.client.set_terminated, study.run_id, status)

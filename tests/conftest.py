@@ -37,6 +37,19 @@ TINY_SPACE = """
 """
 
 
+def require_service(available: bool, reason: str) -> None:
+    """Skip with ``reason`` when a service is missing; under ``CI=true`` fail instead.
+
+    CI installs and starts every service (``.ci/services.sh``), so a missing one there is a
+    broken set-up, not a reason to pass quietly.
+    """
+    if available:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 @dataclass(frozen=True)
 class Project:
     """A temporary project directory: ``store`` is its mlruns/, ``tracking_uri`` its sqlite."""

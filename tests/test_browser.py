@@ -1,7 +1,8 @@
 """The study in a real browser: the MLflow UI shows the trials as child runs with their params.
 
-Needs /usr/bin/chromium (Debian's ``chromium`` package) and Playwright's Python package; the
-browser is driven headless with no network access beyond the loopback MLflow server.
+Needs ``chromium`` on PATH (Debian's ``chromium`` package) and Playwright's Python package;
+the browser is driven headless with no network access beyond the loopback MLflow server.
+Without them the tests skip, except under ``CI=true``, where they fail.
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import Project, start_mlflow_server, stop_server
+from conftest import Project, require_service, start_mlflow_server, stop_server
 
 from evoprune_core.cli import main
 
-CHROMIUM = Path("/usr/bin/chromium")
+#: found on PATH as ``.ci/services.sh`` finds it (``command -v chromium``)
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -30,15 +31,19 @@ FLAGS = [
     "--no-first-run",
 ]
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (apt-get install -y chromium)"
-)
+
+@pytest.fixture(autouse=True)
+def _chromium() -> None:
+    require_service(CHROMIUM is not None, "chromium is not on PATH (apt-get install -y chromium)")
 
 
 def test_trials_are_child_runs_of_the_study_run_in_the_mlflow_ui(
     stored_project: Project, free_port: Callable[[], int]
 ) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        require_service(False, "playwright is not installed (pip install -e '.[dev]')")
     project = stored_project
     path = project.study_file(name="browser", n_trials=2)
     assert main(project.args(path)) == 0

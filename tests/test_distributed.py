@@ -1,7 +1,8 @@
 """Two 'machines' share one study through PostgreSQL and an mlflow server.
 
 Needs a PostgreSQL database: set EVOPRUNE_TEST_POSTGRES_URL, e.g.
-postgresql://evoprune:evoprune@127.0.0.1:5432/evoprune (the CI script starts one).
+postgresql://evoprune:evoprune@127.0.0.1:5432/evoprune (the CI script starts one). Without it
+the test skips, except under ``CI=true``, where it fails.
 """
 
 from __future__ import annotations
@@ -14,16 +15,19 @@ import uuid
 import mlflow
 import optuna
 import pytest
-from conftest import Project
+from conftest import Project, require_service
 from optuna.trial import TrialState
 
 URL = os.environ.get("EVOPRUNE_TEST_POSTGRES_URL", "")
 
-pytestmark = pytest.mark.skipif(
-    not URL,
-    reason="EVOPRUNE_TEST_POSTGRES_URL is not set (e.g. "
-    "postgresql://evoprune:evoprune@127.0.0.1:5432/evoprune); no PostgreSQL to share a study",
-)
+
+@pytest.fixture(autouse=True)
+def _postgres() -> None:
+    require_service(
+        bool(URL),
+        "EVOPRUNE_TEST_POSTGRES_URL is not set (e.g. "
+        "postgresql://evoprune:evoprune@127.0.0.1:5432/evoprune); no PostgreSQL to share a study",
+    )
 
 
 def test_two_workers_share_a_study_through_postgres_and_an_mlflow_server(

@@ -118,9 +118,16 @@ def test_save_and_load_round_trip(tmp_path) -> None:
 
 def test_take_copies_state_so_the_original_is_untouched() -> None:
     pop = _pop(3)
+    pop.steps.copy_(torch.tensor([1.0, 2.0, 3.0]))
+    before = pop.clone()
     sub = pop.take([2, 2], [0, 1])
-    sub.params.add_(1.0)
-    assert not torch.equal(pop.params[2], sub.params[0])
+    for key in Population.BUFFERS:  # write into every buffer of the copy
+        sub.buffers[key].add_(1.0)
+    sub.steps.add_(1.0)
+    for key in Population.BUFFERS:
+        assert torch.equal(pop.buffers[key], before.buffers[key]), key
+    assert torch.equal(pop.steps, before.steps)
+    assert sub.steps.tolist() == [4.0, 4.0]  # encoder 2's count, plus the write
     split = pop.encoders.size
     fresh = pop.take([2, 2], [0, 1])
     assert torch.equal(fresh.params[0, :split], pop.params[2, :split])

@@ -58,3 +58,45 @@ def test_declared_params_and_errors() -> None:
         exp(P, steepness=-1.0)
     with pytest.raises(ValueError):
         exp(P)(T, T)
+
+
+def test_two_generation_runs_reach_the_end_at_generation_1() -> None:
+    inc = [c for c in builtin_schedules() if c.name == "increase"][0](0.4)
+    assert [inc(t, 2) for t in range(2)] == [0.0, 0.4]
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0])
+def test_probability_bounds_are_inclusive(p: float) -> None:
+    assert [c(p)(0, 1) for c in builtin_schedules()][0] == p
+
+
+@pytest.mark.parametrize("p", [-0.01, 1.01, 2.0])
+def test_probability_outside_0_1_is_refused(p: float) -> None:
+    with pytest.raises(ValueError, match=r"^probability must lie in \[0, 1\]$"):
+        builtin_schedules()[0](p)
+
+
+def test_parameter_errors_name_the_config_key() -> None:
+    exp = [c for c in builtin_schedules() if c.name == "exponential"][0]
+    with pytest.raises(ConfigError, match=r"^pruning\.schedule_params\.steepness: "):
+        exp(P, steepness=-1.0)
+
+
+def test_generation_outside_the_run_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"^generation 5 outside \[0, 5\)$"):
+        builtin_schedules()[0](P)(5, 5)
+
+
+def test_n_defaults_to_one_solution() -> None:
+    pop = [c for c in builtin_schedules() if c.name == "population"][0](0.6)
+    assert pop(4, 5) == pop(4, 5, 1) == 0.6 and pop(4, 5, 2) == 0.3
+
+
+def test_rates_are_clipped_to_0_1() -> None:
+    class Wild(builtin_schedules()[0]):  # type: ignore[misc, valid-type]
+        name = "wild"
+
+        def rate(self, t: int, last: int, n: int) -> float:
+            return [1.5, -0.5][t]
+
+    assert [Wild(0.5)(t, 2) for t in range(2)] == [1.0, 0.0]

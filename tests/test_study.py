@@ -164,7 +164,10 @@ def test_sigkill_mid_trial_then_resume(stored_project: Project) -> None:
             time.sleep(0.5)
             if not (project.journal / "killed.journal").exists():
                 continue
-            trials = load_study(project, "killed").trials
+            try:
+                trials = load_study(project, "killed").trials
+            except KeyError:  # the journal exists, the study is not in it yet
+                continue
             done = [t for t in trials if t.state == TrialState.COMPLETE]
             running = [
                 t
@@ -213,7 +216,8 @@ def test_two_local_workers_lose_and_duplicate_nothing(stored_project: Project) -
     assert {t.user_attrs["evoprune.mlflow_run_id"] for t in study.trials} == {
         r.info.run_id for r in children
     }
-    assert len({t.user_attrs["evoprune.pid"] for t in study.trials}) >= 1
+    pids = {t.user_attrs["evoprune.pid"] for t in study.trials}
+    assert len(pids) in (1, 2)  # the two worker processes (which one wins each ask is a race)
     assert os.getpid() not in {t.user_attrs["evoprune.pid"] for t in study.trials}
 
 

@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from evoprune_core import LayerMask, Param, PruneContext
-from evoprune_core.operators import RandomPruning, builtin_operators, prune_fraction
+from evoprune_core.operators import (
+    RandomPruning,
+    VariancePruning,
+    builtin_operators,
+    prune_fraction,
+)
 from evoprune_core.testing import (
     CHECKS,
     KitSettings,
@@ -95,8 +100,40 @@ class SecretlyUsesAmount(RandomPruning):
     uses_amount = False
 
 
+class CountsAllEntries(RandomPruning):
+    """Prunes ``amount`` of *all* entries (dead ones included) instead of the alive ones."""
+
+    name = "counts-all-entries"
+
+    def prune(self, ctx: PruneContext) -> list[LayerMask]:
+        out = []
+        for lv in ctx.layers:
+            masks = []
+            for m in (lv.weight_mask, lv.bias_mask):
+                flat = m.reshape(ctx.n, -1)
+                k = round(flat.shape[1] * ctx.amount)
+                scores = torch.rand(flat.shape, generator=ctx.rng).masked_fill(~flat, 2.0)
+                ranks = scores.argsort(1).argsort(1)
+                masks.append((flat & (ranks >= k)).view_as(m))
+            out.append(LayerMask(*masks))
+        return out
+
+
+class CountsAllEntriesInexact(CountsAllEntries):
+    name = "counts-all-entries-inexact"
+    amount_exact = False
+
+
+class ClaimsExact(VariancePruning):
+    """Declares exact counts but draws entries at random."""
+
+    name = "claims-exact"
+    amount_exact = True
+
+
 class GlobalRandomness(RandomPruning):
     name = "global-randomness"
+    amount_exact = False  # prunes weights only
 
     def prune(self, ctx: PruneContext) -> list[LayerMask]:
         out = []
@@ -165,6 +202,9 @@ WRONG = [
     ("never_unprune", Unprunes, "pruned weight entries come back"),
     ("amount", IgnoresAmount, "amount=0 pruned entries"),
     ("amount", SecretlyUsesAmount, "uses_amount is False but the masks depend on amount"),
+    ("amount", CountsAllEntries, "member 0 lost 72 of 254 alive entries, more than"),
+    ("amount", CountsAllEntriesInexact, "more than amount x alive allows"),
+    ("amount", ClaimsExact, "(declared amount_exact)"),
     ("deterministic", GlobalRandomness, "same RNG state gave different masks"),
     ("inputs_unmodified", WritesWeights, "prune modified 4 tensors of its context in place"),
     ("member_subset", IndexesByMember, "IndexError"),

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EvopruneError
+from ._signals import Terminated, exit_status, interruptible
 
 __all__ = ["main"]
 
@@ -39,21 +40,25 @@ class _Progress:
 
 def _write_json_atomic(path: Path, payload: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .._fs import check_output_file
     from ..config import load_run
     from ..plugins import Registry
 
     registry = Registry.load()
     resolved = load_run(args.config, args.set, registry)
     cfg = resolved.config
-    if args.output is not None:
-        out_dir = Path(args.output).resolve().parent
-        if not out_dir.is_dir():
-            raise EvopruneError(f"--output: directory {out_dir} does not exist")
+    for option, value in (("--output", args.output), ("--save-model", args.save_model)):
+        if value is not None:  # checked before the run, so that no result is lost
+            check_output_file(option, value)
     progress = _Progress(cfg.generations, args.quiet, f"{cfg.engine} {cfg.pruning.operator}")
     try:
         result = resolved.run(progress)
@@ -188,11 +193,16 @@ def _extensions() -> list[Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    with warnings.catch_warnings():  # restores the warning machinery on exit
-        warnings.showwarning = _one_line_warning
-        return _dispatch(args)
+    with interruptible():
+        try:
+            args = build_parser().parse_args(argv)
+            with warnings.catch_warnings():  # restores the warning machinery on exit
+                warnings.showwarning = _one_line_warning
+                return _dispatch(args)
+        except KeyboardInterrupt as exc:  # also SIGTERM/SIGHUP, at any moment
+            name = f" ({exc.args[0]})" if isinstance(exc, Terminated) else ""
+            print(f"interrupted{name}", file=sys.stderr)
+            return exit_status(exc)
 
 
 def _one_line_warning(
@@ -214,6 +224,3 @@ def _dispatch(args: argparse.Namespace) -> int:
     except EvopruneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,7 @@ def _quiet_libraries() -> None:
 
 def cmd_study(args: argparse.Namespace) -> int:
     from ..plugins import Registry
-    from ..study import load_study_config, resolve_store
+    from ..study import check_store_path, check_study, load_study_config, resolve_store
 
     if args.n_trials is not None and args.n_trials < 1:
         raise ConfigError(f"--n-trials: expected a positive integer, got {args.n_trials}")
@@ -41,6 +42,9 @@ def cmd_study(args: argparse.Namespace) -> int:
     registry = Registry.load()
     cfg = load_study_config(args.file, registry)
     store = resolve_store(cfg.name, args.store, args.storage, args.tracking_uri)
+    check_store_path(store)
+    if args.worker_index is None:
+        check_study(cfg, registry)
     _quiet_libraries()
     from ..study import run_study, work
 
@@ -68,7 +72,21 @@ def cmd_study(args: argparse.Namespace) -> int:
         )
     else:
         print(f"MLflow UI: {store.tracking_uri}{runs_page(outcome.experiment_id)}")
+    if outcome.complete < outcome.target:
+        print(f"error: {_short_of_target(outcome)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _short_of_target(outcome: Any) -> str:
+    """Why a study ended with fewer COMPLETE trials than its target, in one line."""
+    common = Counter(outcome.errors).most_common(1)
+    why = f"; most frequent error ({common[0][1]}x): {common[0][0]}" if common else ""
+    return (
+        f"study {outcome.name!r} ended short of its target: {outcome.complete}/{outcome.target} "
+        f"trials complete, {outcome.failed} failed{why}; fix the cause and run the same "
+        "command again to resume"
+    )
 
 
 def _study_name_and_objectives(
@@ -86,7 +104,7 @@ def _study_name_and_objectives(
 def cmd_report(args: argparse.Namespace) -> int:
     from ..plugins import Registry
     from ..report import study_report
-    from ..study import open_storage, resolve_store
+    from ..study import open_storage, repair_journal, resolve_store
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -99,6 +117,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError(f"--top: expected a positive integer, got {args.top}")
     _check_stats_options(args)
     _quiet_libraries()
+    if store.journal is not None:
+        note = repair_journal(store.journal)
+        if note:
+            warnings.warn(note, stacklevel=1)
     import optuna
 
     try:

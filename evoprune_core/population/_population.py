@@ -289,8 +289,12 @@ class Population:
         buf = io.BytesIO()
         torch.save(self.state_dict(), buf)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(buf.getvalue())
-        tmp.replace(path)
+        try:
+            tmp.write_bytes(buf.getvalue())
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     @classmethod
     def load(cls, path: str | Path) -> Population:

@@ -79,7 +79,7 @@ Chooser = Callable[[str, Dist], Any]
 
 
 class _StudyFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
     description: str = ""

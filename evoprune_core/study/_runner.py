@@ -10,6 +10,7 @@ worker counts and asks under a study lock, so the total is exact with any number
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,7 @@ from ..errors import EvopruneError
 from ..tracking import StudyRun
 from ._config import Dist, StudyConfig, grid_designs
 from ._keys import Attr
+from ._reconcile import close_orphan_runs, fail_reaped_run
 from ._storage import (
     Store,
     heartbeat,
@@ -55,6 +57,7 @@ class StudyOutcome:
     parent_run_id: str
     report: str
     pareto_plot: str = ""
+    errors: tuple[str, ...] = ()
 
 
 def _designs(cfg: StudyConfig, registry: Registry) -> list[tuple[dict[str, Any], bool]]:
@@ -116,11 +119,13 @@ def _open(cfg: StudyConfig, store: Store, sampler: Any = None) -> Any:
 
 
 def setup_study(cfg: StudyConfig, store: Store, registry: Registry, tracker: Tracking) -> StudyRun:
-    """Create or find the study, its experiment and parent run; enqueue missing designs."""
+    """Create or find the study, its experiment and parent run; enqueue missing designs.
+
+    The caller prepares ``store`` first (``store.prepare()``), before any tracker touches it.
+    """
     import optuna
     from optuna.trial import TrialState
 
-    store.prepare()
     storage = open_storage(store, _stale_callback(store))
     with study_lock(store, storage, cfg.name):
         study = optuna.create_study(
@@ -145,21 +150,26 @@ def setup_study(cfg: StudyConfig, store: Store, registry: Registry, tracker: Tra
             **{f"space.{k}": _describe(d) for k, d in cfg.space.items()},
         }
         ids = tracker.start_study(cfg.name, params)
-        study.set_user_attr(Attr.PARENT_RUN_ID, ids.run_id)
-        study.set_user_attr(Attr.EXPERIMENT_ID, ids.experiment_id)
-        study.set_user_attr(Attr.OBJECTIVES, list(cfg.objectives))
-        reap_dead_trials(study, lambda run, why: tracker.close_run(run, "FAILED", why))
-        live = [
-            t
-            for t in study.get_trials(deepcopy=False)
-            if t.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
-        ]
-        for params_, baseline in _designs(cfg, registry):
-            if not any(_matches(t, params_, baseline) for t in live):
-                study.enqueue_trial(
-                    params_, user_attrs={Attr.BASELINE: baseline, Attr.DESIGN: params_}
-                )
-    tracker.log_text(ids.run_id, cfg.text, "study.toml")
+        try:
+            study.set_user_attr(Attr.PARENT_RUN_ID, ids.run_id)
+            study.set_user_attr(Attr.EXPERIMENT_ID, ids.experiment_id)
+            study.set_user_attr(Attr.OBJECTIVES, list(cfg.objectives))
+            reap_dead_trials(study, lambda run, why: fail_reaped_run(tracker, run, why))
+            close_orphan_runs(study, tracker, ids)
+            live = [
+                t
+                for t in study.get_trials(deepcopy=False)
+                if t.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+            ]
+            for params_, baseline in _designs(cfg, registry):
+                if not any(_matches(t, params_, baseline) for t in live):
+                    study.enqueue_trial(
+                        params_, user_attrs={Attr.BASELINE: baseline, Attr.DESIGN: params_}
+                    )
+            tracker.log_text(ids.run_id, cfg.text, "study.toml")
+        except BaseException:  # interrupted during set-up: the parent run does not stay RUNNING
+            tracker.finish_study(ids, "KILLED")
+            raise
     return ids
 
 
@@ -197,7 +207,7 @@ def work(
     while True:
         trial = None
         with study_lock(store, storage, cfg.name):
-            reap_dead_trials(study, lambda run, why: tracker.close_run(run, "FAILED", why))
+            reap_dead_trials(study, lambda run, why: fail_reaped_run(tracker, run, why))
             states = [t.state for t in study.get_trials(deepcopy=False)]
             complete, running = states.count(TrialState.COMPLETE), states.count(TrialState.RUNNING)
             if on_progress is not None:
@@ -206,9 +216,14 @@ def work(
                 break
             waiting = states.count(TrialState.WAITING)
             if complete + running < target and (waiting or not finite):
-                trial = study.ask()
-                for key, value in process_identity().items():
-                    trial.set_user_attr(key, value)
+                try:
+                    trial = study.ask()
+                    for key, value in process_identity().items():
+                        trial.set_user_attr(key, value)
+                except BaseException:
+                    if trial is not None:  # interrupted between ask and run: no RUNNING left
+                        study.tell(trial, state=TrialState.FAIL)
+                    raise
             elif running == 0:
                 break  # a finite design is used up (some of it failed)
         if trial is None:
@@ -234,8 +249,41 @@ def _spawn(cfg: StudyConfig, store: Store, n_trials: int, workers: int) -> list[
             "--tracking-uri", store.tracking_uri, "--n-trials", str(n_trials),
             "--quiet", "--worker-index", str(i), "--worker-threads", str(threads),
         ]  # fmt: skip
-        procs.append(subprocess.Popen(cmd))
+        # Their own process group: a terminal's Ctrl-C reaches the parent, which passes exactly
+        # one SIGTERM on to each worker (see _stop_workers).
+        procs.append(
+            subprocess.Popen(cmd, preexec_fn=_die_with_parent(os.getpid()), start_new_session=True)
+        )
     return procs
+
+
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """Linux: a worker gets SIGTERM when the process that started it dies, even by SIGKILL."""
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def arm() -> None:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the request was armed
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
+
+
+def _stop_workers(procs: list[Any], grace: float = 60.0) -> None:
+    """Pass an interruption on to the workers (their trials fail, runs end KILLED); wait."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def run_study(
@@ -252,17 +300,22 @@ def run_study(
 
     n = n_trials or cfg.n_trials
     target = target_trials(cfg, registry, n)
+    store.prepare()
     tracker = _tracker(store)
     ids = setup_study(cfg, store, registry, tracker)
-    _, study = _open(cfg, store)
 
     def complete() -> int:
         return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
-    bar = tqdm(
-        total=target, initial=min(complete(), target), desc=f"study {cfg.name}", unit="trial",
-        file=sys.stderr, disable=quiet, dynamic_ncols=True,
-    )  # fmt: skip
+    try:
+        _, study = _open(cfg, store)
+        bar = tqdm(
+            total=target, initial=min(complete(), target), desc=f"study {cfg.name}",
+            unit="trial", file=sys.stderr, disable=quiet, dynamic_ncols=True,
+        )  # fmt: skip
+    except BaseException:  # interrupted before the workers start: the parent run is ended too
+        tracker.finish_study(ids, "KILLED")
+        raise
 
     def progress(done: int) -> None:
         bar.update(max(0, min(done, target) - bar.n))
@@ -273,9 +326,13 @@ def run_study(
             work(cfg, store, registry, n, 0, progress)
         else:
             procs = _spawn(cfg, store, n, workers)
-            while any(p.poll() is None for p in procs):
-                progress(complete())
-                time.sleep(1.0)
+            try:
+                while any(p.poll() is None for p in procs):
+                    progress(complete())
+                    time.sleep(1.0)
+            except BaseException:
+                _stop_workers(procs)
+                raise
             bad = [p.returncode for p in procs if p.returncode != 0]
             if bad:
                 print(f"evoprune: {len(bad)} worker(s) exited with {bad}", file=sys.stderr)
@@ -285,12 +342,19 @@ def run_study(
         raise
     finally:
         bar.close()
+        if status == "KILLED":  # an interruption inside Optuna may leave its replay half-done
+            _, study = _open(cfg, store)
         done = complete()
         if status == "FINISHED" and done < target:
             status = "FAILED"
         text, plot = _finish(cfg, study, tracker, ids, status)
-    failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-    return StudyOutcome(cfg.name, done, target, failed, ids.experiment_id, ids.run_id, text, plot)
+    fails = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    errors = tuple(
+        str(t.user_attrs.get(Attr.ERROR, "the worker died during the trial")) for t in fails
+    )
+    return StudyOutcome(
+        cfg.name, done, target, len(fails), ids.experiment_id, ids.run_id, text, plot, errors
+    )
 
 
 def _finish(

@@ -64,12 +64,11 @@ class Store:
         return None
 
     def prepare(self) -> None:
-        """Create the local directories (called only after validation)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        if self.journal is not None:
-            self.journal.parent.mkdir(parents=True, exist_ok=True)
-        if self.artifact_root is not None:
-            self.artifact_root.mkdir(parents=True, exist_ok=True)
+        """Create the local directories and MLflow store, repair a torn journal (after
+        validation). Repairs are reported as warnings; an unusable store raises ``StoreError``."""
+        from ._store_setup import prepare_store
+
+        prepare_store(self)
 
 
 def resolve_store(

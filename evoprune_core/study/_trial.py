@@ -125,8 +125,11 @@ def run_trial(
         study.tell(trial, values)
         return True
     except KeyboardInterrupt as exc:
-        if run is not None:
-            run.fail(exc, "KILLED")
+        try:
+            if run is not None:
+                run.fail(exc, "KILLED")
+        except Exception:  # noqa: BLE001 - e.g. a store the interruption left locked: the
+            pass  # trial is still failed below; the next start ends its orphaned run
         study.tell(trial, state=TrialState.FAIL)
         raise
     except Exception as exc:  # noqa: BLE001 - a trial that raises fails alone

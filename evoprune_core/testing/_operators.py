@@ -218,24 +218,53 @@ def check_never_unprune(op: Operator, s: KitSettings) -> None:
                 )
 
 
+def _alive_per_member(masks: Iterable[Any]) -> Tensor:
+    """Alive entries of every member: ``(n,)``."""
+    return sum(m.weight.flatten(1).sum(1) + m.bias.flatten(1).sum(1) for m in masks)
+
+
+def _amount_slack(alive: int, amount: float, tensors: int, exact: bool) -> float:
+    """Most entries that may be pruned beyond ``amount * alive`` (and, if ``exact``, short of it).
+
+    Exact operators round once per tensor (at most half an entry each). Others may draw their
+    entries at random: a binomial margin of four standard deviations is allowed above.
+    """
+    rounding = tensors / 2
+    if exact:
+        return rounding
+    return rounding + 4.0 * (alive * amount * (1.0 - amount)) ** 0.5
+
+
 def check_amount(op: Operator, s: KitSettings) -> None:
-    """``uses_amount``: 0 prunes nothing, more prunes more, within reason; else amount is ignored."""
+    """``uses_amount``: 0 prunes nothing; amount prunes that fraction of the *alive* entries.
+
+    Declared ``amount_exact``: every member loses ``amount * alive`` entries up to rounding.
+    Otherwise no member loses more than ``amount * alive`` plus a binomial margin, and more
+    amount prunes more. Without ``uses_amount`` the masks must not depend on amount.
+    """
     if not type(op).uses_amount:
         a = _prune(op, _context(op, s, amount=0.1))
         b = _prune(op, _context(op, s, amount=0.9))
         assert _same(a, b), "uses_amount is False but the masks depend on amount"
         return
+    exact = op.amount_exact
+    assert isinstance(exact, bool), "amount_exact must be a bool"
     ctx = _context(op, s, amount=0.0)
-    alive = _alive(_current(ctx))
-    assert _alive(_prune(op, ctx)) == alive, "amount=0 pruned entries"
+    alive = _alive_per_member(_current(ctx))
+    assert bool((_alive_per_member(_prune(op, ctx)) == alive).all()), "amount=0 pruned entries"
+    tensors = 2 * len(ctx.layers)
     removed = {}
-    for amount in (0.2, 0.6):
+    for amount in (0.2, 0.6, 1.0) if exact else (0.2, 0.6):
         ctx = _context(op, s, amount=amount)
-        removed[amount] = alive - _alive(_prune(op, ctx))
+        gone = (alive - _alive_per_member(_prune(op, ctx))).tolist()
+        removed[amount] = sum(gone)
         assert removed[amount] > 0, f"amount={amount} pruned nothing"
-        assert removed[amount] <= (amount + 0.25) * alive, (
-            f"amount={amount} pruned {removed[amount]} of {alive} alive entries"
-        )
+        for k, (lost, had) in enumerate(zip(gone, alive.tolist())):
+            slack = _amount_slack(had, amount, tensors, exact)
+            what = f"amount={amount}: member {k} lost {lost} of {had} alive entries"
+            assert lost <= amount * had + slack, f"{what}, more than amount x alive allows"
+            if exact:
+                assert lost >= amount * had - slack, f"{what} (declared amount_exact)"
     assert removed[0.6] > removed[0.2], (
         f"amount=0.6 pruned {removed[0.6]} entries, amount=0.2 pruned {removed[0.2]}"
     )

@@ -77,6 +77,11 @@ class TaylorPruning(Operator):
         ),
     )
 
+    @property
+    def amount_exact(self) -> bool:  # type: ignore[override]
+        """Unstructured pruning removes ``round(amount * alive)`` entries; structured, units."""
+        return not self.params["structured"]
+
     def prune(self, ctx: PruneContext) -> list[LayerMask]:
         scores = []
         for lv in ctx.layers:

@@ -1,0 +1,101 @@
+"""Signals as interruptions: SIGTERM and SIGHUP end a command the way Ctrl-C does.
+
+The first SIGINT, SIGTERM or SIGHUP raises in the main thread (``KeyboardInterrupt``, or its
+subclass ``Terminated``), so the code that is running fails its trial, marks its MLflow runs
+KILLED and stops its workers on the way out. A second signal during that clean-up is noted
+but does not break it off; a third ends the process at once. One that arrives during an import is raised
+when the import is over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from types import FrameType
+
+__all__ = ["Terminated", "exit_status", "interruptible"]
+
+_CAUGHT = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_RECHECK = 0.05
+
+
+class Terminated(KeyboardInterrupt):
+    """A termination signal (SIGTERM, SIGHUP) arrived; handled like Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def exit_status(exc: KeyboardInterrupt) -> int:
+    """128 + the signal number, as a shell reports a process ended by it."""
+    return 128 + (exc.signum if isinstance(exc, Terminated) else signal.SIGINT)
+
+
+def _importing(frame: FrameType | None) -> bool:
+    """Whether the main thread is inside an import (module code or its loader)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Within: the first signal raises; later ones wait for the clean-up to finish.
+
+    A signal that arrives while a module is being imported is held back until the import is
+    over (checked every 50 ms with SIGALRM): an exception raised inside a library's import can
+    be swallowed by it (numpy, scipy) and leave the library half-initialised.
+    """
+    state: dict[str, int] = {"seen": 0, "pending": 0}
+
+    def deliver(signum: int) -> None:
+        state["seen"] += 1
+        name = signal.Signals(signum).name
+        if state["seen"] > 2:  # the user insists: stop now, clean-up or not
+            print(f"{name}: stopped during the clean-up", file=sys.stderr, flush=True)
+            os._exit(128 + signum)
+        if state["seen"] > 1:
+            print(
+                f"{name}: still cleaning up (once more stops at once)", file=sys.stderr, flush=True
+            )
+            return
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated(signum)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if state["pending"]:
+            return  # one is already on its way
+        if state["seen"] == 0 and _importing(frame):
+            state["pending"] = signum
+            signal.setitimer(signal.ITIMER_REAL, _RECHECK)
+            return
+        deliver(signum)
+
+    def on_alarm(signum: int, frame: FrameType | None) -> None:
+        if not state["pending"]:
+            return
+        if _importing(frame):
+            signal.setitimer(signal.ITIMER_REAL, _RECHECK)
+            return
+        held, state["pending"] = state["pending"], 0
+        deliver(held)
+
+    try:
+        previous = {s: signal.signal(s, on_signal) for s in _CAUGHT}
+        previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, on_alarm)
+    except ValueError:  # not the main thread (e.g. main() called from a thread): leave as is
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for s, h in previous.items():
+            signal.signal(s, h)
