@@ -285,7 +285,7 @@ def test_a_signal_to_the_parent_stops_its_workers(stored_project: Project, sig: 
     try:
         busy = wait_for(
             lambda: len(running_trials(project, "crew")) == 2 and running_trials(project, "crew"),
-            180,
+            300,  # two worker processes start and import torch on a loaded machine
             "two running trials",
         )
         os.kill(proc.pid, sig)

@@ -9,6 +9,7 @@ worker counts and asks under a study lock, so the total is exact with any number
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._compat import enqueued_params, trial_id
+from .._compat import enqueued_params, storage_of, trial_id
 from ..config import flatten
 from ..errors import EvopruneError
 from ..tracking import StudyRun
@@ -344,6 +345,8 @@ def run_study(
         bar.close()
         if status == "KILLED":  # an interruption inside Optuna may leave its replay half-done
             _, study = _open(cfg, store)
+        if workers > 1:  # a worker stopped between steps leaves nothing RUNNING behind
+            _reconcile(cfg, store, study, tracker, ids)
         done = complete()
         if status == "FINISHED" and done < target:
             status = "FAILED"
@@ -355,6 +358,16 @@ def run_study(
     return StudyOutcome(
         cfg.name, done, target, len(fails), ids.experiment_id, ids.run_id, text, plot, errors
     )
+
+
+def _reconcile(
+    cfg: StudyConfig, store: Store, study: Any, tracker: Tracking, ids: StudyRun
+) -> None:
+    """Fail the trials of workers that are gone and end trial runs no live trial owns."""
+    storage = storage_of(study)
+    with contextlib.suppress(Exception), study_lock(store, storage, cfg.name):
+        reap_dead_trials(study, lambda run, why: fail_reaped_run(tracker, run, why))
+        close_orphan_runs(study, tracker, ids)
 
 
 def _finish(
