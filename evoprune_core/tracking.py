@@ -166,26 +166,28 @@ class Tracker:
 
     def parent_run(self, experiment_id: str, study: str, params: dict[str, Any]) -> str:
         """The study's run: found again by its tags, else created."""
+        return self._find_or_create(experiment_id, {ROLE: "study", "study": study}, study, params)
+
+    def _find_or_create(
+        self, experiment_id: str, key: dict[str, str], name: str, params: dict[str, Any]
+    ) -> str:
+        """The first run tagged with every ``key`` tag (set RUNNING again), else a new one
+        named ``name`` with those tags and ``params``."""
+        where = " and ".join(f"tags.`{k}` = '{v}'" for k, v in key.items())
         found = self.client.search_runs(
-            [experiment_id],
-            filter_string=f"tags.`{ROLE}` = 'study' and tags.study = '{study}'",
-            max_results=1,
+            [experiment_id], filter_string=where, max_results=1,
             order_by=["attributes.start_time ASC"],
-        )
+        )  # fmt: skip
         if found:
             run_id = found[0].info.run_id
             _retry(self.client.update_run, run_id, status="RUNNING")
             return run_id
         run = self.client.create_run(
-            experiment_id,
-            run_name=study,
-            tags={ROLE: "study", "study": study, "evoprune_version": __version__},
+            experiment_id, run_name=name, tags={**key, "evoprune_version": __version__}
         )
-        _retry(
-            self.client.log_batch,
-            run.info.run_id,
-            params=[Param(k, param_value(v)[:6000]) for k, v in params.items()],
-        )
+        items = [Param(k, param_value(v)[:6000]) for k, v in sorted(params.items())]
+        for i in range(0, len(items), 100):
+            _retry(self.client.log_batch, run.info.run_id, params=items[i : i + 100])
         return run.info.run_id
 
     def start_study(self, name: str, params: dict[str, Any]) -> StudyRun:
@@ -258,25 +260,9 @@ class Tracker:
 
     def named_run(self, experiment_id: str, role: str, name: str, params: dict[str, Any]) -> str:
         """The run tagged ``role``/``name`` in the experiment (found again on resume), else new."""
-        found = self.client.search_runs(
-            [experiment_id],
-            filter_string=f"tags.`{ROLE}` = '{role}' and tags.`evoprune.name` = '{name}'",
-            max_results=1,
-            order_by=["attributes.start_time ASC"],
+        return self._find_or_create(
+            experiment_id, {ROLE: role, "evoprune.name": name}, name, params
         )
-        if found:
-            run_id = found[0].info.run_id
-            _retry(self.client.update_run, run_id, status="RUNNING")
-            return run_id
-        run = self.client.create_run(
-            experiment_id,
-            run_name=name,
-            tags={ROLE: role, "evoprune.name": name, "evoprune_version": __version__},
-        )
-        items = [Param(k, param_value(v)[:6000]) for k, v in sorted(params.items())]
-        for i in range(0, len(items), 100):
-            _retry(self.client.log_batch, run.info.run_id, params=items[i : i + 100])
-        return run.info.run_id
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
         """Numeric metrics at ``step`` (one batch)."""

@@ -47,7 +47,7 @@ def test_formula_conforms(operator: object, check: object) -> None:
 
 
 def test_bad_expression_is_a_config_error_with_the_position() -> None:
-    with pytest.raises(ConfigError, match=r"^pruning.operator_params.expression: position 5: "):
+    with pytest.raises(ConfigError, match=r"^pruning.operators.formula.expression: position 5: "):
         FormulaOperator(expression="mean(Z)")
 
 

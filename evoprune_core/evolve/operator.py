@@ -115,7 +115,7 @@ class FormulaOperator(Operator):
         try:
             tree = parse(self.params["expression"])
         except FormulaError as exc:
-            raise ConfigError(f"pruning.operator_params.expression: {exc}") from None
+            raise ConfigError(f"pruning.operators.formula.expression: {exc}") from None
         self._scorer = compile_tree(tree)
 
     def prune(self, ctx: PruneContext) -> list[LayerMask]:

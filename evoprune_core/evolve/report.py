@@ -98,7 +98,7 @@ schedule = "exponential"
 probability = 0.5
 amount = 0.25
 
-[pruning.operator_params]
+[pruning.operators.formula]
 expression = {json.dumps(best)}
 """
 
