@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -23,7 +23,13 @@ __all__ = ["EvolutionConfig", "EvolveFile", "FitnessConfig", "TransferConfig", "
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Strict like the run configuration: ``generations = "5"`` is refused, not coerced."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# TOML has arrays, not tuples: a (low, high) pair is read from a list, its items strictly.
+_Heights = Annotated[tuple[int, int], Field(strict=False)]
 
 
 class EvolutionConfig(_Model):
@@ -34,8 +40,8 @@ class EvolutionConfig(_Model):
     elite: int = Field(default=6, ge=1, le=10_000, description="the best k survive and breed")
     crossover: float = Field(default=0.75, ge=0.0, le=1.0)
     mutation: float = Field(default=0.75, ge=0.0, le=1.0)
-    mutation_height: tuple[int, int] = (0, 4)
-    init_height: tuple[int, int] = (1, 4)
+    mutation_height: _Heights = (0, 4)
+    init_height: _Heights = (1, 4)
     max_depth: int = Field(default=8, ge=1, le=17)
     seeds: list[str] = Field(default_factory=lambda: list(SEEDS))
     seed_copies: int = Field(default=2, ge=0, le=100)
