@@ -17,7 +17,7 @@ import torch
 from deap import gp
 from torch import Tensor
 
-from .primitives import TERMINALS, Terminal, Value, by_key
+from .primitives import TERMINALS, Prim, Terminal, Value, by_key, fold
 
 __all__ = [
     "DTYPE",
@@ -129,28 +129,18 @@ def unit_inputs(
 def _program(tree: Sequence[Any]) -> Callable[[dict[str, Value]], Value]:
     """A closure evaluating ``tree`` (prefix order) on a terminal dictionary."""
 
-    def build(i: int) -> tuple[Callable[[dict[str, Value]], Value], int]:
-        node = tree[i]
-        if isinstance(node, gp.Terminal):
-            name = node.name
-            return (lambda env: env[name]), i + 1
-        prim = by_key(node.name)
-        children = []
-        nxt = i + 1
-        for _ in prim.args:
-            fn, nxt = build(nxt)
-            children.append(fn)
+    def leaf(name: str) -> Callable[[dict[str, Value]], Value]:
+        return lambda env: env[name]
+
+    def node(prim: Prim, children: list[Any]) -> Callable[[dict[str, Value]], Value]:
         run = prim.run
         if len(children) == 1:
             (a,) = children
-            return (lambda env: run(a(env))), nxt
+            return lambda env: run(a(env))
         a, b = children
-        return (lambda env: run(a(env), b(env))), nxt
+        return lambda env: run(a(env), b(env))
 
-    fn, end = build(0)
-    if end != len(tree):
-        raise ValueError("malformed tree")
-    return fn
+    return fold(tree, leaf, node)
 
 
 @dataclass(frozen=True)

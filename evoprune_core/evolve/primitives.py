@@ -13,7 +13,7 @@ intersect masks, and matrix operations zero the masked entries first.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -23,6 +23,7 @@ from deap import gp
 from torch import Tensor
 
 __all__ = [
+    "fold",
     "DIVISION_EPS",
     "PRIMITIVES",
     "RIDGE",
@@ -377,4 +378,30 @@ def used_names(tree: Any) -> set[str]:
     out = set()
     for node in tree:
         out.add(node.name if isinstance(node, gp.Terminal) else by_key(node.name).name)
+    return out
+
+
+def fold(
+    tree: Sequence[Any],
+    terminal: Callable[[str], Any],
+    primitive: Callable[[Prim, list[Any]], Any],
+) -> Any:
+    """Fold a prefix-order tree bottom-up: ``terminal(name)`` at leaves, ``primitive(prim,
+    children)`` at inner nodes. Raises ``ValueError`` when the tree is not one whole term."""
+
+    def visit(i: int) -> tuple[Any, int]:
+        node = tree[i]
+        if isinstance(node, gp.Terminal):
+            return terminal(node.name), i + 1
+        prim = by_key(node.name)
+        children = []
+        nxt = i + 1
+        for _ in prim.args:
+            child, nxt = visit(nxt)
+            children.append(child)
+        return primitive(prim, children), nxt
+
+    out, end = visit(0)
+    if end != len(tree):
+        raise ValueError("malformed tree")
     return out

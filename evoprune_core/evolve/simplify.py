@@ -13,9 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import sympy
-from deap import gp
 
-from .primitives import TERMINALS, by_key
+from .primitives import TERMINALS, fold
 
 __all__ = ["cache_key", "forms", "infix", "latex", "simplified", "to_sympy"]
 
@@ -41,20 +40,7 @@ def _apply(tag: str, args: list[Any]) -> Any:
 
 def to_sympy(tree: Sequence[Any]) -> sympy.Expr:
     """The sympy expression of a tree (sympy's automatic canonical form)."""
-
-    def visit(i: int) -> tuple[Any, int]:
-        node = tree[i]
-        if isinstance(node, gp.Terminal):
-            return _SYMBOLS[node.name], i + 1
-        prim = by_key(node.name)
-        args = []
-        nxt = i + 1
-        for _ in prim.args:
-            a, nxt = visit(nxt)
-            args.append(a)
-        return _apply(prim.sym, args), nxt
-
-    return visit(0)[0]
+    return fold(tree, _SYMBOLS.__getitem__, lambda prim, args: _apply(prim.sym, args))
 
 
 def cache_key(tree: Sequence[Any]) -> str:

@@ -22,7 +22,15 @@ from deap import gp
 
 from ...errors import ConfigError
 from ..compile import ShapeError, check_shapes
-from ..primitives import PRIMITIVES, TERMINALS, Scalar, by_key, overloads, primitive_set, type_name
+from ..primitives import (
+    PRIMITIVES,
+    TERMINALS,
+    Scalar,
+    fold,
+    overloads,
+    primitive_set,
+    type_name,
+)
 
 __all__ = ["FormulaError", "parse", "to_text"]
 
@@ -154,18 +162,4 @@ def parse(text: str) -> gp.PrimitiveTree:
 
 def to_text(tree: Sequence[Any]) -> str:
     """The formula text of a tree (what ``parse`` reads back)."""
-
-    def visit(i: int) -> tuple[str, int]:
-        node = tree[i]
-        if isinstance(node, gp.Terminal):
-            return node.name, i + 1
-        prim = by_key(node.name)
-        parts = []
-        nxt = i + 1
-        for _ in prim.args:
-            s, nxt = visit(nxt)
-            parts.append(s)
-        return f"{prim.name}({', '.join(parts)})", nxt
-
-    text, _ = visit(0)
-    return text
+    return fold(tree, str, lambda prim, parts: f"{prim.name}({', '.join(parts)})")
