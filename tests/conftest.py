@@ -172,3 +172,13 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def reference_loss(logits: object, x: object, loss: str) -> object:
+    """A plain-torch training loss (BCE on logits, or L1 of the sigmoid) for reference models."""
+    import torch
+    from torch import nn
+
+    if loss == "bce":
+        return nn.functional.binary_cross_entropy_with_logits(logits, x)
+    return (torch.sigmoid(logits) - x).abs().mean()

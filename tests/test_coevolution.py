@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import reference_loss
 from torch import nn
 
 from evoprune_core.config import load_run_config
@@ -175,10 +176,7 @@ def test_batched_step_equals_independent_adam(loss: str) -> None:
         for model, opt in refs:
             opt.zero_grad()
             logits = model(x)
-            if loss == "bce":
-                value = nn.functional.binary_cross_entropy_with_logits(logits, x)
-            else:
-                value = (torch.sigmoid(logits) - x).abs().mean()
+            value = reference_loss(logits, x, loss)
             value.backward()
             opt.step()
     for c, (model, _) in enumerate(refs):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import reference_loss
 from test_coevolution import TINY
 from torch import nn
 
@@ -55,10 +56,7 @@ def _reference(pop: Population, c: int, rows: torch.Tensor, batch: int, lr: floa
         opt.zero_grad()
         x = rows[s : s + batch]
         logits = model(x)
-        if loss == "bce":
-            value = nn.functional.binary_cross_entropy_with_logits(logits, x)
-        else:
-            value = (torch.sigmoid(logits) - x).abs().mean()
+        value = reference_loss(logits, x, loss)
         value.backward()
         opt.step()
         with torch.no_grad():
