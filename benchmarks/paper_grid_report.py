@@ -35,6 +35,9 @@ ENGINES = {
     "canonical-variance": "canonical",
     "lipi10-variance": "Lipi N=10",
     "lipi5": "Lipi N=5",
+    "prune-after": "canonical",
+    "prune-after-variance": "canonical",
+    "population-sizes": "Lipi N={population}",
 }
 # the paper's best schedule per (engine, operator) (spec section 8)
 PAPER_BEST = {
@@ -68,6 +71,7 @@ def collect(store: Path) -> dict[str, dict[Key, list[dict[str, Any]]]]:
         if engine is None:
             continue
         combo = t.user_attrs.get("evoprune.combination", {})
+        engine = engine.format(population=combo.get("population"))
         baseline = bool(t.user_attrs.get("evoprune.baseline", False))
         op = "none" if baseline else combo["operator"]
         schedule = "-" if baseline else combo["schedule"]
@@ -144,19 +148,29 @@ def tables(data: dict[str, dict[Key, list[dict[str, Any]]]]) -> tuple[str, list[
         if not rows:
             continue
         lines += [f"#### {proto}: training L1, median [IQR] over seeds (seeds per cell)", ""]
-        lines.append("| engine | operator | no pruning | " + " | ".join(SCHEDULES) + " |")
-        lines.append("|---|---|---|" + "---|" * len(SCHEDULES))
+        columns = (*SCHEDULES, "prune_after")
+        lines.append("| engine | operator | no pruning | " + " | ".join(columns) + " |")
+        lines.append("|---|---|---|" + "---|" * len(columns))
         for engine, op in sorted({(e, o) for e, o, s in rows if o != "none"}):
             meds = {s: summarize(_losses(rows[(engine, op, s)])).median
                     for s in SCHEDULES if rows.get((engine, op, s))}  # fmt: skip
             best = min(meds, key=lambda s: meds[s]) if meds else None
             base = rows.get((engine, "none", "-"))
             cells = [f"{cell(base, 'train_loss')} ({len(base or [])})" if base else "-"]
-            for s in SCHEDULES:
+            for s in columns:
                 r = rows.get((engine, op, s))
                 text = f"{cell(r, 'train_loss')} ({len(r or [])})" if r else "-"
                 cells.append(f"**{text}**" if s == best else text)
             lines.append(f"| {engine} | {op} | " + " | ".join(cells) + " |")
+        sizes = sorted(
+            (int(e.removeprefix("Lipi N=")), r)
+            for (e, o, _), r in rows.items()
+            if e.startswith("Lipi N=") and o == "none"
+        )
+        if sizes:
+            lines += ["", "Lipi-AE-S without pruning, by population size: " + "; ".join(
+                f"N={n} {cell(r, 'train_loss')} ({len(r)})" for n, r in sizes
+            )]  # fmt: skip
         lines.append("")
         found = schedule_tests(rows, proto)
         tests += found
