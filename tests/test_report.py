@@ -116,3 +116,117 @@ def test_study_report_with_two_objectives_adds_the_front() -> None:
     one = json.loads(study_report(TRIALS, ("val_loss",), "json"))
     assert list(one) == ["best_combinations"]
     assert study_report([], ("val_loss",)) == "no completed trials yet"
+
+
+# one-seed row (no ± column), ties on val loss (5 vs 3) and on remaining fraction (6 vs 4)
+MORE = [
+    *TRIALS,
+    trial(5, "magnitude", "fixed", [0.21], [0.9], amount=0.25),
+    trial(6, "variance", "fixed", [0.5, 0.5], [0.2, 0.2], amount=0.4),
+]
+HEAD = (
+    "trial  engine     operator{hpad}  schedule     p      amount  population  seeds  "
+    "val L1           test L1          remaining"
+)
+RULE = (
+    "-----  ---------  --------{dash}  -----------  -----  ------  ----------  -----  "
+    "---------------  ---------------  ---------------"
+)
+ROW = {
+    3: "3      canonical  conjunctive{pad}  exponential  0.500  -       1           2      "
+    "0.2100 ± 0.0000  0.2200 ± 0.0000  0.8000 ± 0.0000",
+    5: "5      canonical  magnitude{pad}    fixed        0.500  0.250   1           1      "
+    "0.2100           0.2200           0.9000",
+    1: "1      canonical  random{pad}       fixed        0.500  0.100   1           2      "
+    "0.2200 ± 0.0283  0.2300 ± 0.0283  0.6000 ± 0.1414",
+    0: "0      canonical  none (baseline)  -            0.500  -       1           2      "
+    "0.3100 ± 0.0141  0.3200 ± 0.0141  1.0000 ± 0.0000",
+    2: "2      canonical  random{pad}       fixed        0.500  0.200   1           2      "
+    "0.2500 ± 0.0000  0.2600 ± 0.0000  0.4000 ± 0.0000",
+    4: "4      canonical  variance{pad}     fixed        0.500  0.300   1           2      "
+    "0.4000 ± 0.0000  0.4100 ± 0.0000  0.2000 ± 0.0000",
+}
+
+
+def test_study_report_text_exact() -> None:
+    wide = {"pad": " " * 4, "hpad": " " * 7, "dash": "-" * 7}  # "none (baseline)" is widest
+    narrow = {"pad": "", "hpad": " " * 3, "dash": "-" * 3}  # "conjunctive" is widest
+    expected = [
+        "Best combinations (lowest mean validation L1 per engine/operator/schedule; "
+        "7 completed trials)",
+        "",
+        HEAD.format(**wide),
+        RULE.format(**wide),
+        *(ROW[t].format(**wide) for t in (3, 5, 1, 0, 4)),
+        "",
+        "Pareto front (validation L1 vs remaining fraction, both minimised)",
+        "",
+        HEAD.format(**narrow),
+        RULE.format(**narrow),
+        *(ROW[t].format(**narrow) for t in (3, 1, 2, 4)),
+    ]
+    assert study_report(MORE, ("val_loss", "remaining_fraction")).split("\n") == expected
+
+
+def test_study_report_markdown_csv_json_exact() -> None:
+    md = study_report(MORE, ("val_loss", "remaining_fraction"), "markdown").split("\n")
+    head = "| trial | engine | operator | schedule | p | amount | population | seeds | "
+    assert md[:5] == [
+        "## Best combinations (lowest mean validation L1 per engine/operator/schedule; "
+        "7 completed trials)",
+        "",
+        head + "val L1 | test L1 | remaining |",
+        "|" + "---|" * 11,
+        "| 3 | canonical | conjunctive | exponential | 0.500 | - | 1 | 2 | "
+        "0.2100 ± 0.0000 | 0.2200 ± 0.0000 | 0.8000 ± 0.0000 |",
+    ]
+    assert md[5] == "| 5 | canonical | magnitude | fixed | 0.500 | 0.250 | 1 | 1 | " + (
+        "0.2100 | 0.2200 | 0.9000 |"
+    )
+    assert md[9:12] == [
+        "",
+        "## Pareto front (validation L1 vs remaining fraction, both minimised)",
+        "",
+    ]
+    assert [line.split(" | ")[0] for line in md[14:]] == ["| 3", "| 1", "| 2", "| 4"]
+    fields = (
+        "trial,engine,operator,schedule,probability,amount,population,seeds,val_loss,"
+        "val_loss_std,test_loss,test_loss_std,remaining_fraction,remaining_fraction_std,"
+        "baseline,mlflow_run_id\n"
+    )
+    assert study_report(MORE, ("val_loss",), "csv") == (
+        "table," + fields
+        + "best_combinations,3,canonical,conjunctive,exponential,0.5,,1,2,0.21,0.0,0.22,0.0,"
+        "0.8,0.0,False,\n"
+        "best_combinations,5,canonical,magnitude,fixed,0.5,0.25,1,1,0.21,0.0,0.22,0.0,0.9,0.0,"
+        "False,\n"
+        "best_combinations,1,canonical,random,fixed,0.5,0.1,1,2,0.22,0.028284271247461888,0.23,"
+        "0.028284271247461888,0.6,0.14142135623730948,False,\n"
+        "best_combinations,0,canonical,none,-,0.5,,1,2,0.31,0.014142135623730963,0.32,"
+        "0.014142135623730963,1.0,0.0,True,\n"
+        "best_combinations,4,canonical,variance,fixed,0.5,0.3,1,2,0.4,0.0,0.41000000000000003,"
+        "0.0,0.2,0.0,False,\n"
+    )  # fmt: skip
+    rows = rows_from_trials(MORE)
+    assert format_rows(rows[:1], "csv") == fields + (
+        "0,canonical,none,-,0.5,,1,2,0.31,0.014142135623730963,0.32,0.014142135623730963,"
+        "1.0,0.0,True,\n"
+    )
+    assert format_rows(rows[:1], "json").startswith('[\n  {\n    "trial": 0,\n    "engine"')
+    both = study_report(MORE, ("val_loss", "remaining_fraction"), "json")
+    assert both.startswith('{\n  "best_combinations": [\n    {\n      "trial": 3,\n')
+    pareto = json.loads(both)["pareto_front"]
+    assert [r["trial"] for r in pareto] == [3, 1, 2, 4]  # 5 and 6 each lose on one tie
+
+
+def test_top_ten_by_default_and_the_text_format_by_default() -> None:
+    many = [trial(i, f"op{i}", "fixed", [0.1 + i / 100] * 2, [0.5, 0.5]) for i in range(12)]
+    rows = rows_from_trials(many)
+    assert [r.trial for r in best_combinations(rows)] == list(range(10))
+    assert [r.trial for r in best_combinations(rows, top=None)] == list(range(12))
+    for top, n in ((10, 10), (None, 12), (3, 3)):
+        kw = {} if top == 10 else {"top": top}
+        data = json.loads(study_report(many, ("val_loss",), "json", **kw))
+        assert [r["trial"] for r in data["best_combinations"]] == list(range(n))
+    assert format_rows(rows) == format_rows(rows, "text")
+    assert study_report(many, ("val_loss",)) == study_report(many, ("val_loss",), "text")
