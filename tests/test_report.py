@@ -230,3 +230,34 @@ def test_top_ten_by_default_and_the_text_format_by_default() -> None:
         assert [r["trial"] for r in data["best_combinations"]] == list(range(n))
     assert format_rows(rows) == format_rows(rows, "text")
     assert study_report(many, ("val_loss",)) == study_report(many, ("val_loss",), "text")
+
+
+def test_rows_skip_what_is_not_a_finished_evoprune_trial_and_keep_the_rest() -> None:
+    failed = optuna.trial.create_trial(state=TrialState.FAIL)
+    no_combo = optuna.trial.create_trial(
+        state=TrialState.COMPLETE, value=0.1, user_attrs={"evoprune.results": [{"val_loss": 1}]}
+    )
+    bare = optuna.trial.create_trial(
+        state=TrialState.COMPLETE,
+        value=0.2,
+        user_attrs={
+            "evoprune.results": [{"seed": 1, "val_loss": 0.2, "test_loss": 0.3,
+                                  "remaining_fraction": 0.5}],
+            "evoprune.combination": {"engine": "coevolution", "operator": "random",
+                                     "schedule": "fixed"},
+            "evoprune.mlflow_run_id": "abc123",
+        },
+    )  # fmt: skip
+    bare.number = 7
+    rows = rows_from_trials([failed, no_combo, bare, TRIALS[4]])  # a failure does not stop it
+    assert [r.trial for r in rows] == [7, 4]
+    r7, r4 = rows
+    assert (r7.engine, r7.operator, r7.schedule) == ("coevolution", "random", "fixed")
+    assert (r7.probability, r7.amount, r7.population, r7.baseline) == (None, None, "1", False)
+    assert r7.mlflow_run_id == "abc123" and r4.mlflow_run_id == ""
+    assert (r4.probability, r4.amount, r4.population) == (0.5, 0.3, "1")
+    assert (r7.val_loss, r7.test_loss, r7.remaining_fraction, r7.seeds) == (0.2, 0.3, 0.5, 1)
+
+
+def test_mean_std_of_three() -> None:
+    assert mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)  # sum of squares 2, divided by n - 1 = 2
