@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -378,3 +379,45 @@ def test_quickstart_is_two_objective() -> None:
     registry = Registry.load(env={"EVOPRUNE_PLUGINS": "none"})
     cfg = load_study_config(root / "studies" / "quickstart.toml", registry)
     assert cfg.objectives == ("val_loss", "remaining_fraction") and cfg.baseline
+
+
+# -- exact edges the mutation run found untested ----------------------------------------------
+COMBOS = (
+    "canonical/none, canonical/random/fixed, canonical/variance/fixed, coevolution/none, "
+    "coevolution/random/fixed"
+)
+
+
+def test_bad_against_lists_trial_numbers_only_when_grouped_by_trial() -> None:
+    with pytest.raises(ConfigError) as by_trial:
+        build_stats(TRIALS, ["val_loss"], against="canonical/x")
+    assert str(by_trial.value) == (
+        f"--against: unknown combination 'canonical/x'; allowed: {COMBOS}, "
+        "or trial:<number> of a completed trial"
+    )
+    with pytest.raises(ConfigError) as pooled:
+        build_stats(TRIALS, ["val_loss"], grouping="combination", against="canonical/x")
+    assert str(pooled.value) == f"--against: unknown combination 'canonical/x'; allowed: {COMBOS}"
+
+
+def test_verdict_at_alpha_is_not_significant() -> None:
+    c = build_stats(TRIALS, ["val_loss"]).comparisons[0]
+    assert c.group == "trial:1" and c.result.direction == "lower"
+    assert verdict(replace(c, p_holm=0.05)) == "n.s."  # Holm p < alpha, strictly
+    assert verdict(replace(c, p_holm=0.0499)) == "lower"
+    assert verdict(replace(c, p_holm=0.05), alpha=0.0501) == "lower"
+
+
+def test_reference_line_without_any_baseline() -> None:
+    text = format_stats(build_stats(TRIALS[1:4], ["val_loss"])).splitlines()
+    assert text[2] == "Reference: each engine's no-pruning baseline (none found)"
+    assert text[-1] == (
+        "- no no-pruning baseline for engine(s) canonical: not tested (use --against)"
+    )
+
+
+def test_json_round_trip_keeps_against_and_notes() -> None:
+    r = build_stats(TRIALS, ["val_loss"], "demo", grouping="combination", against="canonical/none")
+    assert r.against == "canonical/none" and len(r.notes) == 1
+    again = StatsReport.from_dict(json.loads(format_stats(r, "json")))
+    assert again == r and again.against == "canonical/none" and again.notes == r.notes
