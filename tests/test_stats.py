@@ -469,3 +469,37 @@ def test_csv_exact() -> None:
     rows = list(csv.DictReader(io.StringIO(format_stats(pooled, "csv"))))
     row = next(r for r in rows if r["group"] == "canonical/random/fixed")
     assert (row["trials"], row["seeds"]) == ("1 2", "1 2 3 4 1 2 3 4")
+
+
+def test_pooled_text_and_a_report_without_tests_exact() -> None:
+    # pooled: no "combination" column in the tests, the probability differs within the pool
+    pooled = build_stats(TRIALS, ["val_loss"], grouping="combination")
+    assert format_stats(pooled) + "\n" == (GOLDEN / "stats_format_pooled.txt").read_text()
+    assert format_stats(pooled) == format_stats(pooled, "text")  # text is the default
+    alone = format_stats(build_stats(TRIALS[1:4], ["val_loss"]), "markdown")
+    assert alone + "\n" == (GOLDEN / "stats_format_no_reference.md").read_text()
+
+
+def _front_lines(text: str) -> list[str]:
+    lines = text.split("\n")
+    start = next(i for i, x in enumerate(lines) if "Pareto front of the medians" in x) + 2
+    return lines[start : lines.index("", start)]
+
+
+def test_a_long_pareto_front_wraps_at_100_columns_in_text_only() -> None:
+    # eleven groups trade loss for sparsity; in front order the first ten keys with their
+    # commas and spaces take exactly 101 columns (two of them have 3-digit numbers)
+    order = [10, 11, 100, 12, 101, 13, 14, 15, 16, 17, 18]
+    trials = [
+        trial(n, "random", "fixed", [0.1 + 0.01 * i] * 2, p=0.5, rem=0.9 - 0.05 * i)
+        for i, n in enumerate(order)
+    ]
+    # ties: as good as trial 10 on loss but keeps more, as sparse as trial 18 but worse: both
+    # dominated
+    trials.append(trial(200, "random", "fixed", [0.1 + 0.01 * 0] * 2, p=0.5, rem=0.95))
+    trials.append(trial(201, "random", "fixed", [0.3] * 2, p=0.5, rem=0.9 - 0.05 * 10))
+    r = build_stats(trials, ["val_loss"])
+    keys = [f"trial:{n}" for n in order]
+    assert [g.key for g in pareto_groups(r.groups)] == keys
+    assert _front_lines(format_stats(r)) == [", ".join(keys[:9]) + ",", ", ".join(keys[9:])]
+    assert _front_lines(format_stats(r, "markdown")) == [", ".join(keys)]
