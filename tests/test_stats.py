@@ -19,10 +19,18 @@ from scipy.stats import PermutationMethod, mannwhitneyu
 
 from evoprune_core.cli import main
 from evoprune_core.errors import ConfigError
-from evoprune_core.stats import a12, a12_magnitude, holm, mann_whitney, summarize
+from evoprune_core.stats import (
+    Summary,
+    TestResult,
+    a12,
+    a12_magnitude,
+    holm,
+    mann_whitney,
+    summarize,
+)
 from evoprune_core.stats_format import format_stats, verdict
 from evoprune_core.stats_plots import write_figures
-from evoprune_core.stats_report import StatsReport, build_stats, pareto_groups
+from evoprune_core.stats_report import StatsReport, build_stats, groups_from_trials, pareto_groups
 
 # -- the numbers, by hand --------------------------------------------------------------------
 X, Y = [0.1, 0.3, 0.5], [0.2, 0.4, 0.6, 0.8]
@@ -503,3 +511,113 @@ def test_a_long_pareto_front_wraps_at_100_columns_in_text_only() -> None:
     assert [g.key for g in pareto_groups(r.groups)] == keys
     assert _front_lines(format_stats(r)) == [", ".join(keys[:9]) + ",", ", ".join(keys[9:])]
     assert _front_lines(format_stats(r, "markdown")) == [", ".join(keys)]
+
+
+def test_mann_whitney_edges_exact() -> None:
+    assert mann_whitney([0.1], [0.2, 0.3]) == TestResult(
+        1, 2, None, None, 0.0, "large", "none", "fewer than 2 seeds: no test"
+    )
+    assert mann_whitney([], [0.2, 0.3]) == TestResult(
+        0, 2, None, None, None, None, "none", "fewer than 2 seeds: no test"
+    )
+    assert mann_whitney([0.5, 0.5], [0.5, 0.5, 0.5]) == TestResult(
+        2, 3, 3.0, 1.0, 0.5, "negligible", "exact", "all values tied"
+    )
+    # two seeds a side is enough: U = 0, exact p = 2 / C(4, 2)
+    two = mann_whitney([0.1, 0.2], [0.3, 0.4])
+    assert (two.u, two.method) == (0.0, "exact") and two.p == pytest.approx(1 / 3, abs=1e-15)
+    # no ties: exact up to 8 values on the smaller side, then the normal approximation
+    eight = mann_whitney([i / 100 for i in range(8)], [0.5 + i / 100 for i in range(9)])
+    nine = mann_whitney([i / 100 for i in range(9)], [0.5 + i / 100 for i in range(9)])
+    assert (eight.method, nine.method) == ("exact", "asymptotic")
+    with pytest.raises(ValueError, match="^A12 needs at least one value on each side$"):
+        a12([1.0], [])
+
+
+def test_holm_caps_at_one_and_summaries_of_none_and_two() -> None:
+    assert holm([0.7, 0.8]) == [1.0, 1.0]  # 2 * 0.7 = 1.4 is capped
+    assert summarize([]) == Summary(0, None, None, None, None, None, None, None)
+    assert summarize([1.0, 3.0]).std == math.sqrt(2.0)
+
+
+def _bare(number: int, engine: str, op: str, vals: list[float], **combo: Any) -> Any:
+    """A trial as an older study stored it: no baseline flag, maybe no population."""
+    results = [
+        {"seed": i + 1, "val_loss": v, "test_loss": v, "remaining_fraction": 1.0}
+        for i, v in enumerate(vals)
+    ]
+    t = optuna.trial.create_trial(
+        state=TrialState.COMPLETE,
+        value=vals[0],
+        user_attrs={
+            "evoprune.results": results,
+            "evoprune.combination": {"engine": engine, "operator": op, "schedule": "fixed",
+                                     **combo},
+        },
+    )  # fmt: skip
+    t.number = number
+    return t
+
+
+def test_groups_take_defaults_and_pool_populations() -> None:
+    no_combo = optuna.trial.create_trial(
+        state=TrialState.COMPLETE, value=0.1, user_attrs={"evoprune.results": [{"seed": 1}]}
+    )
+    failed = optuna.trial.create_trial(state=TrialState.FAIL)
+    a = _bare(3, "canonical", "random", [0.1, 0.2], probability=0.5, amount=0.2)
+    b = _bare(4, "canonical", "random", [0.3], probability=0.5, amount=0.2, population="4")
+    (g,) = groups_from_trials([failed, no_combo, a])  # the default grouping is by trial
+    assert (g.key, g.population, g.baseline, g.probability, g.amount) == (
+        "trial:3", "1", False, 0.5, 0.2
+    )  # fmt: skip
+    (pooled,) = groups_from_trials([a, b], "combination")
+    assert (pooled.population, pooled.probability, pooled.amount) == ("mixed", 0.5, 0.2)
+    assert groups_from_trials([b, b], "combination")[0].population == "4"
+    with pytest.raises(ConfigError) as info:
+        groups_from_trials([a], "seed")
+    assert str(info.value) == "--group: unknown grouping 'seed'; allowed: trial, combination"
+
+
+def test_build_stats_empty_and_bad_metrics_exact() -> None:
+    assert build_stats([], ["val_loss"]) == StatsReport(
+        "", "trial", ("val_loss",), None, (), (), ("no completed trials with evoprune results",)
+    )
+    allowed = "allowed: val_loss, test_loss, train_loss, remaining_fraction"
+    with pytest.raises(ConfigError) as none:
+        build_stats(TRIALS, [])
+    assert str(none.value) == f"--metric: unknown metric ''; {allowed}"
+    with pytest.raises(ConfigError) as bad:
+        build_stats(TRIALS, ["val_loss", "loss"])
+    assert str(bad.value) == f"--metric: unknown metric 'loss'; {allowed}"
+    r = build_stats(TRIALS, ["val_loss"], "demo", against="trial:0")
+    assert (r.study, r.grouping, r.metrics, r.against) == (
+        "demo",
+        "trial",
+        ("val_loss",),
+        "trial:0",
+    )
+
+
+def test_build_stats_notes_exact() -> None:
+    # an engine without a baseline listed first does not stop the others being tested
+    trials = [
+        _bare(0, "coevolution", "random", [0.1, 0.2]),
+        _bare(1, "other", "random", [0.1, 0.2]),
+        trial(2, "none", "-", [0.3, 0.4]),
+        trial(3, "random", "fixed", [0.1, 0.2]),
+        trial(4, "none", "-", [0.5, 0.6]),
+    ]
+    r = build_stats(trials, ["val_loss"])
+    assert [(c.group, c.reference) for c in r.comparisons] == [
+        ("trial:3", "trial:2"),
+        ("trial:4", "trial:2"),  # the second baseline is compared with the first
+    ]
+    assert r.notes == (
+        "several baselines per engine; compared with the first: ['trial:4'] unused",
+        "no no-pruning baseline for engine(s) coevolution, other: not tested (use --against)",
+    )
+    # two seeds per group is enough to test; the pooling note only when a group pools trials
+    assert build_stats(TRIALS[:2], ["val_loss"], grouping="combination").notes == ()
+    one_seed = build_stats([trial(0, "none", "-", [0.3]), trial(1, "random", "fixed", [0.1])],
+                           ["val_loss"])  # fmt: skip
+    assert one_seed.notes == ("fewer than 2 values per group: no test can be run (add seeds)",)
