@@ -381,3 +381,79 @@ def test_dataset_checks_its_tensors() -> None:
     labels = torch.zeros(4, dtype=torch.int64)
     with pytest.raises(DataError, match="all three splits or none"):
         Dataset("bad", x, x, x, labels, None, None)
+
+
+# --------------------------------------------------------------------------- exact edges (mutation run)
+
+
+def test_spec_description_exact() -> None:
+    desc = spec("digits").describe()
+    assert list(desc) == ["name", "help", "parameters"]
+    assert desc["name"] == "digits"
+    assert desc["help"] == "scikit-learn's 8x8 digits, 1797 rows of 64 pixels in [0, 1]"
+    assert [p["name"] for p in desc["parameters"]] == ["val_fraction", "test_fraction"]
+
+
+def test_generic_spec_passes_the_seed() -> None:
+    params = {"clusters": 2, "dims": 6, "rows_per_cluster": 3}
+    params |= {"val_rows_per_cluster": 3, "test_rows_per_cluster": 3}  # the spec's default: 100
+    built = build_dataset(spec("binary-clustering"), params, seed=5)
+    direct = binary_clustering(2, 6, 3, seed=5)
+    assert torch.equal(built.train, direct.train) and torch.equal(built.test, direct.test)
+    assert not torch.equal(built.train, binary_clustering(2, 6, 3, seed=0).train)
+
+
+def test_centroid_arguments_exact() -> None:
+    c = binary_clustering_centroids(1, 1)
+    assert c.shape == (1, 1) and c.dtype == torch.float32  # one cluster of one bit is valid
+    assert torch.equal(binary_clustering_centroids(3, 8), binary_clustering_centroids(3, 8, seed=0))
+    assert not torch.equal(
+        binary_clustering_centroids(3, 64), binary_clustering_centroids(3, 64, seed=1)
+    )
+    for args, kw, message in (
+        ((0, 5), {}, "data.clusters: expected an integer >= 1, got 0"),
+        ((1, 0), {}, "data.dims: expected an integer >= 1, got 0"),
+        ((1, 1), {"p_one": 1.5}, "data.p_one: expected a number in [0, 1.0], got 1.5"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            binary_clustering_centroids(*args, **kw)
+        assert str(info.value) == message
+
+
+def test_file_label_column_zero_through_the_spec(tmp_path: Path) -> None:
+    table = np.column_stack([np.arange(12) % 2, _rows(12, 2)])
+    path = tmp_path / "first.npy"
+    np.save(path, table)
+    ds = build_dataset(spec("file"), {"path": str(path), "label_column": 0}, seed=0)
+    assert ds.has_labels and ds.dim == 2  # column 0 is the label (-1 means none)
+    assert torch.equal(from_file(path, label_column=0).test, ds.test)
+    assert torch.equal(
+        from_file(path, 0, label_column=0).test, from_file(path, label_column=0).test
+    )
+
+
+def test_npy_dtypes(tmp_path: Path) -> None:
+    cases = {
+        "bool": np.array([[True, False], [False, True], [True, True]]),
+        "int": np.array([[0, 1], [1, 0], [1, 1]], dtype=np.int16),
+        "float32": np.array([[0.5, 0.25], [1, 0], [0, 0.75]], dtype=np.float32),
+    }
+    for name, arr in cases.items():
+        np.save(tmp_path / f"{name}.npy", arr)
+        ds = from_file(tmp_path / f"{name}.npy", val_fraction=1 / 3, test_fraction=1 / 3)
+        rows = sorted(torch.cat([ds.train, ds.val, ds.test]).tolist())
+        assert rows == sorted(arr.astype(np.float32).tolist()), name
+    np.save(tmp_path / "complex.npy", np.ones((3, 2), dtype=np.complex64))
+    with pytest.raises(DataError, match=r"values must be numeric \(found dtype complex64\)$"):
+        from_file(tmp_path / "complex.npy")
+    np.save(tmp_path / "objects.npy", np.array([[0, 1], [1, 0], [0, 0]], dtype=object))
+    with pytest.raises(DataError, match=r": cannot read \.npy file \(Object arrays"):
+        from_file(tmp_path / "objects.npy")  # never unpickled
+
+
+def test_csv_with_a_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf0,1\n0.5,0.25\n1,0\n0.1,0.9\n")
+    ds = from_file(path, val_fraction=0.25, test_fraction=0.25)
+    rows = sorted(torch.cat([ds.train, ds.val, ds.test]).tolist())
+    assert rows == [[0.0, 1.0], [0.10000000149011612, 0.8999999761581421], [0.5, 0.25], [1.0, 0.0]]
