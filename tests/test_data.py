@@ -457,3 +457,105 @@ def test_csv_with_a_byte_order_mark(tmp_path: Path) -> None:
     ds = from_file(path, val_fraction=0.25, test_fraction=0.25)
     rows = sorted(torch.cat([ds.train, ds.val, ds.test]).tolist())
     assert rows == [[0.0, 1.0], [0.10000000149011612, 0.8999999761581421], [0.5, 0.25], [1.0, 0.0]]
+
+
+def test_draws_pinned() -> None:
+    # float32 uniforms for the centroid bits and the flips (float64 draws give other bits)
+    assert binary_clustering_centroids(2, 8, seed=0).int().tolist() == [
+        [0, 0, 1, 1, 0, 1, 1, 1],
+        [0, 1, 1, 1, 0, 1, 1, 0],
+    ]
+    d = binary_clustering(2, 8, 2, seed=0, noise=0.25, val_rows_per_cluster=1,
+                          test_rows_per_cluster=1)  # fmt: skip
+    assert d.train.int().tolist() == [
+        [1, 0, 1, 0, 0, 1, 1, 0],
+        [0, 0, 1, 1, 0, 1, 1, 0],
+        [0, 1, 1, 1, 0, 1, 0, 0],
+        [0, 1, 0, 1, 1, 1, 0, 1],
+    ]
+    assert d.train_labels.tolist() == [1, 0, 1, 0]
+    assert d.val.int().tolist() == [[0, 1, 0, 1, 0, 0, 1, 0], [1, 0, 1, 1, 0, 1, 1, 1]]
+    assert d.test.int().tolist() == [[0, 0, 1, 0, 0, 1, 0, 0], [1, 1, 1, 1, 0, 1, 1, 0]]
+
+
+def test_binary_clustering_arguments_exact() -> None:
+    assert binary_clustering(2, 4).train.shape == (200, 4)  # 100 rows per cluster by default
+    assert torch.equal(binary_clustering(2, 4).test, binary_clustering(2, 4, seed=0).test)
+    one = binary_clustering(1, 1, 1)  # the smallest problem is valid
+    assert one.train.shape == one.val.shape == one.test.shape == (1, 1)
+    for args, kw, message in (
+        ((2, 0), {}, "data.dims: expected an integer >= 1, got 0"),
+        ((2, 4, 0), {}, "data.rows_per_cluster: expected an integer >= 1, got 0"),
+        ((2, 4), {"noise": 0.6}, "data.noise: expected a number in [0, 0.5], got 0.6"),
+        ((2, 4), {"p_one": 1.5}, "data.p_one: expected a number in [0, 1.0], got 1.5"),
+        ((2, 4), {"val_rows_per_cluster": 0},
+         "data.val_rows_per_cluster: expected an integer >= 1, got 0"),
+    ):  # fmt: skip
+        with pytest.raises(ConfigError) as info:
+            binary_clustering(*args, **kw)
+        assert str(info.value) == message
+
+
+def test_digits_spec_passes_both_fractions(digit_data: Dataset) -> None:
+    ds = build_dataset(spec("digits"), {"val_fraction": 0.1, "test_fraction": 0.3}, seed=0)
+    assert (ds.val.shape[0], ds.test.shape[0]) == (180, 539)
+    assert torch.equal(digits().test, digit_data.test)  # seed 0 by default
+
+
+def test_fraction_errors_exact(tmp_path: Path) -> None:
+    path = tmp_path / "rows.npy"
+    np.save(path, _rows())
+    for kw, message in (
+        ({"val_fraction": 1.5}, "data.val_fraction: expected a number in [0, 1.0], got 1.5"),
+        ({"test_fraction": 0}, "data.test_fraction: must be > 0, got 0"),
+        ({"val_fraction": 0.5, "test_fraction": 0.5},
+         "data: val_fraction + test_fraction must be < 1, got 1.0"),
+        ({"val_fraction": 0.9, "test_fraction": 0.2},
+         "data: val_fraction + test_fraction must be < 1, got 1.1"),
+    ):  # fmt: skip
+        with pytest.raises(ConfigError) as info:
+            from_file(path, **kw)
+        assert str(info.value) == message
+
+
+def test_split_sizes_at_the_edges(tmp_path: Path) -> None:
+    def sizes(n: int, val: float, test: float) -> tuple[int, int, int]:
+        path = tmp_path / f"{n}.npy"
+        np.save(path, _rows(n, 2))
+        ds = from_file(path, val_fraction=val, test_fraction=test)
+        return ds.train.shape[0], ds.val.shape[0], ds.test.shape[0]
+
+    assert sizes(3, 0.2, 0.2) == (1, 1, 1)  # one row each is enough
+    assert sizes(4, 0.1, 0.1) == (2, 1, 1)  # round(0.4) = 0 -> at least one
+    path = tmp_path / "4.npy"
+    with pytest.raises(DataError) as info:
+        from_file(path, val_fraction=0.45, test_fraction=0.45)  # 2 + 2 leave no train row
+    assert str(info.value) == "dataset 'file:4.npy': 4 rows are too few to split by these fractions"
+
+
+def test_stratified_split_pinned(tmp_path: Path) -> None:
+    # row i has feature i / 100 and label i % 3; which rows land in test and val is fixed by
+    # the seed (a stable sort by class, then by the jittered within-class rank)
+    path = tmp_path / "labelled.npy"
+    np.save(path, np.column_stack([np.arange(60) / 100, np.arange(60) % 3]))
+    ds = from_file(path, seed=0, label_column=1)
+    assert ds.name == "file:labelled.npy"
+
+    def ids(rows: torch.Tensor) -> list[int]:
+        return [round(v * 100) for v in rows[:, 0].tolist()]
+
+    assert ids(ds.test) == [4, 20, 16, 8, 27, 51, 2, 34, 44, 42, 52, 57]
+    assert ds.test_labels.tolist() == [1, 2, 1, 2, 0, 0, 2, 1, 2, 0, 1, 0]
+    assert ids(ds.val) == [11, 24, 23, 1, 17, 55, 43, 10, 30, 18, 54, 35]
+
+
+def test_one_column_and_range_messages(tmp_path: Path) -> None:
+    path = tmp_path / "one.csv"
+    path.write_text("0.1\n0.2\n0.3\n")
+    assert from_file(path).dim == 1  # a single feature column is enough
+    for values, found in (([-1.0, 2.0, 0.5], "min -1.0, max 2.0"), ([-0.5, 1.0, 0.5], "min -0.5")):
+        bad = tmp_path / "bad.npy"
+        np.save(bad, np.array(values).reshape(3, 1))
+        with pytest.raises(DataError) as info:
+            from_file(bad)
+        assert str(info.value) == f"data.path: {bad}: values must lie in [0, 1] (found {found})"
