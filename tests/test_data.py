@@ -559,3 +559,51 @@ def test_one_column_and_range_messages(tmp_path: Path) -> None:
         with pytest.raises(DataError) as info:
             from_file(bad)
         assert str(info.value) == f"data.path: {bad}: values must lie in [0, 1] (found {found})"
+
+
+BC_COMMON = [
+    ("noise", "float", 0.05, 0.0, 0.5, "probability of flipping each bit", False),
+    ("p_one", "float", 0.75, 0.0, 1.0, "probability of a centroid bit being 1", False),
+    ("val_rows_per_cluster", "int", 100, 1, 10000, "validation rows per cluster", False),
+    ("test_rows_per_cluster", "int", 100, 1, 10000, "test rows per cluster", False),
+]
+FRACTIONS = [
+    ("val_fraction", "float", 0.2, 0.05, 0.45, "share of rows for validation", False),
+    ("test_fraction", "float", 0.2, 0.05, 0.45, "share of rows for test", False),
+]
+
+
+def test_builtin_parameter_tables_exact() -> None:
+    expected = {
+        **{
+            f"bc-{c}-100-{d}": (
+                f"binary clustering: {c} clusters x 100 train rows, {d} bits",
+                BC_COMMON,
+            )
+            for c, d in ((10, 1000), (50, 1000), (10, 4000), (50, 4000))
+        },
+        "binary-clustering": (
+            "binary clustering with any number of clusters, rows and bits",
+            [
+                ("clusters", "int", 10, 1, 1000, "number of centroids", False),
+                ("dims", "int", 1000, 1, 100000, "bits per row", False),
+                ("rows_per_cluster", "int", 100, 1, 100000, "train rows per cluster", False),
+                *BC_COMMON,
+            ],
+        ),
+        "digits": ("scikit-learn's 8x8 digits, 1797 rows of 64 pixels in [0, 1]", FRACTIONS),
+        "file": (
+            "user rows from a .npy or .csv file (values in [0, 1])",
+            [
+                ("path", "str", "", None, None, ".npy or .csv file of rows in [0, 1]", False),
+                *FRACTIONS,
+                ("label_column", "int", -1, -1, 100000, "integer label column (-1: none)", False),
+            ],
+        ),
+    }
+    got = {
+        s.name: (s.help, [(p.name, p.kind, p.default, p.low, p.high, p.help, p.tunable)
+                          for p in s.parameters])
+        for s in builtin_datasets()
+    }  # fmt: skip
+    assert got == expected
