@@ -261,3 +261,9 @@ def test_rows_skip_what_is_not_a_finished_evoprune_trial_and_keep_the_rest() -> 
 
 def test_mean_std_of_three() -> None:
     assert mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)  # sum of squares 2, divided by n - 1 = 2
+
+
+def test_rows_keep_the_population() -> None:
+    t = trial(8, "random", "fixed", [0.2, 0.3], [0.5, 0.5])
+    t.user_attrs["evoprune.combination"]["population"] = "4x4"
+    assert rows_from_trials([t])[0].population == "4x4"

@@ -491,7 +491,8 @@ def test_pooled_text_and_a_report_without_tests_exact() -> None:
 def _front_lines(text: str) -> list[str]:
     lines = text.split("\n")
     start = next(i for i, x in enumerate(lines) if "Pareto front of the medians" in x) + 2
-    return lines[start : lines.index("", start)]
+    end = lines.index("", start) if "" in lines[start:] else len(lines)
+    return lines[start:end]
 
 
 def test_a_long_pareto_front_wraps_at_100_columns_in_text_only() -> None:
@@ -621,3 +622,18 @@ def test_build_stats_notes_exact() -> None:
     one_seed = build_stats([trial(0, "none", "-", [0.3]), trial(1, "random", "fixed", [0.1])],
                            ["val_loss"])  # fmt: skip
     assert one_seed.notes == ("fewer than 2 values per group: no test can be run (add seeds)",)
+
+
+def test_json_indent_p_at_the_boundary_and_an_empty_front() -> None:
+    r = _golden_report()
+    assert format_stats(r, "json").startswith('{\n  "study": "demo",\n  "grouping": "trial",')
+    c = next(c for c in r.comparisons if c.group == "trial:6")
+    at = replace(r, comparisons=(replace(c, result=replace(c.result, p=1e-3), p_holm=1e-3),))
+    line = next(x for x in format_stats(at).split("\n") if x.startswith("trial:6 ") and "/" in x)
+    assert line.split()[6:8] == ["0.0010", "0.0010"]  # below 1e-3 only is in e-notation
+    # no group has a remaining fraction: no Pareto front
+    flat = [trial(0, "none", "-", [0.3, 0.4], drop="remaining_fraction"),
+            trial(1, "random", "fixed", [0.1, 0.2], drop="remaining_fraction")]  # fmt: skip
+    text = format_stats(build_stats(flat, ["val_loss"])).split("\n")
+    assert _front_lines("\n".join(text)) == ["-"]
+    assert build_stats([], ["val_loss"], against="canonical/none").against == "canonical/none"
