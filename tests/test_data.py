@@ -607,3 +607,78 @@ def test_builtin_parameter_tables_exact() -> None:
         for s in builtin_datasets()
     }  # fmt: skip
     assert got == expected
+
+
+def test_presets_pass_the_seed() -> None:
+    small = {"val_rows_per_cluster": 1, "test_rows_per_cluster": 1}
+    built = build_dataset(spec("bc-10-100-1000"), small, seed=3)
+    assert torch.equal(built.train, binary_clustering(10, 1000, 100, seed=3, **small).train)
+
+
+def test_argument_checks_refuse_booleans_and_keep_their_bounds() -> None:
+    for call, message in (
+        (lambda: binary_clustering(True, 4), "data.clusters: expected an integer >= 1, got True"),
+        (lambda: binary_clustering(2, 4, p_one=True),
+         "data.p_one: expected a number in [0, 1.0], got True"),
+        (lambda: binary_clustering(2, 4, seed=True),
+         "data.seed: expected a non-negative integer, got True"),
+        (lambda: binary_clustering(2, 4, test_rows_per_cluster=0),
+         "data.test_rows_per_cluster: expected an integer >= 1, got 0"),
+        (lambda: build_dataset(spec("digits"), {}, seed=True, where="dataset"),
+         "dataset.seed: expected a non-negative integer, got True"),
+        (lambda: build_dataset(spec("digits"), {}, seed=1.5, where="dataset"),
+         "dataset.seed: expected a non-negative integer, got 1.5"),
+    ):  # fmt: skip
+        with pytest.raises(ConfigError) as info:
+            call()
+        assert str(info.value) == message
+    assert binary_clustering_centroids(2, 3, p_one=1.0).sum().item() == 6  # the bound is valid
+    assert binary_clustering(1, 3, 1, noise=0.5).dim == 3
+
+
+def test_build_dataset_checks_the_range_of_what_a_spec_builds() -> None:
+    x = torch.full((2, 2), 0.5)
+    wide = DatasetSpec("wide", (), lambda params, seed: Dataset("wide", x, x, x + 1.0))
+    with pytest.raises(DataError) as info:
+        build_dataset(wide, {}, seed=0)
+    assert str(info.value) == (
+        "dataset 'wide': test values lie in [1.5, 1.5]; every value must lie in [0, 1] "
+        "(the decoder ends in a sigmoid)"
+    )
+
+
+def test_dataset_shape_and_label_messages() -> None:
+    x = torch.zeros(4, 3)
+    for rows, message in (
+        (torch.zeros(3), "dataset 'bad': train must be a 2-D tensor"),
+        ([[0.0, 0.0, 0.0]], "dataset 'bad': train must be a 2-D tensor"),
+        (torch.zeros(0, 3), "dataset 'bad': train is empty ((0, 3))"),
+    ):
+        with pytest.raises(DataError) as info:
+            Dataset("bad", rows, x, x)  # type: ignore[arg-type]
+        assert str(info.value) == message
+    labels = torch.zeros(4, dtype=torch.int64)
+    with pytest.raises(DataError) as info:
+        Dataset("bad", x, x, x, labels.int(), labels, labels)
+    assert str(info.value) == (
+        "dataset 'bad': train_labels must be int64 of shape (4,), not torch.int32 (4,)"
+    )
+
+
+def test_label_column_bounds(tmp_path: Path) -> None:
+    path = tmp_path / "rows.npy"
+    np.save(path, np.column_stack([_rows(6, 2), [0, 1, 200, 0, 1, 2**53]]))
+    ds = from_file(path, label_column=2, val_fraction=1 / 6, test_fraction=1 / 6)
+    got = torch.cat([ds.train_labels, ds.val_labels, ds.test_labels]).tolist()
+    assert sorted(got) == [0, 0, 1, 1, 200, 2**53]  # exact integers up to 2**53 are labels
+    for column, message in (
+        (-1, "data.label_column: expected an integer >= 0, got -1"),
+        (3, f"data.path: {path}: label_column 3 is out of range (3 columns)"),
+    ):
+        with pytest.raises((ConfigError, DataError)) as info:
+            from_file(path, label_column=column)
+        assert str(info.value) == message
+    big = tmp_path / "big.npy"
+    np.save(big, np.column_stack([_rows(3, 1), [0, 1, 2**53 + 2]]))
+    with pytest.raises(DataError, match="label column 1 must hold integers"):
+        from_file(big, label_column=1)
