@@ -1,5 +1,8 @@
 """Run the paper's claims (studies/paper/claims/*.toml) in chunks of seeds, and time them.
 
+``--dir studies/paper`` runs the paper's grid files instead, in the same way; a step
+``DIR::REGEX@FIRST-LAST`` takes its files from DIR, so one queue can mix both.
+
 The claim study files carry seeds 1..30; a trial runs all of a study's seeds in turn, so this
 script writes one copy of each file per chunk of seeds (name suffix ``-s<first>-<last>``) into
 ``<store>/chunks/`` and runs the copies through ``evoprune study`` from ``--queues`` parallel
@@ -25,7 +28,15 @@ from pathlib import Path
 
 CLAIMS = Path(__file__).resolve().parents[1] / "studies" / "paper" / "claims"
 # slowest first inside a chunk, so the queues finish together
-ORDER = ("lipi10", "control-steps", "lipi5", "canonical", "control-reset")
+ORDER = (
+    "population-sizes",
+    "lipi10",
+    "control-steps",
+    "lipi5",
+    "canonical",
+    "control-reset",
+    "prune-after",
+)
 
 
 def chunk_file(src: Path, out_dir: Path, seeds: list[int]) -> Path:
@@ -46,6 +57,7 @@ def chunk_file(src: Path, out_dir: Path, seeds: list[int]) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", required=True)
+    ap.add_argument("--dir", type=Path, default=CLAIMS, help="folder of study files")
     ap.add_argument("--seeds", default="1-10", help="first-last")
     ap.add_argument("--chunk", type=int, default=2, help="seeds per study copy")
     ap.add_argument("--queues", type=int, default=2)
@@ -54,8 +66,8 @@ def main() -> None:
         "--step",
         action="append",
         default=[],
-        help="REGEX@FIRST-LAST (files whose name matches), repeatable: queued in this order "
-        "instead of --only/--seeds",
+        help="[DIR::]REGEX@FIRST-LAST (files in DIR, default --dir, whose name matches), "
+        "repeatable: queued in this order instead of --only/--seeds",
     )
     args = ap.parse_args()
     store = Path(args.store).resolve()
@@ -64,9 +76,11 @@ def main() -> None:
     jobs: queue.Queue[Path] = queue.Queue()
     only = "|".join(re.escape(s) for s in args.only.split(",") if s)
     for step in args.step or [f"{only}@{args.seeds}"]:
-        pattern, _, span = step.partition("@")
+        pattern, _, span = step.rpartition("@")
+        folder, _, pattern = pattern.rpartition("::")
+        folder = Path(folder) if folder else args.dir
         first, last = (int(v) for v in span.split("-"))
-        files = [f for f in sorted(CLAIMS.glob("*.toml")) if re.search(pattern, f.name)]
+        files = [f for f in sorted(folder.glob("*.toml")) if re.search(pattern, f.name)]
         files.sort(key=lambda f: next(i for i, p in enumerate(ORDER) if f.name.startswith(p)))
         for a in range(first, last + 1, args.chunk):
             seeds = list(range(a, min(a + args.chunk - 1, last) + 1))

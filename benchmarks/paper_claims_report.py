@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,33 +69,42 @@ CLAIMS = [
 PROTOCOLS = ("published", "defaults")
 
 
-def collect(store: Path) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """``{protocol: {row label: [per-seed results]}}`` from every complete claims trial."""
-    out: dict[str, dict[str, list[dict[str, Any]]]] = {p: {} for p in PROTOCOLS}
-    for journal in sorted((store / "optuna").glob("claims-*.journal")):
+def chunk_trials(store: Path, prefix: str) -> Iterator[tuple[str, str, Any]]:
+    """``(study base, protocol, complete trial)`` of every ``<prefix>-<base>-<protocol>-s<a>-<b>``
+    study (a chunk of seeds) in the store's journals."""
+    for journal in sorted((store / "optuna").glob(f"{prefix}-*.journal")):
         storage = optuna.storages.JournalStorage(
             optuna.storages.journal.JournalFileBackend(str(journal))
         )
         for summary in optuna.get_all_study_summaries(storage):
-            m = re.fullmatch(r"claims-(.+)-(published|defaults)-s\d+-\d+", summary.study_name)
+            m = re.fullmatch(rf"{prefix}-(.+)-(published|defaults)-s\d+-\d+", summary.study_name)
             if m is None:
                 continue
             study = optuna.load_study(study_name=summary.study_name, storage=storage)
             for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
-                base = bool(t.user_attrs.get("evoprune.baseline", False))
-                op = t.user_attrs.get("evoprune.combination", {}).get("operator", "none")
-                label = CELLS.get((m[1], base, "none" if base else op))
-                if label is None:
-                    continue
-                rows = out[m[2]].setdefault(label, [])
-                seen = {r["seed"] for r in rows}
-                rows.extend(r for r in t.user_attrs["evoprune.results"] if r["seed"] not in seen)
-    for rows in (r for p in out.values() for r in p.values()):
-        rows.sort(key=lambda r: r["seed"])
+                yield m[1], m[2], t
+
+
+def add_seeds(rows: list[dict[str, Any]], trial: Any) -> None:
+    """Append a trial's per-seed results to ``rows``, each seed once, kept in seed order."""
+    seen = {r["seed"] for r in rows}
+    rows.extend(r for r in trial.user_attrs["evoprune.results"] if r["seed"] not in seen)
+    rows.sort(key=lambda r: r["seed"])
+
+
+def collect(store: Path) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """``{protocol: {row label: [per-seed results]}}`` from every complete claims trial."""
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {p: {} for p in PROTOCOLS}
+    for base_name, proto, t in chunk_trials(store, "claims"):
+        base = bool(t.user_attrs.get("evoprune.baseline", False))
+        op = t.user_attrs.get("evoprune.combination", {}).get("operator", "none")
+        label = CELLS.get((base_name, base, "none" if base else op))
+        if label is not None:
+            add_seeds(out[proto].setdefault(label, []), t)
     return out
 
 
-def _cell(rows: list[dict[str, Any]] | None, key: str, digits: int = 3) -> str:
+def cell(rows: list[dict[str, Any]] | None, key: str, digits: int = 3) -> str:
     if not rows:
         return "-"
     s = summarize([r[key] for r in rows])
@@ -111,9 +121,9 @@ def tables(data: dict[str, dict[str, list[dict[str, Any]]]]) -> tuple[str, list[
         pub, ours = data["published"].get(label), data["defaults"].get(label)
         paper = PAPER.get(label, ("-", "-"))
         lines.append(
-            f"| {label} | {paper[0]} | {paper[1]} | {_cell(pub, 'train_loss')} | "
-            f"{_cell(pub, 'remaining_fraction', 2)} | {len(pub or [])} | "
-            f"{_cell(ours, 'train_loss')} | {_cell(ours, 'remaining_fraction', 2)} | "
+            f"| {label} | {paper[0]} | {paper[1]} | {cell(pub, 'train_loss')} | "
+            f"{cell(pub, 'remaining_fraction', 2)} | {len(pub or [])} | "
+            f"{cell(ours, 'train_loss')} | {cell(ours, 'remaining_fraction', 2)} | "
             f"{len(ours or [])} |"
         )
     lines += ["", "| claim (training L1) | protocol | seeds | A12 | p | Holm p | verdict |",

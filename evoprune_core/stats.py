@@ -1,4 +1,4 @@
-"""Comparisons across seeds: median and IQR, Mann-Whitney U, Holm's step-down, Vargha-Delaney A12.
+"""Comparisons across seeds: median, IQR, Mann-Whitney U, Kruskal-Wallis, Holm, Vargha-Delaney A12.
 
 Pure functions of lists of numbers (scipy for the test's p-value, nothing else): they know
 nothing of studies, Optuna or MLflow. ``evoprune_core.stats_report`` applies them to a study.
@@ -31,6 +31,7 @@ __all__ = [
     "a12",
     "a12_magnitude",
     "holm",
+    "kruskal_wallis",
     "mann_whitney",
     "summarize",
 ]
@@ -157,3 +158,20 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
         running = max(running, min(1.0, (m - rank) * p))
         out[i] = running
     return out
+
+
+def kruskal_wallis(groups: Sequence[Sequence[float]]) -> float | None:
+    """Kruskal-Wallis p over the groups with at least one value (do the groups differ at all?).
+
+    The chi-squared approximation with the tie correction (scipy). None when fewer than two
+    groups have values; 1.0 when every value is tied (no ranking can tell the groups apart).
+    """
+    filled = [list(g) for g in groups if len(g)]
+    if len(filled) < 2:
+        return None
+    pooled = [v for g in filled for v in g]
+    if all(v == pooled[0] for v in pooled):
+        return 1.0
+    from scipy.stats import kruskal
+
+    return float(kruskal(*filled).pvalue)

@@ -200,6 +200,26 @@ def test_half_migrated_store_with_runs_is_reported_with_its_fix(
     assert {k: v for k, v in tree(project.store).items() if "lock" not in k} == before
 
 
+def test_current_store_with_a_leftover_scratch_table_is_used_with_a_note(
+    project: Project, empty_mlflow_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = project.store / "mlflow.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(empty_mlflow_db, db)
+    client = MlflowClient(f"sqlite:///{db}")
+    kept = client.create_run(client.create_experiment("earlier work")).info.run_id
+    with sqlite3.connect(db) as conn:  # the schema is current; only the scratch table is left
+        conn.execute("CREATE TABLE _alembic_tmp_latest_metrics (x INTEGER)")
+    path = project.study_file(name="used", n_trials=1, space=SMALL_SPACE)
+    assert main(project.args(path)) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {db}: holds _alembic_tmp_latest_metrics, scratch of an interrupted" in err
+    assert f"sqlite3 {db} 'DROP TABLE _alembic_tmp_latest_metrics;'" in err
+    assert not list(project.store.glob("mlflow.db.broken-*"))  # not rebuilt
+    assert MlflowClient(f"sqlite:///{db}").get_run(kept).info.run_id == kept
+    assert_intact(project, "used", 1)
+
+
 def test_two_first_starts_at_once_share_one_store(project: Project) -> None:
     path = project.study_file(name="race", n_trials=2, space=SMALL_SPACE)
     procs = [evoprune(project, *project.args(path)) for _ in range(2)]

@@ -15,7 +15,7 @@ import pytest
 from conftest import Project
 from mlflow import MlflowClient
 from optuna.trial import TrialState
-from scipy.stats import PermutationMethod, mannwhitneyu
+from scipy.stats import PermutationMethod, kruskal, mannwhitneyu
 
 from evoprune_core.cli import main
 from evoprune_core.errors import ConfigError
@@ -25,6 +25,7 @@ from evoprune_core.stats import (
     a12,
     a12_magnitude,
     holm,
+    kruskal_wallis,
     mann_whitney,
     summarize,
 )
@@ -98,6 +99,20 @@ def test_holm_on_a_hand_worked_family() -> None:
     assert adjusted[:4] == pytest.approx([0.03, 0.06, 0.06, 0.02], abs=1e-15)
     assert holm([0.5, 0.6]) == [1.0, 1.0]  # capped at 1
     assert holm([]) == [] and holm([0.2]) == [0.2]
+
+
+def test_kruskal_wallis_by_hand_and_scipy() -> None:
+    # ranks 1..9 in three groups: rank sums 6, 15, 24; H = 12 / (9 * 10) * (6^2 + 15^2 + 24^2) / 3
+    # - 3 * 10 = 7.2; with 2 degrees of freedom the chi-squared tail is exp(-H / 2)
+    groups = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]
+    assert kruskal_wallis(groups) == pytest.approx(math.exp(-3.6), rel=1e-12)
+    tied = [[0.1, 0.2, 0.2], [0.2, 0.3, 0.4], [0.4, 0.4, 0.5, 0.6]]
+    assert kruskal_wallis(tied) == pytest.approx(kruskal(*tied).pvalue, rel=1e-12)
+    assert kruskal_wallis(tied) != pytest.approx(kruskal_wallis([[0.1, 0.2, 0.25], *tied[1:]]))
+    # an empty group is left out of the test, one group is no test, all tied is p = 1
+    assert kruskal_wallis([*groups, []]) == kruskal_wallis(groups)
+    assert kruskal_wallis([[1.0, 2.0], []]) is None
+    assert kruskal_wallis([[0.5, 0.5], [0.5]]) == 1.0
 
 
 def test_summarize() -> None:

@@ -7,7 +7,8 @@ start can open ("table ... already exists", "out-of-date database schema"), and 
 starts at once race on the same migrations. Here the schema is built under a file lock in a
 temporary file next to the store, then renamed into place: the store is either absent or
 complete. A database left half-made by an older crash (no runs in it) is moved aside and
-rebuilt; one that holds runs is reported with the command that fixes it.
+rebuilt; one that holds runs is reported with the command that fixes it. A current schema
+that still holds a migration's scratch table beside the real one is used, with a note.
 """
 
 from __future__ import annotations
@@ -125,6 +126,15 @@ def ensure_mlflow_db(db: Path, artifact_root: Path | None = None) -> str | None:
         head = _head_revision()
         if state.version == head and not state.leftovers:
             return None
+        if state.version == head and all(
+            t.removeprefix("_alembic_tmp_") in state.tables for t in state.leftovers
+        ):
+            drop = " ".join(f"DROP TABLE {t};" for t in state.leftovers)
+            return (
+                f"{db}: holds {', '.join(state.leftovers)}, scratch of an interrupted MLflow "
+                f"migration; the schema is current and the store is used as it is (to drop it: "
+                f"sqlite3 {db} '{drop}')"
+            )
         if state.has_data:
             drop = "".join(f"DROP TABLE {t}; " for t in state.leftovers)
             fix = f"sqlite3 {db} '{drop.strip()}' && " if drop else ""
