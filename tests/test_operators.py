@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from evoprune_core.engines.pruning import apply_operator, build_context
+from evoprune_core.engines.pruning import PruneOutcome, apply_operator, build_context
 from evoprune_core.errors import ConfigError
 from evoprune_core.operators import (
     ConjunctivePruning,
@@ -285,26 +285,28 @@ def test_apply_operator_under_regrow_zeroes_and_counts_non_zero_entries() -> Non
     arch = Architecture(30, (12, 4), (12,))
     pop = Population.create(arch, 2, torch.Generator().manual_seed(0))
     rows = torch.rand(20, 30, generator=torch.Generator().manual_seed(1))
-    first = apply_operator(
-        pop, [0, 1], RandomPruning(), 0.5, rows, None, torch.Generator().manual_seed(3),
-        masks="regrow",
-    )  # fmt: skip
+
+    def prune(members: list[int], seed: int, **kw: str) -> PruneOutcome:
+        gen = torch.Generator().manual_seed(seed)
+        return apply_operator(pop, members, RandomPruning(), 0.25, rows, None, gen, **kw)
+
+    # a quarter of each tensor, rounded: 219 of 874 per member
+    assert prune([0, 1], 3, masks="regrow") == PruneOutcome(1748, 1748 - 438, 438)
     assert bool((pop.masks == 1).all())  # masks stay; the entries are zeroed once
-    nonzero = int((pop.params != 0).sum())
-    assert first.zeroed == 2 * 437 and first.alive_after == nonzero
-    assert first.alive_before == 2 * 874 - int((Population.create(
-        arch, 2, torch.Generator().manual_seed(0)).params == 0).sum())  # fmt: skip
-    # the second event zeroes 437 per member again, some of them zero already
-    second = apply_operator(
-        pop, [0, 1], RandomPruning(), 0.5, rows, None, torch.Generator().manual_seed(4),
-        masks="regrow",
-    )  # fmt: skip
-    assert second.alive_before == nonzero and second.zeroed == 2 * 437
-    assert second.alive_after == int((pop.params != 0).sum()) and second.removed < second.zeroed
-    persistent = apply_operator(
-        pop, [0], RandomPruning(), 0.5, rows, None, torch.Generator().manual_seed(5)
-    )
-    assert persistent.zeroed == persistent.removed == 437  # half of every tensor's alive mask
+    second = prune([0, 1], 4, masks="regrow")  # some of its 438 are zero already
+    assert second.alive_before == 1310 and second.zeroed == 438
+    assert second.alive_after == int((pop.params != 0).sum()) and second.removed < 438
+    # persistent masks: zeroed is what the event removed, not the entries pruned before it
+    assert prune([0], 5) == PruneOutcome(874, 655, 219)
+    assert prune([0], 6) == PruneOutcome(655, 490, 165)
+
+
+def test_gradient_batches_are_passed_through() -> None:
+    pop = Population.create(Architecture(30, (12, 4), (12,)), 1, torch.Generator())
+    op = _Recorder()
+    apply_operator(pop, [0], op, 0.1, torch.rand(8, 30), torch.zeros(8, dtype=torch.long),
+                   torch.Generator(), batches=4)  # fmt: skip
+    assert op.seen[0].layers[0].weight_grads.shape == (1, 4, 12, 30)
 
 
 def test_masks_of_the_wrong_shape_are_refused() -> None:
