@@ -85,10 +85,10 @@ def chunk_trials(store: Path, prefix: str) -> Iterator[tuple[str, str, Any]]:
                 yield m[1], m[2], t
 
 
-def add_seeds(rows: list[dict[str, Any]], trial: Any) -> None:
-    """Append a trial's per-seed results to ``rows``, each seed once, kept in seed order."""
+def add_seeds(rows: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
+    """Append per-seed results to ``rows``, each seed once, kept in seed order."""
     seen = {r["seed"] for r in rows}
-    rows.extend(r for r in trial.user_attrs["evoprune.results"] if r["seed"] not in seen)
+    rows.extend(r for r in results if r["seed"] not in seen)
     rows.sort(key=lambda r: r["seed"])
 
 
@@ -100,7 +100,7 @@ def collect(store: Path) -> dict[str, dict[str, list[dict[str, Any]]]]:
         op = t.user_attrs.get("evoprune.combination", {}).get("operator", "none")
         label = CELLS.get((base_name, base, "none" if base else op))
         if label is not None:
-            add_seeds(out[proto].setdefault(label, []), t)
+            add_seeds(out[proto].setdefault(label, []), t.user_attrs["evoprune.results"])
     return out
 
 

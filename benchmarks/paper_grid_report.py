@@ -6,9 +6,13 @@ median training L1 of every schedule per operator and engine (the best one in bo
 each operator and engine whether the schedule matters (Kruskal-Wallis over the six schedules,
 Holm over the operator-engine cells of one protocol) and whether the paper's best schedule
 beats each other schedule (two-sided Mann-Whitney U, Holm over the five comparisons of a cell,
-Vargha-Delaney A12). ``--json`` writes every per-seed value and every test.
+Vargha-Delaney A12). ``--json`` writes every per-seed value and every test. ``--pool`` adds
+the seeds the claims runs (``paper_claims.py``) have of the same combinations: a claims run and
+a grid run of one combination and seed are the same configuration (bit-identical results,
+checked on seeds 1-2), so each seed is counted once.
 
-    python benchmarks/paper_grid_report.py --store /tmp/grid-store --json out.json
+    python benchmarks/paper_grid_report.py --store /tmp/grid-store --pool /tmp/repro-store \
+      --json out.json
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 
 import optuna
 from paper_claims_report import PROTOCOLS, add_seeds, cell, chunk_trials
+from paper_claims_report import collect as collect_claims
 
 from evoprune_core.stats import holm, kruskal_wallis, mann_whitney, summarize
 
@@ -41,6 +46,18 @@ PAPER_BEST = {
     ("Lipi N=10", "variance"): "population",
 }
 Key = tuple[str, str, str]  # engine, operator, schedule ("-" for the no-pruning baseline)
+# the claims' rows (paper_claims_report.CELLS) that are grid combinations
+CLAIM_KEYS: dict[str, Key] = {
+    "canonical, no pruning": ("canonical", "none", "-"),
+    "canonical CONJUNCTIVE-exponential": ("canonical", "conjunctive", "exponential"),
+    "canonical RANDOM-exponential": ("canonical", "random", "exponential"),
+    "canonical VARIANCE-exponential": ("canonical", "variance", "exponential"),
+    "Lipi N=10, no pruning": ("Lipi N=10", "none", "-"),
+    "Lipi N=5, no pruning": ("Lipi N=5", "none", "-"),
+    "Lipi N=5 RANDOM-exponential": ("Lipi N=5", "random", "exponential"),
+    "Lipi N=5 CONJUNCTIVE-final_n": ("Lipi N=5", "conjunctive", "final_n"),
+    "Lipi N=10 VARIANCE-population": ("Lipi N=10", "variance", "population"),
+}
 
 
 def collect(store: Path) -> dict[str, dict[Key, list[dict[str, Any]]]]:
@@ -54,8 +71,19 @@ def collect(store: Path) -> dict[str, dict[Key, list[dict[str, Any]]]]:
         baseline = bool(t.user_attrs.get("evoprune.baseline", False))
         op = "none" if baseline else combo["operator"]
         schedule = "-" if baseline else combo["schedule"]
-        add_seeds(out[proto].setdefault((engine, op, schedule), []), t)
+        add_seeds(
+            out[proto].setdefault((engine, op, schedule), []), t.user_attrs["evoprune.results"]
+        )
     return out
+
+
+def pool(data: dict[str, dict[Key, list[dict[str, Any]]]], claims_store: Path) -> None:
+    """Add the claims runs' seeds of grid combinations to ``data`` (each seed once)."""
+    for proto, rows in collect_claims(claims_store).items():
+        for label, results in rows.items():
+            key = CLAIM_KEYS.get(label)
+            if key is not None:
+                add_seeds(data[proto].setdefault(key, []), results)
 
 
 def _losses(rows: list[dict[str, Any]] | None) -> list[float]:
@@ -153,10 +181,13 @@ def tables(data: dict[str, dict[Key, list[dict[str, Any]]]]) -> tuple[str, list[
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", required=True)
+    ap.add_argument("--pool", help="a claims store whose seeds of grid combinations to add")
     ap.add_argument("--json", help="write every per-seed value and every test here")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data = collect(Path(args.store))
+    if args.pool:
+        pool(data, Path(args.pool))
     text, tests = tables(data)
     print(text)
     if args.json:
