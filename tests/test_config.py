@@ -5,8 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
-from evoprune_core.config import flatten, load_run_config
+from evoprune_core import hookimpl
+from evoprune_core.config import (
+    NetworkConfig,
+    RunConfig,
+    apply_overrides,
+    flatten,
+    load_run_config,
+    parse_override,
+)
+from evoprune_core.data import Dataset, DatasetSpec
 from evoprune_core.errors import ConfigError
 from evoprune_core.plugins import Registry
 
@@ -155,3 +165,60 @@ def test_the_shipped_run_file_switches_operator_with_one_set(registry) -> None:
     path = ROOT / "studies" / "runs" / "canonical.toml"
     for op in ("none", "random", "variance", "magnitude"):
         assert load_run_config(path, [f"pruning.operator={op}"], registry).pruning.operator == op
+
+
+# -- exact messages and pass-throughs (found untested by the mutation run) -----------------------
+def test_validation_messages_exact(registry, tmp_path) -> None:
+    training = (
+        "loss, final_loss, final_loss_from, lr, batch_size, betas, eps, lr_decay, lr_decay_every, "
+        "optimizer_state"
+    )
+    for text, message in (
+        ("[training]\nlrr = 1\n", f"training.lrr: unknown key; allowed: {training}"),
+        ("[training]\nlr = -1\n", "training.lr: Input should be greater than 0 (got -1)"),
+        ("[network]\nencoder = []\n",
+         "network: encoder: widths must be integers in [1, 100000] and at least one (the latent)"),
+    ):  # fmt: skip
+        p = _write(tmp_path, text)
+        with pytest.raises(ConfigError) as info:
+            load_run_config(p, [], registry)
+        assert str(info.value) == f"{p}: {message}"
+    with pytest.raises(ConfigError) as info:
+        load_run_config(None, ["training.lr=-1"], registry)
+    assert str(info.value) == "<defaults>: training.lr: Input should be greater than 0 (got -1)"
+    with pytest.raises(ConfigError) as info:
+        RunConfig().updated({"training.lr": -1})
+    assert str(info.value) == "<updates>: training.lr: Input should be greater than 0 (got -1)"
+    with pytest.raises(ConfigError) as info:
+        RunConfig().with_updates({"training.lr": -1}, registry)
+    assert str(info.value) == "<updates>: training.lr: Input should be greater than 0 (got -1)"
+
+
+def test_overrides_split_at_the_first_equals_sign_and_name_their_source() -> None:
+    assert parse_override("data.params.path = a=b.csv") == ("data.params.path", "a=b.csv")
+    with pytest.raises(ConfigError) as info:
+        parse_override("novalue")
+    assert str(info.value) == "--set: 'novalue': expected key=value, e.g. training.lr=0.001"
+    with pytest.raises(ConfigError) as info:
+        apply_overrides({"seed": 1}, ["seed.x=2"])
+    assert str(info.value) == "--set seed.x: seed.x: 'seed' is not a table"
+
+
+def test_architecture_uses_given_decoder_or_mirrors_the_encoder() -> None:
+    assert NetworkConfig(encoder=(16, 8, 4)).architecture(10).decoder == (8, 16)
+    given = NetworkConfig(encoder=(16, 8, 4), decoder=(6,)).architecture(10)
+    assert (given.encoder, given.decoder) == ((16, 8, 4), (6,))
+
+
+class _TinyData:
+    @hookimpl
+    def evoprune_register_datasets(self) -> list[DatasetSpec]:
+        x = torch.full((3, 2), 0.5)
+        return [DatasetSpec("tiny-rows", (), lambda params, seed: Dataset("tiny-rows", x, x, x))]
+
+
+def test_load_run_config_passes_its_registry_and_base() -> None:
+    registry = Registry.load(env={"EVOPRUNE_PLUGINS": "none"}, extra=[(_TinyData(), "tiny")])
+    cfg = load_run_config(None, ["data.name=tiny-rows"], registry, base={"generations": 7})
+    assert (cfg.data.name, cfg.generations) == ("tiny-rows", 7)
+    assert load_run_config(None).generations == 400  # without a registry: the installed one

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from evoprune_core.engines.pruning import apply_operator, build_context
+from evoprune_core.engines.pruning import PruneOutcome, apply_operator, build_context
 from evoprune_core.errors import ConfigError
 from evoprune_core.operators import (
     ConjunctivePruning,
+    LayerMask,
     LayerView,
     MagnitudePruning,
     NoPruning,
@@ -241,3 +242,84 @@ def test_gradients_are_offered_when_declared() -> None:
     loss = torch.nn.functional.binary_cross_entropy(y, x)
     loss.backward()
     torch.testing.assert_close(g[0, 0], net.encoder[0].weight.grad, rtol=1e-4, atol=1e-6)
+
+
+class _Recorder(RandomPruning):
+    """Keeps every mask but one weight (layer 0, member 0, unit 0, input 1) and records ctx."""
+
+    name = "recorder"
+    needs = frozenset({"gradients", "labels"})
+
+    def __init__(self) -> None:
+        self.seen: list[PruneContext] = []
+
+    def prune(self, ctx: PruneContext) -> list[LayerMask]:
+        self.seen.append(ctx)
+        masks = [LayerMask(lv.weight_mask.clone(), lv.bias_mask.clone()) for lv in ctx.layers]
+        masks[0].weight[0, 0, 1] = False
+        return masks
+
+
+def test_apply_operator_passes_its_arguments_and_places_the_mask() -> None:
+    arch = Architecture(30, (12, 4), (12,))
+    pop = Population.create(arch, 3, torch.Generator().manual_seed(0))
+    rows = (torch.rand(40, 30, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    labels = torch.arange(40) % 3
+    rng = torch.Generator().manual_seed(2)
+    op = _Recorder()
+    ref = build_context(pop.clone(), [2], _Recorder(), 0.1, rows, labels, rng, "bce", 10)
+    out = apply_operator(pop, [2], op, 0.1, rows, labels, rng)
+    (ctx,) = op.seen
+    assert ctx.rng is rng and torch.equal(ctx.labels, labels)
+    # the defaults: BCE gradients over 10 batches
+    assert ctx.layers[0].weight_grads.shape == (1, 10, 12, 30)
+    assert torch.equal(ctx.layers[0].weight_grads, ref.layers[0].weight_grads)
+    # the one dropped weight lands at (input 1, unit 0) of member 2's first layer, nowhere else
+    assert (out.alive_before, out.alive_after, out.zeroed) == (874, 873, 1)
+    w = pop.encoders.weight(0, pop.encoders.masks)
+    assert w[2, 1, 0] == 0 and int((pop.masks[2] == 0).sum()) == 1
+    assert int((pop.masks[:2] == 0).sum()) == 0
+
+
+def test_apply_operator_under_regrow_zeroes_and_counts_non_zero_entries() -> None:
+    arch = Architecture(30, (12, 4), (12,))
+    pop = Population.create(arch, 2, torch.Generator().manual_seed(0))
+    rows = torch.rand(20, 30, generator=torch.Generator().manual_seed(1))
+
+    def prune(members: list[int], seed: int, **kw: str) -> PruneOutcome:
+        gen = torch.Generator().manual_seed(seed)
+        return apply_operator(pop, members, RandomPruning(), 0.25, rows, None, gen, **kw)
+
+    # a quarter of each tensor, rounded: 219 of 874 per member
+    assert prune([0, 1], 3, masks="regrow") == PruneOutcome(1748, 1748 - 438, 438)
+    assert bool((pop.masks == 1).all())  # masks stay; the entries are zeroed once
+    second = prune([0, 1], 4, masks="regrow")  # some of its 438 are zero already
+    assert second.alive_before == 1310 and second.zeroed == 438
+    assert second.alive_after == int((pop.params != 0).sum()) and second.removed < 438
+    # persistent masks: zeroed is what the event removed, not the entries pruned before it
+    assert prune([0], 5) == PruneOutcome(874, 655, 219)
+    assert prune([0], 6) == PruneOutcome(655, 490, 165)
+
+
+def test_gradient_batches_are_passed_through() -> None:
+    pop = Population.create(Architecture(30, (12, 4), (12,)), 1, torch.Generator())
+    op = _Recorder()
+    apply_operator(pop, [0], op, 0.1, torch.rand(8, 30), torch.zeros(8, dtype=torch.long),
+                   torch.Generator(), batches=4)  # fmt: skip
+    assert op.seen[0].layers[0].weight_grads.shape == (1, 4, 12, 30)
+
+
+def test_masks_of_the_wrong_shape_are_refused() -> None:
+    class Wrong(RandomPruning):
+        name = "wrong"
+
+        def prune(self, ctx: PruneContext) -> list[LayerMask]:
+            out = [LayerMask(lv.weight_mask.clone(), lv.bias_mask.clone()) for lv in ctx.layers]
+            out[0] = LayerMask(out[0].weight[:, :, :-1], out[0].bias)
+            return out
+
+    pop = Population.create(Architecture(30, (12, 4), (12,)), 1, torch.Generator())
+    with pytest.raises(
+        ValueError, match="^operator returned masks of the wrong shape for encoder.0$"
+    ):
+        apply_operator(pop, [0], Wrong(), 0.1, torch.rand(4, 30), None, torch.Generator())

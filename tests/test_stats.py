@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,19 @@ from scipy.stats import PermutationMethod, kruskal, mannwhitneyu
 
 from evoprune_core.cli import main
 from evoprune_core.errors import ConfigError
-from evoprune_core.stats import a12, a12_magnitude, holm, kruskal_wallis, mann_whitney, summarize
+from evoprune_core.stats import (
+    Summary,
+    TestResult,
+    a12,
+    a12_magnitude,
+    holm,
+    kruskal_wallis,
+    mann_whitney,
+    summarize,
+)
 from evoprune_core.stats_format import format_stats, verdict
 from evoprune_core.stats_plots import write_figures
-from evoprune_core.stats_report import StatsReport, build_stats, pareto_groups
+from evoprune_core.stats_report import StatsReport, build_stats, groups_from_trials, pareto_groups
 
 # -- the numbers, by hand --------------------------------------------------------------------
 X, Y = [0.1, 0.3, 0.5], [0.2, 0.4, 0.6, 0.8]
@@ -119,6 +129,8 @@ def trial(number: int, op: str, sched: str, vals: list[float], **kw: Any) -> Any
         {"seed": i + 1, "val_loss": v, "test_loss": v + 0.01, "remaining_fraction": rem}
         for i, v in enumerate(vals)
     ]
+    for r in results:
+        r.pop(kw.get("drop", ""), None)  # a metric the trial did not record
     t = optuna.trial.create_trial(
         state=TrialState.COMPLETE,
         value=sum(vals) / len(vals),
@@ -129,7 +141,7 @@ def trial(number: int, op: str, sched: str, vals: list[float], **kw: Any) -> Any
                 "operator": op,
                 "schedule": sched,
                 "probability": kw.get("p"),
-                "amount": None,
+                "amount": kw.get("amount"),
                 "population": "1",
             },
             "evoprune.baseline": op == "none",
@@ -392,3 +404,251 @@ def test_quickstart_is_two_objective() -> None:
     registry = Registry.load(env={"EVOPRUNE_PLUGINS": "none"})
     cfg = load_study_config(root / "studies" / "quickstart.toml", registry)
     assert cfg.objectives == ("val_loss", "remaining_fraction") and cfg.baseline
+
+
+# -- exact edges the mutation run found untested ----------------------------------------------
+COMBOS = (
+    "canonical/none, canonical/random/fixed, canonical/variance/fixed, coevolution/none, "
+    "coevolution/random/fixed"
+)
+
+
+def test_bad_against_lists_trial_numbers_only_when_grouped_by_trial() -> None:
+    with pytest.raises(ConfigError) as by_trial:
+        build_stats(TRIALS, ["val_loss"], against="canonical/x")
+    assert str(by_trial.value) == (
+        f"--against: unknown combination 'canonical/x'; allowed: {COMBOS}, "
+        "or trial:<number> of a completed trial"
+    )
+    with pytest.raises(ConfigError) as pooled:
+        build_stats(TRIALS, ["val_loss"], grouping="combination", against="canonical/x")
+    assert str(pooled.value) == f"--against: unknown combination 'canonical/x'; allowed: {COMBOS}"
+
+
+def test_verdict_at_alpha_is_not_significant() -> None:
+    c = build_stats(TRIALS, ["val_loss"]).comparisons[0]
+    assert c.group == "trial:1" and c.result.direction == "lower"
+    assert verdict(replace(c, p_holm=0.05)) == "n.s."  # Holm p < alpha, strictly
+    assert verdict(replace(c, p_holm=0.0499)) == "lower"
+    assert verdict(replace(c, p_holm=0.05), alpha=0.0501) == "lower"
+
+
+def test_reference_line_without_any_baseline() -> None:
+    text = format_stats(build_stats(TRIALS[1:4], ["val_loss"])).splitlines()
+    assert text[2] == "Reference: each engine's no-pruning baseline (none found)"
+    assert text[-1] == (
+        "- no no-pruning baseline for engine(s) canonical: not tested (use --against)"
+    )
+
+
+def test_json_round_trip_keeps_against_and_notes() -> None:
+    r = build_stats(TRIALS, ["val_loss"], "demo", grouping="combination", against="canonical/none")
+    assert r.against == "canonical/none" and len(r.notes) == 1
+    again = StatsReport.from_dict(json.loads(format_stats(r, "json")))
+    assert again == r and again.against == "canonical/none" and again.notes == r.notes
+
+
+def _golden_report() -> StatsReport:
+    """Two engines, a 13-seed group (p < 1e-3), a 1-seed group, a group without one metric."""
+    trials = [
+        TRIALS[0],
+        TRIALS[1],
+        trial(6, "magnitude", "fixed", [0.01 * i for i in range(13)], p=0.1234, amount=0.12345,
+              rem=0.3),
+        trial(7, "variance", "fixed", [0.4, 0.5, 0.6], p=0.5, drop="remaining_fraction"),
+        TRIALS[4],
+        TRIALS[5],
+    ]  # fmt: skip
+    return build_stats(trials, ["remaining_fraction", "val_loss"], "demo")
+
+
+GOLDEN = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown"])
+def test_text_and_markdown_exact(fmt: str) -> None:
+    # checked by hand: order by the first metric's median (trial 7 has none: last; trials 0
+    # and 4 tie at 1.0: by trial), p 2 / C(17, 4) = 8.40e-04 for 13 seeds against 4, Holm
+    # over 2 (remaining) and 3 (val) tests, the probability and amount to 3 decimals
+    expected = (GOLDEN / f"stats_format.{'md' if fmt == 'markdown' else 'txt'}").read_text()
+    assert format_stats(_golden_report(), fmt) + "\n" == expected
+
+
+def test_csv_exact() -> None:
+    got = list(csv.reader(io.StringIO(format_stats(_golden_report(), "csv"))))
+    want = list(csv.reader(io.StringIO((GOLDEN / "stats_format.csv").read_text())))
+    assert format_stats(_golden_report(), "csv").count("\r") == 0
+    assert len(got) == len(want) == 18 and got[0] == want[0]
+    for row, ref in zip(got[1:], want[1:]):
+        assert len(row) == len(ref) == 32
+        for cell, exp in zip(row, ref):
+            try:
+                float(exp)
+            except ValueError:
+                assert cell == exp  # text, empty, or the space-separated lists
+            else:
+                assert float(cell) == pytest.approx(float(exp), rel=1e-12, abs=1e-15)
+    pooled = build_stats(TRIALS, ["val_loss"], grouping="combination")
+    rows = list(csv.DictReader(io.StringIO(format_stats(pooled, "csv"))))
+    row = next(r for r in rows if r["group"] == "canonical/random/fixed")
+    assert (row["trials"], row["seeds"]) == ("1 2", "1 2 3 4 1 2 3 4")
+
+
+def test_pooled_text_and_a_report_without_tests_exact() -> None:
+    # pooled: no "combination" column in the tests, the probability differs within the pool
+    pooled = build_stats(TRIALS, ["val_loss"], grouping="combination")
+    assert format_stats(pooled) + "\n" == (GOLDEN / "stats_format_pooled.txt").read_text()
+    assert format_stats(pooled) == format_stats(pooled, "text")  # text is the default
+    alone = format_stats(build_stats(TRIALS[1:4], ["val_loss"]), "markdown")
+    assert alone + "\n" == (GOLDEN / "stats_format_no_reference.md").read_text()
+
+
+def _front_lines(text: str) -> list[str]:
+    lines = text.split("\n")
+    start = next(i for i, x in enumerate(lines) if "Pareto front of the medians" in x) + 2
+    end = lines.index("", start) if "" in lines[start:] else len(lines)
+    return lines[start:end]
+
+
+def test_a_long_pareto_front_wraps_at_100_columns_in_text_only() -> None:
+    # eleven groups trade loss for sparsity; in front order the first ten keys with their
+    # commas and spaces take exactly 101 columns (two of them have 3-digit numbers)
+    order = [10, 11, 100, 12, 101, 13, 14, 15, 16, 17, 18]
+    trials = [
+        trial(n, "random", "fixed", [0.1 + 0.01 * i] * 2, p=0.5, rem=0.9 - 0.05 * i)
+        for i, n in enumerate(order)
+    ]
+    # ties: as good as trial 10 on loss but keeps more, as sparse as trial 18 but worse: both
+    # dominated
+    trials.append(trial(200, "random", "fixed", [0.1 + 0.01 * 0] * 2, p=0.5, rem=0.95))
+    trials.append(trial(201, "random", "fixed", [0.3] * 2, p=0.5, rem=0.9 - 0.05 * 10))
+    r = build_stats(trials, ["val_loss"])
+    keys = [f"trial:{n}" for n in order]
+    assert [g.key for g in pareto_groups(r.groups)] == keys
+    assert _front_lines(format_stats(r)) == [", ".join(keys[:9]) + ",", ", ".join(keys[9:])]
+    assert _front_lines(format_stats(r, "markdown")) == [", ".join(keys)]
+
+
+def test_mann_whitney_edges_exact() -> None:
+    assert mann_whitney([0.1], [0.2, 0.3]) == TestResult(
+        1, 2, None, None, 0.0, "large", "none", "fewer than 2 seeds: no test"
+    )
+    assert mann_whitney([], [0.2, 0.3]) == TestResult(
+        0, 2, None, None, None, None, "none", "fewer than 2 seeds: no test"
+    )
+    assert mann_whitney([0.5, 0.5], [0.5, 0.5, 0.5]) == TestResult(
+        2, 3, 3.0, 1.0, 0.5, "negligible", "exact", "all values tied"
+    )
+    # two seeds a side is enough: U = 0, exact p = 2 / C(4, 2)
+    two = mann_whitney([0.1, 0.2], [0.3, 0.4])
+    assert (two.u, two.method) == (0.0, "exact") and two.p == pytest.approx(1 / 3, abs=1e-15)
+    # no ties: exact up to 8 values on the smaller side, then the normal approximation
+    eight = mann_whitney([i / 100 for i in range(8)], [0.5 + i / 100 for i in range(9)])
+    nine = mann_whitney([i / 100 for i in range(9)], [0.5 + i / 100 for i in range(9)])
+    assert (eight.method, nine.method) == ("exact", "asymptotic")
+    with pytest.raises(ValueError, match="^A12 needs at least one value on each side$"):
+        a12([1.0], [])
+
+
+def test_holm_caps_at_one_and_summaries_of_none_and_two() -> None:
+    assert holm([0.7, 0.8]) == [1.0, 1.0]  # 2 * 0.7 = 1.4 is capped
+    assert summarize([]) == Summary(0, None, None, None, None, None, None, None)
+    assert summarize([1.0, 3.0]).std == math.sqrt(2.0)
+
+
+def _bare(number: int, engine: str, op: str, vals: list[float], **combo: Any) -> Any:
+    """A trial as an older study stored it: no baseline flag, maybe no population."""
+    results = [
+        {"seed": i + 1, "val_loss": v, "test_loss": v, "remaining_fraction": 1.0}
+        for i, v in enumerate(vals)
+    ]
+    t = optuna.trial.create_trial(
+        state=TrialState.COMPLETE,
+        value=vals[0],
+        user_attrs={
+            "evoprune.results": results,
+            "evoprune.combination": {"engine": engine, "operator": op, "schedule": "fixed",
+                                     **combo},
+        },
+    )  # fmt: skip
+    t.number = number
+    return t
+
+
+def test_groups_take_defaults_and_pool_populations() -> None:
+    no_combo = optuna.trial.create_trial(
+        state=TrialState.COMPLETE, value=0.1, user_attrs={"evoprune.results": [{"seed": 1}]}
+    )
+    failed = optuna.trial.create_trial(state=TrialState.FAIL)
+    a = _bare(3, "canonical", "random", [0.1, 0.2], probability=0.5, amount=0.2)
+    b = _bare(4, "canonical", "random", [0.3], probability=0.5, amount=0.2, population="4")
+    (g,) = groups_from_trials([failed, no_combo, a])  # the default grouping is by trial
+    assert (g.key, g.population, g.baseline, g.probability, g.amount) == (
+        "trial:3", "1", False, 0.5, 0.2
+    )  # fmt: skip
+    (pooled,) = groups_from_trials([a, b], "combination")
+    assert (pooled.population, pooled.probability, pooled.amount) == ("mixed", 0.5, 0.2)
+    assert groups_from_trials([b, b], "combination")[0].population == "4"
+    with pytest.raises(ConfigError) as info:
+        groups_from_trials([a], "seed")
+    assert str(info.value) == "--group: unknown grouping 'seed'; allowed: trial, combination"
+
+
+def test_build_stats_empty_and_bad_metrics_exact() -> None:
+    assert build_stats([], ["val_loss"]) == StatsReport(
+        "", "trial", ("val_loss",), None, (), (), ("no completed trials with evoprune results",)
+    )
+    allowed = "allowed: val_loss, test_loss, train_loss, remaining_fraction"
+    with pytest.raises(ConfigError) as none:
+        build_stats(TRIALS, [])
+    assert str(none.value) == f"--metric: unknown metric ''; {allowed}"
+    with pytest.raises(ConfigError) as bad:
+        build_stats(TRIALS, ["val_loss", "loss"])
+    assert str(bad.value) == f"--metric: unknown metric 'loss'; {allowed}"
+    r = build_stats(TRIALS, ["val_loss"], "demo", against="trial:0")
+    assert (r.study, r.grouping, r.metrics, r.against) == (
+        "demo",
+        "trial",
+        ("val_loss",),
+        "trial:0",
+    )
+
+
+def test_build_stats_notes_exact() -> None:
+    # an engine without a baseline listed first does not stop the others being tested
+    trials = [
+        _bare(0, "coevolution", "random", [0.1, 0.2]),
+        _bare(1, "other", "random", [0.1, 0.2]),
+        trial(2, "none", "-", [0.3, 0.4]),
+        trial(3, "random", "fixed", [0.1, 0.2]),
+        trial(4, "none", "-", [0.5, 0.6]),
+    ]
+    r = build_stats(trials, ["val_loss"])
+    assert [(c.group, c.reference) for c in r.comparisons] == [
+        ("trial:3", "trial:2"),
+        ("trial:4", "trial:2"),  # the second baseline is compared with the first
+    ]
+    assert r.notes == (
+        "several baselines per engine; compared with the first: ['trial:4'] unused",
+        "no no-pruning baseline for engine(s) coevolution, other: not tested (use --against)",
+    )
+    # two seeds per group is enough to test; the pooling note only when a group pools trials
+    assert build_stats(TRIALS[:2], ["val_loss"], grouping="combination").notes == ()
+    one_seed = build_stats([trial(0, "none", "-", [0.3]), trial(1, "random", "fixed", [0.1])],
+                           ["val_loss"])  # fmt: skip
+    assert one_seed.notes == ("fewer than 2 values per group: no test can be run (add seeds)",)
+
+
+def test_json_indent_p_at_the_boundary_and_an_empty_front() -> None:
+    r = _golden_report()
+    assert format_stats(r, "json").startswith('{\n  "study": "demo",\n  "grouping": "trial",')
+    c = next(c for c in r.comparisons if c.group == "trial:6")
+    at = replace(r, comparisons=(replace(c, result=replace(c.result, p=1e-3), p_holm=1e-3),))
+    line = next(x for x in format_stats(at).split("\n") if x.startswith("trial:6 ") and "/" in x)
+    assert line.split()[6:8] == ["0.0010", "0.0010"]  # below 1e-3 only is in e-notation
+    # no group has a remaining fraction: no Pareto front
+    flat = [trial(0, "none", "-", [0.3, 0.4], drop="remaining_fraction"),
+            trial(1, "random", "fixed", [0.1, 0.2], drop="remaining_fraction")]  # fmt: skip
+    text = format_stats(build_stats(flat, ["val_loss"])).split("\n")
+    assert _front_lines("\n".join(text)) == ["-"]
+    assert build_stats([], ["val_loss"], against="canonical/none").against == "canonical/none"
