@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pickle
+from fractions import Fraction
+
 import pytest
 import torch
 
 from evoprune_core.engines.training import Trainer
-from evoprune_core.population import Architecture, Population
+from evoprune_core.population import Architecture, Population, Stack, compact
 
 
 def _pop(n: int = 3, arch: Architecture | None = None, seed: int = 0) -> Population:
@@ -141,3 +144,65 @@ def test_invalid_architecture_is_a_config_error() -> None:
         Architecture(10, (), (5,))
     with pytest.raises(ConfigError, match="allowed: standard, small, large"):
         Architecture.from_preset("huge", 10)
+
+
+def test_compact_removes_exactly_the_dead_units_and_defaults_to_member_0() -> None:
+    arch = Architecture(4, (3, 2), (3,))  # 4 -> 3 -> 2 -> 3 -> 4: 15 + 8 + 9 + 16 = 48 entries
+    pop = _pop(2, arch)
+    em = pop.encoders.masks
+    pop.encoders.weight(0, em)[1, :, 0] = 0  # member 1, unit 0 of encoder.0: no input, no bias
+    pop.encoders.bias(0, em)[1, 0] = 0
+    pop.encoders.weight(1, em)[1, 1, :] = 0  # unit 1 of encoder.0: nothing reads it
+    pop.prune(torch.ones_like(pop.masks))
+    net = pop.compact(1)
+    assert [(m.in_features, m.out_features) for m in (net.encoder[0], net.encoder[2])] == [
+        (4, 1),
+        (1, 2),
+    ]
+    assert net.n_params() == 5 + 4 + 9 + 16
+    x = torch.rand(5, 4, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(net(x), pop.reconstruct(x)[1], rtol=0, atol=1e-6)
+    # without a member, member 0 (unpruned) is exported, by the method and the function alike
+    assert pop.compact().n_params() == compact(pop).n_params() == 48
+
+
+def test_sparsity_as_dict_is_exact() -> None:
+    pop = _pop(1, Architecture(2, (1,), ()))  # encoder 2 -> 1 (3 entries), decoder 1 -> 2 (4)
+    pop.encoders.weight(0, pop.encoders.masks)[0, 0, 0] = 0
+    pop.prune(torch.ones_like(pop.masks))
+    assert pop.sparsity().as_dict() == {
+        "remaining_fraction": 6 / 7,
+        "encoder_remaining_fraction": 2 / 3,
+        "decoder_remaining_fraction": 1.0,
+        "layers": {"encoder.0": {"alive": 2, "total": 3}, "decoder.0": {"alive": 4, "total": 4}},
+    }
+
+
+def test_load_refuses_a_file_with_arbitrary_pickled_objects(tmp_path) -> None:
+    state = _pop(1).state_dict()
+    state["note"] = Fraction(1, 3)  # not a tensor or a plain container: needs full unpickling
+    path = tmp_path / "pop.pt"
+    torch.save(state, path)
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        Population.load(path)
+
+
+def test_stack_standalone_has_its_own_alive_zero_buffers() -> None:
+    s = Stack.standalone((3, 2, 1), "sigmoid", 4)  # 3 * 2 + 2 + 2 * 1 + 1 = 11 entries
+    assert (s.final, s.n, s.size, s.dims) == ("sigmoid", 4, 11, (3, 2, 1))
+    assert torch.equal(s.masks, torch.ones(4, 11))
+    for t in (s.params, s.exp_avg, s.exp_avg_sq):
+        assert torch.equal(t, torch.zeros(4, 11))
+    assert [(w, b, wa.tolist(), ba.tolist()) for w, b, wa, ba in s.layer_counts()] == [
+        (6, 2, [6.0] * 4, [2.0] * 4),
+        (2, 1, [2.0] * 4, [1.0] * 4),
+    ]
+
+
+def test_stack_take_keeps_the_final_activation_and_copies_members() -> None:
+    pop = _pop(3)
+    sub = pop.decoders.take([2, 0])
+    assert (sub.final, sub.dims, sub.n) == ("sigmoid", pop.decoders.dims, 2)
+    assert torch.equal(sub.params, pop.decoders.params[[2, 0]])
+    sub.params.add_(1.0)
+    assert not torch.equal(sub.params, pop.decoders.params[[2, 0]])
