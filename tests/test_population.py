@@ -7,6 +7,7 @@ from fractions import Fraction
 
 import pytest
 import torch
+from torch import Tensor
 
 from evoprune_core.engines.training import Trainer
 from evoprune_core.population import Architecture, Population, Stack, compact
@@ -206,3 +207,86 @@ def test_stack_take_keeps_the_final_activation_and_copies_members() -> None:
     assert torch.equal(sub.params, pop.decoders.params[[2, 0]])
     sub.params.add_(1.0)
     assert not torch.equal(sub.params, pop.decoders.params[[2, 0]])
+
+
+def test_remaining_fractions_and_sparsity_default_are_per_member() -> None:
+    pop = _pop(2, Architecture(2, (1,), ()))  # encoder 3 entries, decoder 4
+    pop.prune(torch.tensor([[1.0] * 7, [0, 1, 1, 0, 0, 1, 1]]))
+    fr = pop.remaining_fractions()
+    assert torch.equal(fr["encoder"], torch.tensor([1.0, 2 / 3]))  # float32 quotients
+    assert torch.equal(fr["decoder"], torch.tensor([1.0, 0.5]))
+    assert torch.equal(fr["whole"], torch.tensor([1.0, 4 / 7]))
+    assert pop.sparsity().whole == (7, 7) and pop.sparsity(1).whole == (4, 7)
+
+
+def test_prune_zeroes_weights_and_first_moments_and_sets_second_moments_inf() -> None:
+    pop = _pop(2, Architecture(2, (1,), ()))
+    pop.buffers["exp_avg"].fill_(0.5)
+    pop.buffers["exp_avg_sq"].fill_(0.25)
+    pop.prune(torch.tensor([[0, 1, 1, 1, 1, 1, 0]], dtype=torch.float32), [1])
+    dead = torch.zeros(2, 7, dtype=torch.bool)
+    dead[1, 0] = dead[1, 6] = True
+    assert torch.equal(pop.masks, (~dead).float())
+    assert torch.equal(pop.params == 0, dead)
+    assert torch.equal(pop.buffers["exp_avg"], torch.where(dead, 0.0, 0.5))
+    assert torch.equal(pop.buffers["exp_avg_sq"], torch.where(dead, float("inf"), 0.25))
+
+
+@pytest.mark.parametrize("part", ["encoder", "decoder"])
+def test_adam_step_of_one_part_leaves_the_other_part_alone(part: str) -> None:
+    pop = _pop(2)
+    before = pop.clone()
+    split = pop.encoders.size
+    pop.adam_step(torch.ones_like(pop.params), torch.tensor([0.1, 0.2]), (0.9, 0.999), 1e-8, part)
+    mine, other = (slice(0, split), slice(split, None))[:: 1 if part == "encoder" else -1]
+    assert torch.equal(pop.params[:, other], before.params[:, other])
+    # Adam's first step moves every entry by lr * g / (|g| + eps): 0.1 and 0.2 here
+    moved = (before.params[:, mine] - pop.params[:, mine]).mean(1)
+    assert moved.tolist() == pytest.approx([0.1, 0.2], rel=1e-5)
+    assert pop.steps.tolist() == [1.0, 1.0]
+
+
+def _member_grads(s: Stack, x: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
+    """Autograd reference: input gradient (N, B, in) and parameter gradient (N, P) of
+    ``sum(forward(x) * g)``, member by member."""
+    gx, gp = [], []
+    for m in range(s.n):
+        p = s.params[m].clone().requires_grad_(True)
+        xm = x[m].clone().requires_grad_(True)
+        h = xm
+        for layer in range(s.n_layers):
+            a, b, c = s.offsets[layer]
+            w = p[a:b].view(s.dims[layer], s.dims[layer + 1])
+            h = h @ w + p[b:c]
+            if layer < s.n_layers - 1:
+                h = torch.relu(h)
+        (h * g[m]).sum().backward()
+        gx.append(xm.grad)
+        gp.append(p.grad)
+    return torch.stack(gx), torch.stack(gp)
+
+
+def test_stack_backward_matches_autograd_and_its_return_contract() -> None:
+    s = Stack.standalone((3, 4, 2), "relu", 2)
+    s.init_(torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 5, 3, generator=gen)  # negative inputs: no ReLU on the input itself
+    g = torch.randn(2, 5, 2, generator=gen)
+    ref_x, ref_p = _member_grads(s, x, g)
+    cache: list[Tensor] = []
+    s.forward(x, cache)
+    out = torch.zeros(2, s.size)
+    assert s.backward(cache, g, out) is None  # no input gradient unless asked
+    torch.testing.assert_close(out, ref_p, rtol=1e-5, atol=1e-6)
+    assert s.backward(cache, g, out, input_grad=False) is None
+    gx = s.backward(cache, g, out, input_grad=True)
+    torch.testing.assert_close(gx, ref_x, rtol=1e-5, atol=1e-6)
+    frozen = s.backward(cache, g, None, input_grad=True)  # no parameter gradients formed
+    torch.testing.assert_close(frozen, ref_x, rtol=1e-5, atol=1e-6)
+    # a second buffer at the same address with another row stride gets its own views
+    big = torch.zeros(2, 2 * s.size)
+    s.backward(cache, g, big[:, : s.size])
+    packed = big.view(-1)[: 2 * s.size].view(2, s.size)
+    packed.zero_()
+    s.backward(cache, g, packed)
+    torch.testing.assert_close(packed, ref_p, rtol=1e-5, atol=1e-6)
