@@ -141,8 +141,12 @@ def test_take_copies_state_so_the_original_is_untouched() -> None:
 def test_invalid_architecture_is_a_config_error() -> None:
     from evoprune_core.errors import ConfigError
 
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"widths must be >= 1, latent required$"):
         Architecture(10, (), (5,))
+    for bad in ((0, (1,), ()), (3, (0,), ()), (3, (2,), (0,))):
+        with pytest.raises(ConfigError, match="invalid architecture"):
+            Architecture(*bad)
+    assert Architecture(1, (1,), ()).n_params == 4  # width 1 everywhere is allowed: 2 + 2
     with pytest.raises(ConfigError, match="allowed: standard, small, large"):
         Architecture.from_preset("huge", 10)
 
@@ -290,3 +294,9 @@ def test_stack_backward_matches_autograd_and_its_return_contract() -> None:
     packed.zero_()
     s.backward(cache, g, packed)
     torch.testing.assert_close(packed, ref_p, rtol=1e-5, atol=1e-6)
+
+
+def test_population_stacks_know_their_final_activation() -> None:
+    pop = _pop(1)
+    assert (pop.encoders.final, pop.decoders.final) == ("relu", "sigmoid")
+    assert (pop.encoders.dims, pop.decoders.dims) == ((20, 8, 4), (4, 8, 20))
