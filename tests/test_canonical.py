@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,24 @@ def test_cli_bad_config_is_one_line_exit_2_and_writes_nothing(tmp_path) -> None:
     assert p.stderr.startswith("error: ") and p.stderr.count("\n") == 1
     assert "training.loss" in p.stderr and "'l1', 'mse' or 'bce'" in p.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_result_bookkeeping_baseline_events_and_regrow_tally(registry) -> None:
+    start = time.perf_counter()
+    r = _run(
+        registry,
+        "pruning.operator=none",
+        "pruning.probability=1.0",
+        "pruning.schedule=fixed",
+        "generations=3",
+        "compute.backend=torch",
+    )
+    elapsed = time.perf_counter() - start
+    # the baseline draws like the others but prunes nothing and counts no event
+    assert [h["pruning_events"] for h in r.history] == [0, 0, 0]
+    assert [h["pruning_probability"] for h in r.history] == [1.0, 1.0, 1.0]
+    assert (r.best, r.extra) == (0, {"backend": "torch"})
+    assert 0 < r.history[0]["seconds"] <= r.history[-1]["seconds"] <= r.seconds <= elapsed
+    assert all("pruned_entries_published" not in h for h in r.history)
+    g = _run(registry, "pruning.operator=random", "pruning.masks=regrow", "generations=2")
+    assert all("pruned_entries_published" in h for h in g.history)
