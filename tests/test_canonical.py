@@ -106,7 +106,9 @@ def test_prune_after_prunes_once_at_the_end(registry) -> None:
 
 
 def test_divergence_fails_cleanly(registry) -> None:
-    with pytest.raises(TrialFailed, match="diverged"):
+    with pytest.raises(
+        TrialFailed, match="^validation loss is nan at generation 0: the run diverged$"
+    ):
         _run(
             registry,
             "training.lr=10",
@@ -181,6 +183,12 @@ def test_result_bookkeeping_baseline_events_and_regrow_tally(registry) -> None:
     assert [h["pruning_events"] for h in r.history] == [0, 0, 0]
     assert [h["pruning_probability"] for h in r.history] == [1.0, 1.0, 1.0]
     assert (r.best, r.extra) == (0, {"backend": "torch"})
+    assert {k: v["name"] for k, v in r.components.items()} == {
+        "engine": "canonical",
+        "operator": "none",
+        "schedule": "fixed",
+        "dataset": "binary-clustering",
+    }
     assert 0 < r.history[0]["seconds"] <= r.history[-1]["seconds"] <= r.seconds <= elapsed
     assert all("pruned_entries_published" not in h for h in r.history)
     g = _run(registry, "pruning.operator=random", "pruning.masks=regrow", "generations=2")
