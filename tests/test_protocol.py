@@ -196,6 +196,10 @@ def test_regrow_run_reports_true_remaining_and_the_published_count(registry) -> 
     assert per_event == [1138] * 4 and grown["pruned_entries_published"] == 4 * 1138
     assert grown["remaining_fraction_published"] == 0.0  # the stale tally: "all pruned"
     assert 0.35 < grown["remaining_fraction"] <= 1138 / 2276
+    # the history counts non-zero entries too (not the masks, which regrow leaves all ones)
+    last = grown["history"][-1]["remaining_fraction"]
+    assert last == pytest.approx(grown["remaining_fraction"], abs=1e-7)  # float32 in the history
+    assert all(h["remaining_fraction"] <= 1138 / 2276 for h in grown["history"])
 
 
 @pytest.mark.parametrize("engine", ["canonical", "coevolution"])

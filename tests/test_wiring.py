@@ -136,6 +136,43 @@ def test_canonical_reads_train_for_calibration_and_reports_each_split_on_its_own
     )
 
 
+def test_canonical_passes_the_calibration_rows_labels_to_an_operator_that_needs_them() -> None:
+    seen: list[torch.Tensor] = []
+
+    class LabelSpy(Operator):
+        name = "label-spy"
+        needs = frozenset({"labels"})
+
+        def prune(self, ctx: PruneContext) -> list[LayerMask]:
+            assert ctx.labels is not None
+            seen.append(ctx.labels.clone())
+            return ctx.unchanged()
+
+    class Plugin:
+        @hookimpl
+        def evoprune_register_operators(self) -> list[Any]:
+            return [LabelSpy]
+
+    registry = Registry.load(entry_points=False, extra=[(Plugin(), "label-spy")])
+    base = spy_dataset()
+    offset = {"train": 100, "val": 200, "test": 300}
+    labelled = Dataset(
+        "spy", base.train, base.val, base.test,
+        *(torch.arange(ROWS[s], dtype=torch.int64) + offset[s] for s in ("train", "val", "test")),
+    )  # fmt: skip
+    cfg = load_run_config(
+        None,
+        [*BASE, "generations=3", 'pruning.operator="label-spy"', 'pruning.schedule="fixed"',
+         "pruning.probability=1.0"],
+        registry,
+    )  # fmt: skip
+    run(cfg, registry, dataset=labelled)
+    assert len(seen) == 3
+    for labels in seen:  # the dataset's training labels of 7 distinct rows, not pseudo-labels
+        assert labels.shape == (7,) and len(set(labels.tolist())) == 7
+        assert all(100 <= v < 100 + ROWS["train"] for v in labels.tolist())
+
+
 def test_coevolution_reads_train_to_select_and_calibrate_val_for_best_test_to_report() -> None:
     spy = Spy()
     r = go(spy.registry, *COEVO, "generations=2", "coevolution.tournament_size=3",
