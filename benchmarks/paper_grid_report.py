@@ -71,10 +71,12 @@ def collect(store: Path) -> dict[str, dict[Key, list[dict[str, Any]]]]:
         if engine is None:
             continue
         combo = t.user_attrs.get("evoprune.combination", {})
-        engine = engine.format(population=combo.get("population"))
+        engine = engine.format(
+            population=str(combo.get("population", "")).split(" ")[0]
+        )  # "5 cells r1"
         baseline = bool(t.user_attrs.get("evoprune.baseline", False))
         op = "none" if baseline else combo["operator"]
-        schedule = "-" if baseline else combo["schedule"]
+        schedule = "-" if op == "none" else combo["schedule"]  # no pruning, whatever schedule
         add_seeds(
             out[proto].setdefault((engine, op, schedule), []), t.user_attrs["evoprune.results"]
         )
