@@ -19,6 +19,7 @@ from evoprune_core.engines import run
 from evoprune_core.engines.coevolution import FULL_MATRIX_CELLS, neighbourhoods, select, sub_losses
 from evoprune_core.engines.common import RunResult, Streams
 from evoprune_core.operators import LayerMask, Operator, PruneContext
+from evoprune_core.params import Param
 from evoprune_core.plugins import Registry, hookimpl
 from evoprune_core.population import Architecture, Population
 from evoprune_core.schedules import Schedule
@@ -171,6 +172,36 @@ def test_canonical_passes_the_calibration_rows_labels_to_an_operator_that_needs_
     for labels in seen:  # the dataset's training labels of 7 distinct rows, not pseudo-labels
         assert labels.shape == (7,) and len(set(labels.tolist())) == 7
         assert all(100 <= v < 100 + ROWS["train"] for v in labels.tolist())
+
+
+def test_canonical_gives_a_gradient_operator_the_gradients_of_the_configured_loss() -> None:
+    grads: dict[str, torch.Tensor] = {}
+
+    class GradSpy(Operator):
+        name = "grad-spy"
+        needs = frozenset({"gradients"})
+        parameters = (Param("tag", "categorical", "l1", choices=("l1", "bce", "l1-again")),)
+
+        def prune(self, ctx: PruneContext) -> list[LayerMask]:
+            assert ctx.layers[0].weight_grads is not None
+            grads.setdefault(self.params["tag"], ctx.layers[0].weight_grads.clone())
+            return ctx.unchanged()
+
+    class Plugin:
+        @hookimpl
+        def evoprune_register_operators(self) -> list[Any]:
+            return [GradSpy]
+
+    registry = Registry.load(entry_points=False, extra=[(Plugin(), "grad-spy")])
+    for loss in ("l1", "bce", "l1-again"):
+        # lr 1e-30: training leaves the float32 weights as they were, so the three runs reach
+        # the first event with the same network and differ only in the loss of the gradients
+        go(registry, "generations=1", 'pruning.operator="grad-spy"', 'pruning.schedule="fixed"',
+           "pruning.probability=1.0", "training.lr=1e-30", 'training.final_loss="none"',
+           f'training.loss="{loss.removesuffix("-again")}"',
+           f'pruning.operator_params={{tag="{loss}"}}')  # fmt: skip
+    assert torch.equal(grads["l1"], grads["l1-again"])  # deterministic
+    assert not torch.allclose(grads["l1"], grads["bce"])  # the configured loss reaches them
 
 
 def test_coevolution_reads_train_to_select_and_calibrate_val_for_best_test_to_report() -> None:
