@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,6 +36,42 @@ TINY_SPACE = """
 "pruning.probability" = { low = 0.5, high = 1.0 }
 "pruning.amount" = { low = 0.05, high = 0.3, log = true }
 """
+
+
+def study_trial(
+    number: int,
+    op: str,
+    sched: str,
+    results: list[dict[str, Any]],
+    value: float,
+    *,
+    engine: str = "canonical",
+    probability: float | None = None,
+    amount: float | None = None,
+) -> Any:
+    """A completed Optuna trial as an evoprune study records it: per-seed results and the
+    combination (``op = "none"`` is the no-pruning baseline)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    t = optuna.trial.create_trial(
+        state=TrialState.COMPLETE,
+        value=value,
+        user_attrs={
+            "evoprune.results": results,
+            "evoprune.combination": {
+                "engine": engine,
+                "operator": op,
+                "schedule": sched,
+                "probability": probability,
+                "amount": amount,
+                "population": "1",
+            },
+            "evoprune.baseline": op == "none",
+        },
+    )
+    t.number = number
+    return t
 
 
 def require_service(available: bool, reason: str) -> None:

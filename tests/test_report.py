@@ -10,6 +10,7 @@ from typing import Any
 
 import optuna
 import pytest
+from conftest import study_trial
 from optuna.trial import TrialState
 
 from evoprune_core.report import (
@@ -29,24 +30,10 @@ def trial(
         {"seed": i + 1, "val_loss": v, "test_loss": v + 0.01, "remaining_fraction": r}
         for i, (v, r) in enumerate(zip(vals, rems))
     ]
-    t = optuna.trial.create_trial(
-        state=TrialState.COMPLETE,
-        value=sum(vals) / len(vals),
-        user_attrs={
-            "evoprune.results": results,
-            "evoprune.combination": {
-                "engine": combo.get("engine", "canonical"),
-                "operator": op,
-                "schedule": sched,
-                "probability": 0.5,
-                "amount": combo.get("amount"),
-                "population": "1",
-            },
-            "evoprune.baseline": op == "none",
-        },
-    )
-    t.number = number
-    return t
+    return study_trial(
+        number, op, sched, results, sum(vals) / len(vals),
+        engine=combo.get("engine", "canonical"), probability=0.5, amount=combo.get("amount"),
+    )  # fmt: skip
 
 
 TRIALS = [

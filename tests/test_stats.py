@@ -12,7 +12,7 @@ from typing import Any
 
 import optuna
 import pytest
-from conftest import Project
+from conftest import Project, study_trial
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 from scipy.stats import PermutationMethod, kruskal, mannwhitneyu
@@ -131,24 +131,10 @@ def trial(number: int, op: str, sched: str, vals: list[float], **kw: Any) -> Any
     ]
     for r in results:
         r.pop(kw.get("drop", ""), None)  # a metric the trial did not record
-    t = optuna.trial.create_trial(
-        state=TrialState.COMPLETE,
-        value=sum(vals) / len(vals),
-        user_attrs={
-            "evoprune.results": results,
-            "evoprune.combination": {
-                "engine": kw.get("engine", "canonical"),
-                "operator": op,
-                "schedule": sched,
-                "probability": kw.get("p"),
-                "amount": kw.get("amount"),
-                "population": "1",
-            },
-            "evoprune.baseline": op == "none",
-        },
-    )
-    t.number = number
-    return t
+    return study_trial(
+        number, op, sched, results, sum(vals) / len(vals), engine=kw.get("engine", "canonical"),
+        probability=kw.get("p"), amount=kw.get("amount"),
+    )  # fmt: skip
 
 
 TRIALS = [

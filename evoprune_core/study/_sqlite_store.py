@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..errors import StoreError
 
-__all__ = ["DbState", "StoreError", "ensure_mlflow_db", "inspect_mlflow_db"]
+__all__ = ["DbState", "StoreError", "ensure_mlflow_db", "file_lock", "inspect_mlflow_db"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,8 @@ class DbState:
 
 
 @contextlib.contextmanager
-def _flock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created if missing) for the block."""
     with open(path, "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
@@ -116,7 +117,7 @@ def ensure_mlflow_db(db: Path, artifact_root: Path | None = None) -> str | None:
 
     Raises ``StoreError`` for a corrupt file, or a half-migrated or outdated one holding runs.
     """
-    with _flock(db.with_name(db.name + ".create-lock")):
+    with file_lock(db.with_name(db.name + ".create-lock")):
         for stale in db.parent.glob(f"{db.name}.creating-*"):
             stale.unlink(missing_ok=True)  # an interrupted build; we hold the lock
         if not db.exists():

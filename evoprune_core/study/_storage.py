@@ -12,7 +12,6 @@ Optuna's heartbeat does the same across machines (journal storage has no heartbe
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import socket
 import threading
@@ -27,6 +26,7 @@ from typing import Any
 from .._compat import rdb_stale_callback_kwarg, storage_of
 from ..errors import ConfigError
 from ._keys import Attr
+from ._sqlite_store import file_lock
 
 __all__ = [
     "HEARTBEAT_INTERVAL",
@@ -129,13 +129,8 @@ def study_lock(store: Store, storage: Any, name: str) -> Iterator[None]:
     if path is None and store.storage.startswith("sqlite:///"):
         path = Path(store.storage[len("sqlite:///") :])
     if path is not None:
-        lock = path.with_name(path.name + ".evoprune-lock")
-        with open(lock, "a+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with file_lock(path.with_name(path.name + ".evoprune-lock")):
+            yield
         return
     if store.storage.startswith("postgresql"):
         from sqlalchemy import text
