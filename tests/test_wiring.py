@@ -8,6 +8,8 @@ Every run uses the torch backend so that losses recomputed here match the engine
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from evoprune_core.data import Dataset
 from evoprune_core.engines import run
 from evoprune_core.engines.coevolution import FULL_MATRIX_CELLS, neighbourhoods, select, sub_losses
 from evoprune_core.engines.common import RunResult, Streams
+from evoprune_core.errors import TrialFailed
 from evoprune_core.operators import LayerMask, Operator, PruneContext
 from evoprune_core.params import Param
 from evoprune_core.plugins import Registry, hookimpl
@@ -343,6 +346,73 @@ def test_coevolution_history_counts_encoder_and_decoder_apart() -> None:
         for stat in ("min", "median", "max"):
             assert h[f"encoder_remaining_fraction_{stat}"] == 1.0
             assert h[f"decoder_remaining_fraction_{stat}"] == dec
+
+
+def test_coevolution_result_bookkeeping_regrow_tally_and_timings(registry: Registry) -> None:
+    start = time.perf_counter()
+    r = go(registry, *COEVO, "generations=2", 'pruning.operator="random"',
+           "pruning.probability=1.0", "pruning.amount=0.5", 'pruning.masks="regrow"')  # fmt: skip
+    elapsed = time.perf_counter() - start
+    assert 0 < r.history[0]["seconds"] <= r.history[-1]["seconds"] <= r.seconds <= elapsed
+    assert {k: v["name"] for k, v in r.components.items()} == {
+        "engine": "coevolution",
+        "operator": "random",
+        "schedule": "fixed",
+        "dataset": "binary-clustering",
+    }
+    # the published tally: every event zeroes half of each of the 8 tensors of all 4 cells,
+    # 36 + 3 + 9 + 2 + 9 + 3 + 36 + 6 = 104 of 207 entries a cell, already-zero ones included
+    assert [h["pruned_entries_published"] for h in r.history] == [4 * 104, 4 * 104]
+    # regrow leaves the masks all ones: the history and the sparsity count non-zero entries
+    assert bool((r.population.masks == 1).all())
+    nonzero = (r.population.params != 0).sum(1).tolist()
+    assert nonzero == [64, 71, 72, 63] and r.best == 2
+    last = r.history[-1]
+    assert last["remaining_fraction"] == f32(72 / 207)
+    assert (last["remaining_fraction_min"], last["remaining_fraction_max"]) == (
+        f32(63 / 207),
+        f32(72 / 207),
+    )
+    assert r.sparsity.whole == (72, 207) and r.remaining_fraction == 72 / 207
+
+
+def test_coevolution_divergence_of_every_cell_fails_with_the_generation() -> None:
+    with pytest.raises(
+        TrialFailed,
+        match="^validation loss of every cell is nan at generation 0: the run diverged$",
+    ):
+        go(Registry.load(entry_points=False), *COEVO, "generations=2", 'training.loss="mse"',
+           'training.final_loss="none"', "training.eps=1e-300", "training.betas=[0.0, 0.0]")  # fmt: skip
+
+
+def test_a_diverged_cell_is_never_the_best_and_the_run_goes_on() -> None:
+    """One cell's weights become NaN (a spy operator's NaN mask, applied under ``regrow``,
+    stands in for a cell that diverged): the best cell is the best finite one."""
+
+    class PoisonCellZero(Operator):
+        name = "poison"
+
+        def prune(self, ctx: PruneContext) -> list[LayerMask]:
+            out = []
+            for lv in ctx.layers:
+                w = torch.ones(lv.weight_mask.shape)
+                w[ctx.members.index(0)] = float("nan")
+                out.append(LayerMask(w, lv.bias_mask.clone()))
+            return out
+
+    class Plugin:
+        @hookimpl
+        def evoprune_register_operators(self) -> list[Any]:
+            return [PoisonCellZero]
+
+    reg = Registry.load(entry_points=False, extra=[(Plugin(), "poison")])
+    r = go(reg, *COEVO, "generations=1", 'pruning.operator="poison"', "pruning.probability=1.0",
+           'pruning.masks="regrow"')  # fmt: skip
+    vals = r.extra["cell_val_losses"]
+    assert math.isnan(vals[0]) and all(math.isfinite(v) for v in vals[1:])
+    assert r.best == 1 + min(range(3), key=vals[1:].__getitem__)
+    assert r.val_loss == vals[r.best] == r.history[0]["val_loss"]
+    assert math.isnan(r.history[0]["val_loss_worst"])
 
 
 def test_take_follows_the_encoder_for_the_adam_step_count() -> None:
