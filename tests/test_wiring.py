@@ -140,8 +140,8 @@ def test_canonical_reads_train_for_calibration_and_reports_each_split_on_its_own
     )
 
 
-def test_canonical_passes_the_calibration_rows_labels_to_an_operator_that_needs_them() -> None:
-    seen: list[torch.Tensor] = []
+def label_spy(seen: list[torch.Tensor]) -> Registry:
+    """A registry with an operator that needs labels and records the ones it gets."""
 
     class LabelSpy(Operator):
         name = "label-spy"
@@ -157,28 +157,38 @@ def test_canonical_passes_the_calibration_rows_labels_to_an_operator_that_needs_
         def evoprune_register_operators(self) -> list[Any]:
             return [LabelSpy]
 
-    registry = Registry.load(entry_points=False, extra=[(Plugin(), "label-spy")])
+    return Registry.load(entry_points=False, extra=[(Plugin(), "label-spy")])
+
+
+def labelled_spy_dataset() -> Dataset:
+    """The spy dataset with labels 100+i (train), 200+i (val), 300+i (test) for row i."""
     base = spy_dataset()
     offset = {"train": 100, "val": 200, "test": 300}
-    labelled = Dataset(
+    return Dataset(
         "spy", base.train, base.val, base.test,
         *(torch.arange(ROWS[s], dtype=torch.int64) + offset[s] for s in ("train", "val", "test")),
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("engine", [[], COEVO], ids=["canonical", "coevolution"])
+def test_the_calibration_rows_labels_reach_an_operator_that_needs_them(engine: list[str]) -> None:
+    seen: list[torch.Tensor] = []
+    registry = label_spy(seen)
     cfg = load_run_config(
         None,
-        [*BASE, "generations=3", 'pruning.operator="label-spy"', 'pruning.schedule="fixed"',
-         "pruning.probability=1.0"],
+        [*BASE, *engine, "generations=3", 'pruning.operator="label-spy"',
+         'pruning.schedule="fixed"', "pruning.probability=1.0"],
         registry,
     )  # fmt: skip
-    run(cfg, registry, dataset=labelled)
-    assert len(seen) == 3
+    run(cfg, registry, dataset=labelled_spy_dataset())
+    assert len(seen) == 3  # one event a generation (coevolution: one for all 4 cells)
     for labels in seen:  # the dataset's training labels of 7 distinct rows, not pseudo-labels
         assert labels.shape == (7,) and len(set(labels.tolist())) == 7
         assert all(100 <= v < 100 + ROWS["train"] for v in labels.tolist())
 
 
-def test_canonical_gives_a_gradient_operator_the_gradients_of_the_configured_loss() -> None:
-    grads: dict[str, torch.Tensor] = {}
+def grad_spy(grads: dict[str, torch.Tensor]) -> Registry:
+    """A registry with an operator that needs gradients and records its first layer's."""
 
     class GradSpy(Operator):
         name = "grad-spy"
@@ -195,16 +205,40 @@ def test_canonical_gives_a_gradient_operator_the_gradients_of_the_configured_los
         def evoprune_register_operators(self) -> list[Any]:
             return [GradSpy]
 
-    registry = Registry.load(entry_points=False, extra=[(Plugin(), "grad-spy")])
+    return Registry.load(entry_points=False, extra=[(Plugin(), "grad-spy")])
+
+
+@pytest.mark.parametrize("engine", [[], COEVO], ids=["canonical", "coevolution"])
+def test_a_gradient_operator_gets_the_gradients_of_the_configured_loss(engine: list[str]) -> None:
+    grads: dict[str, torch.Tensor] = {}
+    registry = grad_spy(grads)
     for loss in ("l1", "bce", "l1-again"):
         # lr 1e-30: training leaves the float32 weights as they were, so the three runs reach
-        # the first event with the same network and differ only in the loss of the gradients
-        go(registry, "generations=1", 'pruning.operator="grad-spy"', 'pruning.schedule="fixed"',
-           "pruning.probability=1.0", "training.lr=1e-30", 'training.final_loss="none"',
+        # the first event with the same networks and differ only in the loss of the gradients
+        go(registry, *engine, "generations=1", 'pruning.operator="grad-spy"',
+           'pruning.schedule="fixed"', "pruning.probability=1.0", "training.lr=1e-30",
+           'training.final_loss="none"', "pruning.calibration_batches=3",
            f'training.loss="{loss.removesuffix("-again")}"',
            f'pruning.operator_params={{tag="{loss}"}}')  # fmt: skip
     assert torch.equal(grads["l1"], grads["l1-again"])  # deterministic
     assert not torch.allclose(grads["l1"], grads["bce"])  # the configured loss reaches them
+    # (members, calibration batches, out, in): the 7 rows in the 3 configured batches
+    assert grads["l1"].shape == ((4 if engine else 1), 3, 6, D)
+
+
+@pytest.mark.parametrize("engine", [[], COEVO], ids=["canonical", "coevolution"])
+def test_the_observer_gets_every_generation_record(registry: Registry, engine: list[str]) -> None:
+    class Recorder:
+        def __init__(self) -> None:
+            self.seen: list[tuple[int, dict[str, float]]] = []
+
+        def generation(self, t: int, record: dict[str, float]) -> None:
+            self.seen.append((t, record))
+
+    obs = Recorder()
+    cfg = load_run_config(None, [*BASE, *engine, "generations=3"], registry)
+    r = run(cfg, registry, observer=obs, dataset=spy_dataset())
+    assert obs.seen == [(t, r.history[t]) for t in range(3)]
 
 
 def test_coevolution_reads_train_to_select_and_calibrate_val_for_best_test_to_report() -> None:
