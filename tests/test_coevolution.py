@@ -311,8 +311,21 @@ def test_variants_run_and_differ(
 
 
 def test_sequential_all_vs_all_is_rejected(registry: Registry) -> None:
-    with pytest.raises(ConfigError, match="sequential"):
+    msg = (
+        "coevolution.update: 'sequential' cannot be combined with variant 'all_vs_all' "
+        "(every cell reads the whole population: use 'synchronous')"
+    )
+    with pytest.raises(ConfigError) as err:
         go(registry, 'coevolution.update="sequential"', 'coevolution.variant="all_vs_all"')
+    assert str(err.value) == msg
+
+
+def test_lr_mutation_is_clamped_to_the_configured_bounds(registry: Registry) -> None:
+    # sigma 10 around lr 1e-3: every cell's mutated lr falls outside [1e-4, 1e-2] and is clamped
+    res = go(registry, "generations=1", "coevolution.lr_sigma=10.0", "coevolution.lr_min=1e-4",
+             "coevolution.lr_max=1e-2")  # fmt: skip
+    assert res.extra["cell_lrs"] == [1e-4, 1e-2, 1e-2, 1e-2]
+    assert [h["lr"] for h in res.history] == [1e-2]  # the lower median of the four
 
 
 def test_unpruned_population_learns(registry: Registry) -> None:

@@ -349,6 +349,16 @@ def test_elitist_replacement_keeps_the_better_network_of_every_cell(registry: Re
     assert elite.history[0]["replacement_loss"] == float(torch.minimum(old, new).median())
 
 
+def test_elitist_replacement_on_a_tie_takes_the_new_network(registry: Registry) -> None:
+    # one cell, lr 1e-30, no pruning: the trained network's loss equals the old one's exactly,
+    # and the new network (its Adam steps counted) replaces the old
+    r = go(registry, 'engine="coevolution"', "coevolution.cells=1", "coevolution.eval_batch=5",
+           "generations=1", 'coevolution.replacement="elitist"', "pruning.probability=0.0",
+           "training.lr=1e-30", "coevolution.lr_sigma=0.0")  # fmt: skip
+    assert r.history[0]["replacement_loss"] == r.history[0]["selection_loss"]
+    assert r.population.steps.tolist() == [3.0]  # 30 training rows in minibatches of 10
+
+
 # -- bookkeeping ---------------------------------------------------------------------------------
 def test_canonical_history_counts_encoder_and_decoder_apart() -> None:
     spy = Spy()
