@@ -320,6 +320,14 @@ def test_sequential_all_vs_all_is_rejected(registry: Registry) -> None:
     assert str(err.value) == msg
 
 
+def test_reports_describe_the_population_as_cells_and_radius(registry: Registry) -> None:
+    from evoprune_core.engines import CanonicalEngine, CoevolutionEngine
+
+    cfg = tiny(registry, "coevolution.radius=2")
+    assert CoevolutionEngine().population(cfg) == "4 cells r2"
+    assert CanonicalEngine().population(cfg) == "1"
+
+
 def test_lr_mutation_is_clamped_to_the_configured_bounds(registry: Registry) -> None:
     # sigma 10 around lr 1e-3: every cell's mutated lr falls outside [1e-4, 1e-2] and is clamped
     res = go(registry, "generations=1", "coevolution.lr_sigma=10.0", "coevolution.lr_min=1e-4",
