@@ -142,6 +142,25 @@ def _fmt(p: float | None) -> str:
     return "-" if p is None else f"{p:.3g}"
 
 
+def _grid(rows: dict[Key, list[dict[str, Any]]], key: str, digits: int, bold: bool) -> list[str]:
+    """One markdown row per (engine, operator): no pruning, each schedule, ``prune_after``."""
+    columns = (*SCHEDULES, "prune_after")
+    lines = ["| engine | operator | no pruning | " + " | ".join(columns) + " |"]
+    lines.append("|---|---|---|" + "---|" * len(columns))
+    for engine, op in sorted({(e, o) for e, o, s in rows if o != "none"}):
+        meds = {s: summarize([r[key] for r in rows[(engine, op, s)]]).median
+                for s in SCHEDULES if rows.get((engine, op, s))}  # fmt: skip
+        best = min(meds, key=lambda s: meds[s]) if meds and bold else None
+        base = rows.get((engine, "none", "-"))
+        cells = [f"{cell(base, key, digits)} ({len(base)})" if base else "-"]
+        for s in columns:
+            r = rows.get((engine, op, s))
+            text = f"{cell(r, key, digits)} ({len(r)})" if r else "-"
+            cells.append(f"**{text}**" if s == best else text)
+        lines.append(f"| {engine} | {op} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def tables(data: dict[str, dict[Key, list[dict[str, Any]]]]) -> tuple[str, list[dict[str, Any]]]:
     lines: list[str] = []
     tests: list[dict[str, Any]] = []
@@ -150,20 +169,7 @@ def tables(data: dict[str, dict[Key, list[dict[str, Any]]]]) -> tuple[str, list[
         if not rows:
             continue
         lines += [f"#### {proto}: training L1, median [IQR] over seeds (seeds per cell)", ""]
-        columns = (*SCHEDULES, "prune_after")
-        lines.append("| engine | operator | no pruning | " + " | ".join(columns) + " |")
-        lines.append("|---|---|---|" + "---|" * len(columns))
-        for engine, op in sorted({(e, o) for e, o, s in rows if o != "none"}):
-            meds = {s: summarize(_losses(rows[(engine, op, s)])).median
-                    for s in SCHEDULES if rows.get((engine, op, s))}  # fmt: skip
-            best = min(meds, key=lambda s: meds[s]) if meds else None
-            base = rows.get((engine, "none", "-"))
-            cells = [f"{cell(base, 'train_loss')} ({len(base or [])})" if base else "-"]
-            for s in columns:
-                r = rows.get((engine, op, s))
-                text = f"{cell(r, 'train_loss')} ({len(r or [])})" if r else "-"
-                cells.append(f"**{text}**" if s == best else text)
-            lines.append(f"| {engine} | {op} | " + " | ".join(cells) + " |")
+        lines += _grid(rows, "train_loss", 3, bold=True)
         sizes = sorted(
             (int(e.removeprefix("Lipi N=")), r)
             for (e, o, _), r in rows.items()
@@ -173,6 +179,13 @@ def tables(data: dict[str, dict[Key, list[dict[str, Any]]]]) -> tuple[str, list[
             lines += ["", "Lipi-AE-S without pruning, by population size: " + "; ".join(
                 f"N={n} {cell(r, 'train_loss')} ({len(r)})" for n, r in sizes
             )]  # fmt: skip
+        lines += [
+            "",
+            f"#### {proto}: remaining fraction (non-zero weights and biases at the end), "
+            "median [IQR] over seeds",
+            "",
+        ]
+        lines += _grid(rows, "remaining_fraction", 2, bold=False)
         lines.append("")
         found = schedule_tests(rows, proto)
         tests += found
