@@ -47,7 +47,6 @@ def pseudo_labels(rows: Tensor, k: int, seed: int) -> Tensor:
     return torch.as_tensor(km.labels_, dtype=torch.long)
 
 
-@torch.no_grad()
 def build_context(
     pop: Population,
     members: list[int],
@@ -63,55 +62,56 @@ def build_context(
 
     Tensors are copies: an operator cannot change the population by writing into them.
     """
-    sub = pop.take(members)
-    needs = operator.needs
-    acts = sub.activations(rows) if "activations" in needs else []
-    grads: Tensor | None = None
-    if "gradients" in needs:
-        chunks = rows.tensor_split(min(batches, rows.shape[0]))
-        buf = torch.empty((len(chunks),) + tuple(sub.params.shape))
-        trainer = Trainer(loss)
-        for k, chunk in enumerate(chunks):
-            trainer.gradients(sub, chunk, buf[k])
-        grads = buf.transpose(0, 1).mul_(sub.masks.unsqueeze(1))  # (n, K, P), pruned -> 0
-    if "labels" in needs and labels is None:
-        labels = pseudo_labels(rows, 10, int(torch.randint(0, 2**31 - 1, (1,), generator=rng)))
-    layers: list[LayerView] = []
-    offset = 0
-    for part, stack in sub.parts():
-        for layer in range(stack.n_layers):
-            gw = gb = None
-            if grads is not None:
-                g = grads[:, :, offset : offset + stack.size]
-                a, b, c = stack.offsets[layer]
-                gw = g[:, :, a:b].reshape(sub.n, -1, stack.dims[layer], stack.dims[layer + 1])
-                gw = gw.transpose(2, 3).contiguous()
-                gb = g[:, :, b:c].contiguous()
-            layers.append(
-                LayerView(
-                    name=f"{part}.{layer}",
-                    part=part,
-                    index=layer,
-                    weight=stack.weight(layer).transpose(1, 2).contiguous(),
-                    bias=stack.bias(layer).clone(),
-                    weight_mask=stack.weight(layer, stack.masks).transpose(1, 2) > 0,
-                    bias_mask=stack.bias(layer, stack.masks) > 0,
-                    activation=stack.final if layer == stack.n_layers - 1 else "relu",
-                    is_output=part == "decoder" and layer == stack.n_layers - 1,
-                    activations=acts[len(layers)] if acts else None,
-                    weight_grads=gw,
-                    bias_grads=gb,
+    with torch.no_grad():
+        sub = pop.take(members)
+        needs = operator.needs
+        acts = sub.activations(rows) if "activations" in needs else []
+        grads: Tensor | None = None
+        if "gradients" in needs:
+            chunks = rows.tensor_split(min(batches, rows.shape[0]))
+            buf = torch.empty((len(chunks),) + tuple(sub.params.shape))
+            trainer = Trainer(loss)
+            for k, chunk in enumerate(chunks):
+                trainer.gradients(sub, chunk, buf[k])
+            grads = buf.transpose(0, 1).mul_(sub.masks.unsqueeze(1))  # (n, K, P), pruned -> 0
+        if "labels" in needs and labels is None:
+            labels = pseudo_labels(rows, 10, int(torch.randint(0, 2**31 - 1, (1,), generator=rng)))
+        layers: list[LayerView] = []
+        offset = 0
+        for part, stack in sub.parts():
+            for layer in range(stack.n_layers):
+                gw = gb = None
+                if grads is not None:
+                    g = grads[:, :, offset : offset + stack.size]
+                    a, b, c = stack.offsets[layer]
+                    gw = g[:, :, a:b].reshape(sub.n, -1, stack.dims[layer], stack.dims[layer + 1])
+                    gw = gw.transpose(2, 3).contiguous()
+                    gb = g[:, :, b:c].contiguous()
+                layers.append(
+                    LayerView(
+                        name=f"{part}.{layer}",
+                        part=part,
+                        index=layer,
+                        weight=stack.weight(layer).transpose(1, 2).contiguous(),
+                        bias=stack.bias(layer).clone(),
+                        weight_mask=stack.weight(layer, stack.masks).transpose(1, 2) > 0,
+                        bias_mask=stack.bias(layer, stack.masks) > 0,
+                        activation=stack.final if layer == stack.n_layers - 1 else "relu",
+                        is_output=part == "decoder" and layer == stack.n_layers - 1,
+                        activations=acts[len(layers)] if acts else None,
+                        weight_grads=gw,
+                        bias_grads=gb,
+                    )
                 )
-            )
-        offset += stack.size
-    return PruneContext(
-        layers=tuple(layers),
-        amount=amount,
-        rng=rng,
-        members=tuple(members),
-        inputs=rows.clone(),
-        labels=None if labels is None or "labels" not in needs else labels.clone(),
-    )
+            offset += stack.size
+        return PruneContext(
+            layers=tuple(layers),
+            amount=amount,
+            rng=rng,
+            members=tuple(members),
+            inputs=rows.clone(),
+            labels=None if labels is None or "labels" not in needs else labels.clone(),
+        )
 
 
 def masks_to_flat(pop: Population, ctx: PruneContext, masks: list[LayerMask]) -> Tensor:

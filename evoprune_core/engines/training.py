@@ -84,7 +84,6 @@ class Trainer:
         self.gradients(pop, x, grad)
         pop.adam_step(grad, lrs, self.betas, self.eps)
 
-    @torch.no_grad()
     def epoch(
         self,
         pop: Population,
@@ -94,15 +93,16 @@ class Trainer:
         generator: torch.Generator,
     ) -> None:
         """One pass over ``data`` in a fresh shuffled order, minibatches shared by all pairs."""
-        order = torch.randperm(data.shape[0], generator=generator)
-        rows = data.index_select(0, order)
-        if self.native is not None and self.native.supports(pop):
-            self.native.train_epoch(
-                pop, rows, batch_size, lrs, self.loss, self.betas, self.eps, self.threads,
-                reset_each_step=self.reset_each_step,
-            )  # fmt: skip
-        else:
-            self._pass(pop, rows, batch_size, lrs)
+        with torch.no_grad():
+            order = torch.randperm(data.shape[0], generator=generator)
+            rows = data.index_select(0, order)
+            if self.native is not None and self.native.supports(pop):
+                self.native.train_epoch(
+                    pop, rows, batch_size, lrs, self.loss, self.betas, self.eps, self.threads,
+                    reset_each_step=self.reset_each_step,
+                )  # fmt: skip
+            else:
+                self._pass(pop, rows, batch_size, lrs)
 
     def _pass(self, pop: Population, rows: Tensor, batch_size: int, lrs: list[float]) -> None:
         grad = torch.empty_like(pop.params)
@@ -134,7 +134,6 @@ class Trainer:
             logits = train.forward(h, dec_cache)
             train.backward(dec_cache, loss_grad(logits, x, self.loss), out)
 
-    @torch.no_grad()
     def epoch_with_partners(
         self,
         pop: Population,
@@ -152,39 +151,42 @@ class Trainer:
         ``pool`` drawn from ``neighbours[i]``, and member i's decoder against a frozen copy of
         a random encoder drawn the same way (one Adam step for each network).
         """
-        order = torch.randperm(data.shape[0], generator=generator)
-        rows = data.index_select(0, order)
-        k = neighbours.shape[1]
-        cells = torch.arange(pop.n)
-        if self.native is not None and self.native.supports(pop) and self.native.supports(pool):
-            partners = torch.stack(
-                [
-                    neighbours[cells, torch.randint(0, k, (2, pop.n), generator=partner_generator)]
-                    for _ in range(0, rows.shape[0], batch_size)
-                ]
-            )
-            self.native.train_epoch(
-                pop, rows, batch_size, lrs, self.loss, self.betas, self.eps, self.threads,
-                pool=pool, partners=partners, reset_each_step=self.reset_each_step,
-            )  # fmt: skip
-            return
-        grad = torch.empty_like(pop.params)
-        split = pop.encoders.size
-        enc_partner = Stack.standalone(pool.arch.encoder_dims, "relu", pop.n)
-        dec_partner = Stack.standalone(pool.arch.decoder_dims, "sigmoid", pop.n)
-        for s in range(0, rows.shape[0], batch_size):
-            x = rows[s : s + batch_size]
-            picks = torch.randint(0, k, (2, pop.n), generator=partner_generator)
-            torch.index_select(
-                pool.decoders.params, 0, neighbours[cells, picks[0]], out=dec_partner.params
-            )
-            torch.index_select(
-                pool.encoders.params, 0, neighbours[cells, picks[1]], out=enc_partner.params
-            )
-            self.half_gradients(pop.encoders, dec_partner, x, grad[:, :split], "encoder")
-            self.half_gradients(pop.decoders, enc_partner, x, grad[:, split:], "decoder")
-            if self.reset_each_step:
-                reset_optimizer(pop)
-            pop.steps.add_(1)
-            pop.adam_step(grad, lrs, self.betas, self.eps, part="encoder", count=False)
-            pop.adam_step(grad, lrs, self.betas, self.eps, part="decoder", count=False)
+        with torch.no_grad():
+            order = torch.randperm(data.shape[0], generator=generator)
+            rows = data.index_select(0, order)
+            k = neighbours.shape[1]
+            cells = torch.arange(pop.n)
+            if self.native is not None and self.native.supports(pop) and self.native.supports(pool):
+                partners = torch.stack(
+                    [
+                        neighbours[
+                            cells, torch.randint(0, k, (2, pop.n), generator=partner_generator)
+                        ]
+                        for _ in range(0, rows.shape[0], batch_size)
+                    ]
+                )
+                self.native.train_epoch(
+                    pop, rows, batch_size, lrs, self.loss, self.betas, self.eps, self.threads,
+                    pool=pool, partners=partners, reset_each_step=self.reset_each_step,
+                )  # fmt: skip
+                return
+            grad = torch.empty_like(pop.params)
+            split = pop.encoders.size
+            enc_partner = Stack.standalone(pool.arch.encoder_dims, "relu", pop.n)
+            dec_partner = Stack.standalone(pool.arch.decoder_dims, "sigmoid", pop.n)
+            for s in range(0, rows.shape[0], batch_size):
+                x = rows[s : s + batch_size]
+                picks = torch.randint(0, k, (2, pop.n), generator=partner_generator)
+                torch.index_select(
+                    pool.decoders.params, 0, neighbours[cells, picks[0]], out=dec_partner.params
+                )
+                torch.index_select(
+                    pool.encoders.params, 0, neighbours[cells, picks[1]], out=enc_partner.params
+                )
+                self.half_gradients(pop.encoders, dec_partner, x, grad[:, :split], "encoder")
+                self.half_gradients(pop.decoders, enc_partner, x, grad[:, split:], "decoder")
+                if self.reset_each_step:
+                    reset_optimizer(pop)
+                pop.steps.add_(1)
+                pop.adam_step(grad, lrs, self.betas, self.eps, part="encoder", count=False)
+                pop.adam_step(grad, lrs, self.betas, self.eps, part="decoder", count=False)

@@ -184,40 +184,39 @@ class Population:
         self.buffers["exp_avg_sq"].masked_fill_(dead, float("inf"))
 
     # -- inference -----------------------------------------------------------------------
-    @torch.no_grad()
     def reconstruct(self, x: Tensor) -> Tensor:
         """Every pair's reconstruction of ``x`` (``(B, D)`` shared or ``(N, B, D)``): ``(N, B, D)``."""
-        z = torch.relu_(self.encoders.forward(x))
-        return torch.sigmoid_(self.decoders.forward(z))  # a fresh tensor: in place is safe
+        with torch.no_grad():
+            z = torch.relu_(self.encoders.forward(x))
+            return torch.sigmoid_(self.decoders.forward(z))  # a fresh tensor: in place is safe
 
-    @torch.no_grad()
     def activations(self, x: Tensor) -> list[Tensor]:
         """Every layer's post-activation output on ``x`` (encoder first): ``(N, B, out)`` each.
 
         The training forward pass with its layer-input cache: the cache holds each hidden
         layer's rectified output, the two ends are activated here.
         """
-        enc_cache: list[Tensor] = []
-        dec_cache: list[Tensor] = []
-        latent = torch.relu(self.encoders.forward(x, enc_cache))
-        out = torch.sigmoid(self.decoders.forward(latent, dec_cache))
-        return [*enc_cache[1:], latent, *dec_cache[1:], out]
+        with torch.no_grad():
+            enc_cache: list[Tensor] = []
+            dec_cache: list[Tensor] = []
+            latent = torch.relu(self.encoders.forward(x, enc_cache))
+            out = torch.sigmoid(self.decoders.forward(latent, dec_cache))
+            return [*enc_cache[1:], latent, *dec_cache[1:], out]
 
-    @torch.no_grad()
     def l1(self, x: Tensor, chunk: int = 32) -> Tensor:
         """Mean absolute reconstruction error of every pair on ``x``: ``(N,)``.
 
         Chunks of ``chunk`` rows with in-place element-wise work keep the ``(N, chunk, D)``
         intermediate cache-sized.
         """
-        total = torch.zeros(self.n, dtype=torch.float64)
-        for s in range(0, x.shape[0], chunk):
-            xb = x[s : s + chunk]
-            y = self.reconstruct(xb)
-            total += y.sub_(xb).abs_().sum((1, 2), dtype=torch.float64)
-        return (total / x.numel()).float()
+        with torch.no_grad():
+            total = torch.zeros(self.n, dtype=torch.float64)
+            for s in range(0, x.shape[0], chunk):
+                xb = x[s : s + chunk]
+                y = self.reconstruct(xb)
+                total += y.sub_(xb).abs_().sum((1, 2), dtype=torch.float64)
+            return (total / x.numel()).float()
 
-    @torch.no_grad()
     def pair_l1(
         self, x: Tensor, encoders: Tensor | None = None, decoders: Tensor | None = None
     ) -> Tensor:
@@ -226,14 +225,15 @@ class Population:
         ``encoders``/``decoders`` select members (default all). All latents are computed once
         and every decoder reconstructs all of them in one batched pass.
         """
-        enc = self.encoders if encoders is None else self.encoders.take(encoders)
-        dec = self.decoders if decoders is None else self.decoders.take(decoders)
-        b = x.shape[0]
-        z = torch.relu_(enc.forward(x))  # (Ne, B, L)
-        flat = z.reshape(enc.n * b, -1)
-        y = torch.sigmoid(dec.forward(flat))  # (Nd, Ne*B, D)
-        err = (y.view(dec.n, enc.n, b, -1) - x).abs().mean((2, 3))  # (Nd, Ne)
-        return err.t().contiguous()
+        with torch.no_grad():
+            enc = self.encoders if encoders is None else self.encoders.take(encoders)
+            dec = self.decoders if decoders is None else self.decoders.take(decoders)
+            b = x.shape[0]
+            z = torch.relu_(enc.forward(x))  # (Ne, B, L)
+            flat = z.reshape(enc.n * b, -1)
+            y = torch.sigmoid(dec.forward(flat))  # (Nd, Ne*B, D)
+            err = (y.view(dec.n, enc.n, b, -1) - x).abs().mean((2, 3))  # (Nd, Ne)
+            return err.t().contiguous()
 
     # -- accounting and export -----------------------------------------------------------
     def sparsity(self, member: int = 0) -> Sparsity:
