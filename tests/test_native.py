@@ -248,6 +248,54 @@ def test_native_partner_epoch_matches_torch(kernels, shape: int) -> None:
     assert bool((b.params[b.masks == 0] == 0).all())
 
 
+@pytest.mark.parametrize("reset", [False, True])
+def test_trainer_epochs_are_the_kernels_own_when_given_them(kernels, reset: bool) -> None:
+    """``Trainer(native=...)`` runs both epochs in the kernels: bit-identical to calling them on
+    the shuffled rows with the partners drawn per minibatch (torch's path agrees only to
+    rounding here), ``reset_each_step`` passed on."""
+    from evoprune_core.engines.coevolution import neighbourhoods
+
+    arch, batch = SHAPES[1]
+    pool = _population(arch, 4, seed=10, prune=0.2)
+    rows = (
+        torch.rand(41, arch.input_dim, generator=torch.Generator().manual_seed(7)) < 0.4
+    ).float()
+    lrs, adam = [1e-3, 4e-3, 1e-2, 2e-3], ("bce", (0.5, 0.999), 1e-8, 1)
+    nbr, steps = neighbourhoods(4, 1), 4  # 41 rows in minibatches of 13
+    trainer = Trainer("bce", native=kernels, reset_each_step=reset)
+    got, want = pool.clone(), pool.clone()
+    pair, pair_want = pool.take([1, 2, 3, 0], [3, 0, 1, 2]), pool.take([1, 2, 3, 0], [3, 0, 1, 2])
+    with cpu_numerics(), torch.no_grad():
+        trainer.epoch(got, rows, batch, lrs, torch.Generator().manual_seed(5))
+        trainer.epoch_with_partners(
+            pair, pool, nbr, rows, batch, lrs,
+            torch.Generator().manual_seed(5), torch.Generator().manual_seed(6),
+        )  # fmt: skip
+        order = torch.randperm(41, generator=torch.Generator().manual_seed(5))
+        kernels.train_epoch(want, rows[order], batch, lrs, *adam, reset_each_step=reset)
+        gen = torch.Generator().manual_seed(6)
+        partners = torch.stack(
+            [nbr[torch.arange(4), torch.randint(0, 3, (2, 4), generator=gen)] for _ in range(4)]
+        )
+        kernels.train_epoch(
+            pair_want, rows[order], batch, lrs, *adam,
+            pool=pool, partners=partners, reset_each_step=reset,
+        )  # fmt: skip
+    for a, b in ((got, want), (pair, pair_want)):
+        assert torch.equal(a.params, b.params) and torch.equal(
+            a.buffers["exp_avg"], b.buffers["exp_avg"]
+        )
+        assert a.steps.tolist() == [1.0 if reset else float(steps)] * 4
+    torch_pair = pool.take([1, 2, 3, 0], [3, 0, 1, 2])
+    with cpu_numerics(), torch.no_grad():
+        Trainer("bce", reset_each_step=reset).epoch_with_partners(
+            torch_pair, pool, nbr, rows, batch, lrs,
+            torch.Generator().manual_seed(5), torch.Generator().manual_seed(6),
+        )  # fmt: skip
+    assert torch.allclose(torch_pair.params, pair.params, atol=1e-5, rtol=0)
+    assert not torch.equal(torch_pair.params, pair.params)
+
+
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 instruction sets")
 @pytest.mark.parametrize("march", ["x86-64-v3", "x86-64"])  # AVX2 (8 lanes), SSE2 (4 lanes)
 def test_narrower_simd_builds_match_torch(march: str) -> None:

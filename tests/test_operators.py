@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from evoprune_core.engines.pruning import PruneOutcome, apply_operator, build_context
+from evoprune_core.engines.pruning import (
+    PruneOutcome,
+    apply_operator,
+    build_context,
+    pseudo_labels,
+)
 from evoprune_core.errors import ConfigError
 from evoprune_core.operators import (
     ConjunctivePruning,
@@ -242,6 +247,82 @@ def test_gradients_are_offered_when_declared() -> None:
     loss = torch.nn.functional.binary_cross_entropy(y, x)
     loss.backward()
     torch.testing.assert_close(g[0, 0], net.encoder[0].weight.grad, rtol=1e-4, atol=1e-6)
+
+
+class _NeedsGrads(RandomPruning):
+    name = "needs-grads"
+    needs = frozenset({"gradients"})
+
+
+class _NeedsLabels(RandomPruning):
+    name = "needs-labels"
+    needs = frozenset({"labels"})
+
+
+def test_context_layers_carry_their_names_and_every_layers_gradients() -> None:
+    """Each of the four layers: name, part, index, activation, output flag, and its weight and
+    bias gradients (every batch, both members, in ``members`` order) equal autograd's."""
+    arch = Architecture(30, (12, 4), (12,))
+    pop = Population.create(arch, 2, torch.Generator().manual_seed(0))
+    rows = (torch.rand(20, 30, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    gen = torch.Generator()
+    ctx = build_context(pop, [1, 0], _NeedsGrads(), 0.1, rows, None, gen, batches=4)
+    assert [(lv.name, lv.part, lv.index, lv.activation, lv.is_output) for lv in ctx.layers] == [
+        ("encoder.0", "encoder", 0, "relu", False),
+        ("encoder.1", "encoder", 1, "relu", False),
+        ("decoder.0", "decoder", 0, "relu", False),
+        ("decoder.1", "decoder", 1, "sigmoid", True),
+    ]
+    shapes = [(12, 30), (4, 12), (12, 4), (30, 12)]
+    for lv, (out, inp) in zip(ctx.layers, shapes):
+        assert lv.weight_grads.shape == (2, 4, out, inp) and lv.bias_grads.shape == (2, 4, out)
+    for slot, member in enumerate([1, 0]):
+        net = pop.take([member]).compact(0)
+        linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+        for k, x in enumerate(rows.tensor_split(4)):
+            net.zero_grad()
+            logits = net.decoder[:-1](net.encoder(x))  # BCE on the logits, as in training
+            torch.nn.functional.binary_cross_entropy_with_logits(logits, x).backward()
+            for lv, lin in zip(ctx.layers, linears):
+                torch.testing.assert_close(
+                    lv.weight_grads[slot, k], lin.weight.grad, rtol=1e-4, atol=1e-6
+                )
+                torch.testing.assert_close(
+                    lv.bias_grads[slot, k], lin.bias.grad, rtol=1e-4, atol=1e-6
+                )
+    plain = build_context(pop, [0], RandomPruning(), 0.1, rows, None, gen)
+    assert all(lv.weight_grads is None and lv.bias_grads is None for lv in plain.layers)
+    assert all(lv.activations is None for lv in plain.layers)
+
+
+def test_gradient_batches_default_to_ten_and_at_most_one_per_row() -> None:
+    pop = Population.create(Architecture(30, (12, 4), (12,)), 1, torch.Generator().manual_seed(0))
+    gen = torch.Generator()
+    rows = torch.rand(25, 30, generator=torch.Generator().manual_seed(1))
+    ctx = build_context(pop, [0], _NeedsGrads(), 0.1, rows, None, gen)
+    assert ctx.layers[0].weight_grads.shape == (1, 10, 12, 30)
+    ctx = build_context(pop, [0], _NeedsGrads(), 0.1, rows[:6], None, gen, batches=50)
+    assert ctx.layers[3].bias_grads.shape == (1, 6, 30)  # 6 rows: 6 batches, not 30 (columns)
+
+
+def test_labels_reach_only_operators_that_need_them_and_k_means_fills_in() -> None:
+    pop = Population.create(Architecture(30, (12, 4), (12,)), 1, torch.Generator().manual_seed(0))
+    rows = torch.rand(40, 30, generator=torch.Generator().manual_seed(1))
+    labels = torch.arange(40) % 3
+    ctx = build_context(pop, [0], _NeedsLabels(), 0.1, rows, labels, torch.Generator())
+    assert torch.equal(ctx.labels, labels) and ctx.labels.data_ptr() != labels.data_ptr()
+    assert (
+        build_context(pop, [0], RandomPruning(), 0.1, rows, labels, torch.Generator()).labels
+        is None
+    )
+    # no labels given: k-means with 10 clusters, seeded by one draw from the context's generator
+    ctx = build_context(pop, [0], _NeedsLabels(), 0.1, rows, None, torch.Generator().manual_seed(3))
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=torch.Generator().manual_seed(3)))
+    assert ctx.labels.shape == (40,) and ctx.labels.unique().tolist() == list(range(10))
+    assert torch.equal(ctx.labels, pseudo_labels(rows, 10, seed))
+    assert (
+        build_context(pop, [0], RandomPruning(), 0.1, rows, None, torch.Generator()).labels is None
+    )
 
 
 class _Recorder(RandomPruning):
