@@ -140,6 +140,17 @@ def test_canonical_reads_train_for_calibration_and_reports_each_split_on_its_own
     )
 
 
+def with_operator(op: type[Operator]) -> Registry:
+    """The built-ins plus ``op``, registered through a plugin the way a package would."""
+
+    class Plugin:
+        @hookimpl
+        def evoprune_register_operators(self) -> list[Any]:
+            return [op]
+
+    return Registry.load(entry_points=False, extra=[(Plugin(), op.name)])
+
+
 def label_spy(seen: list[torch.Tensor]) -> Registry:
     """A registry with an operator that needs labels and records the ones it gets."""
 
@@ -152,12 +163,7 @@ def label_spy(seen: list[torch.Tensor]) -> Registry:
             seen.append(ctx.labels.clone())
             return ctx.unchanged()
 
-    class Plugin:
-        @hookimpl
-        def evoprune_register_operators(self) -> list[Any]:
-            return [LabelSpy]
-
-    return Registry.load(entry_points=False, extra=[(Plugin(), "label-spy")])
+    return with_operator(LabelSpy)
 
 
 def labelled_spy_dataset() -> Dataset:
@@ -200,12 +206,7 @@ def grad_spy(grads: dict[str, torch.Tensor]) -> Registry:
             grads.setdefault(self.params["tag"], ctx.layers[0].weight_grads.clone())
             return ctx.unchanged()
 
-    class Plugin:
-        @hookimpl
-        def evoprune_register_operators(self) -> list[Any]:
-            return [GradSpy]
-
-    return Registry.load(entry_points=False, extra=[(Plugin(), "grad-spy")])
+    return with_operator(GradSpy)
 
 
 @pytest.mark.parametrize("engine", [[], COEVO], ids=["canonical", "coevolution"])
@@ -444,12 +445,7 @@ def test_a_diverged_cell_is_never_the_best_and_the_run_goes_on() -> None:
                 out.append(LayerMask(w, lv.bias_mask.clone()))
             return out
 
-    class Plugin:
-        @hookimpl
-        def evoprune_register_operators(self) -> list[Any]:
-            return [PoisonCellZero]
-
-    reg = Registry.load(entry_points=False, extra=[(Plugin(), "poison")])
+    reg = with_operator(PoisonCellZero)
     r = go(reg, *COEVO, "generations=1", 'pruning.operator="poison"', "pruning.probability=1.0",
            'pruning.masks="regrow"')  # fmt: skip
     vals = r.extra["cell_val_losses"]
