@@ -544,3 +544,20 @@ def test_a_study_short_of_its_target_exits_1_and_says_why(
     assert [t.state for t in study.trials] == [TrialState.FAIL] * 3
     runs = mlflow_runs(project, "short")
     assert sorted(r.info.status for r in runs) == ["FAILED"] * 4  # 3 trials and the study
+
+
+def test_a_worker_lets_repeated_signals_pass_during_its_clean_up(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A worker's parent-death signal comes once per thread of the dying parent: after the
+    first, none may end the worker's clean-up (a user's process would exit at the third)."""
+    from evoprune_core.cli._signals import Terminated, interruptible
+
+    with interruptible(insist=False):
+        with pytest.raises(Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        for _ in range(3):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+    assert capsys.readouterr().err == ""

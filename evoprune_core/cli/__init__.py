@@ -193,7 +193,8 @@ def _extensions() -> list[Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    with interruptible():
+    worker = "--worker-index" in (sys.argv[1:] if argv is None else argv)  # started by a study
+    with interruptible(insist=not worker):
         try:
             args = build_parser().parse_args(argv)
             with warnings.catch_warnings():  # restores the warning machinery on exit

@@ -45,8 +45,12 @@ def _importing(frame: FrameType | None) -> bool:
 
 
 @contextlib.contextmanager
-def interruptible() -> Iterator[None]:
+def interruptible(insist: bool = True) -> Iterator[None]:
     """Within: the first signal raises; later ones wait for the clean-up to finish.
+
+    ``insist = False`` (a study's worker process): later signals never cut the clean-up short.
+    A worker's parent-death signal arrives once for every thread of the dying parent, so
+    repeats say nothing about a user; the parent bounds a worker's clean-up itself.
 
     A signal that arrives while a module is being imported is held back until the import is
     over (checked every 50 ms with SIGALRM): an exception raised inside a library's import can
@@ -57,6 +61,8 @@ def interruptible() -> Iterator[None]:
     def deliver(signum: int) -> None:
         state["seen"] += 1
         name = signal.Signals(signum).name
+        if state["seen"] > 1 and not insist:
+            return
         if state["seen"] > 2:  # the user insists: stop now, clean-up or not
             print(f"{name}: stopped during the clean-up", file=sys.stderr, flush=True)
             os._exit(128 + signum)
