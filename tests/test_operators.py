@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 import torch
 
@@ -11,7 +15,7 @@ from evoprune_core.engines.pruning import (
     build_context,
     pseudo_labels,
 )
-from evoprune_core.errors import ConfigError
+from evoprune_core.errors import ConfigError, PluginError
 from evoprune_core.operators import (
     ConjunctivePruning,
     LayerMask,
@@ -390,17 +394,47 @@ def test_gradient_batches_are_passed_through() -> None:
     assert op.seen[0].layers[0].weight_grads.shape == (1, 4, 12, 30)
 
 
-def test_masks_of_the_wrong_shape_are_refused() -> None:
+def _wrong_operator(change: Callable[[list[LayerMask]], list[Any]]) -> RandomPruning:
     class Wrong(RandomPruning):
         name = "wrong"
 
         def prune(self, ctx: PruneContext) -> list[LayerMask]:
-            out = [LayerMask(lv.weight_mask.clone(), lv.bias_mask.clone()) for lv in ctx.layers]
-            out[0] = LayerMask(out[0].weight[:, :, :-1], out[0].bias)
-            return out
+            return change(
+                [LayerMask(lv.weight_mask.clone(), lv.bias_mask.clone()) for lv in ctx.layers]
+            )
 
+    return Wrong()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda out: out[:3], "returned 3 layer masks, expected 4"),
+        (
+            lambda out: [LayerMask(out[0].weight[:, :, :-1], out[0].bias), *out[1:]],
+            "returned a weight mask of shape (1, 12, 29) for encoder.0, expected (1, 12, 30)",
+        ),
+        (
+            lambda out: [*out[:3], LayerMask(out[3].weight, [True] * 30)],
+            "returned a bias mask of shape list for decoder.1, expected (1, 30)",
+        ),
+        (
+            lambda out: [out[0], LayerMask(out[1].weight.float(), out[1].bias), *out[2:]],
+            "returned a torch.float32 weight mask for encoder.1; allowed: torch.bool",
+        ),
+    ],
+    ids=["count", "shape", "not-a-tensor", "float"],
+)
+def test_masks_of_the_wrong_count_shape_or_dtype_are_refused_naming_the_operator(
+    change: Callable[[list[LayerMask]], list[Any]], message: str
+) -> None:
+    """A float mask would scale the weights instead of pruning them: the engine refuses it, as
+    it refuses masks of the wrong count or shape (the conformance kit checks the same)."""
     pop = Population.create(Architecture(30, (12, 4), (12,)), 1, torch.Generator())
     with pytest.raises(
-        ValueError, match="^operator returned masks of the wrong shape for encoder.0$"
+        PluginError, match=f"^{re.escape('operator ' + repr('wrong') + ' ' + message)}$"
     ):
-        apply_operator(pop, [0], Wrong(), 0.1, torch.rand(4, 30), None, torch.Generator())
+        apply_operator(
+            pop, [0], _wrong_operator(change), 0.1, torch.rand(4, 30), None, torch.Generator()
+        )
+    assert bool((pop.masks == 1).all())  # nothing was pruned

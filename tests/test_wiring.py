@@ -17,7 +17,7 @@ import torch
 
 from evoprune_core.config import TrainingConfig, load_run_config
 from evoprune_core.data import Dataset
-from evoprune_core.engines import run
+from evoprune_core.engines import coevolution, run
 from evoprune_core.engines.coevolution import FULL_MATRIX_CELLS, neighbourhoods, select, sub_losses
 from evoprune_core.engines.common import RunResult, Streams
 from evoprune_core.errors import TrialFailed
@@ -430,24 +430,21 @@ def test_coevolution_divergence_of_every_cell_fails_with_the_generation() -> Non
            'training.final_loss="none"', "training.eps=1e-300", "training.betas=[0.0, 0.0]")  # fmt: skip
 
 
-def test_a_diverged_cell_is_never_the_best_and_the_run_goes_on() -> None:
-    """One cell's weights become NaN (a spy operator's NaN mask, applied under ``regrow``,
-    stands in for a cell that diverged): the best cell is the best finite one."""
+def test_a_diverged_cell_is_never_the_best_and_the_run_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cell 0's weights become NaN right after its pruning event (fault injection: a cell that
+    diverged); the others go on, and the best cell is the best finite one."""
+    prune = coevolution.apply_operator
 
-    class PoisonCellZero(Operator):
-        name = "poison"
+    def prune_then_poison(pop: Population, members: list[int], *args: Any) -> Any:
+        out = prune(pop, members, *args)
+        pop.params[members.index(0)] = float("nan")
+        return out
 
-        def prune(self, ctx: PruneContext) -> list[LayerMask]:
-            out = []
-            for lv in ctx.layers:
-                w = torch.ones(lv.weight_mask.shape)
-                w[ctx.members.index(0)] = float("nan")
-                out.append(LayerMask(w, lv.bias_mask.clone()))
-            return out
-
-    reg = with_operator(PoisonCellZero)
-    r = go(reg, *COEVO, "generations=1", 'pruning.operator="poison"', "pruning.probability=1.0",
-           'pruning.masks="regrow"')  # fmt: skip
+    monkeypatch.setattr(coevolution, "apply_operator", prune_then_poison)
+    r = go(Registry.load(entry_points=False), *COEVO, "generations=1", 'pruning.operator="random"',
+           "pruning.probability=1.0")  # fmt: skip
     vals = r.extra["cell_val_losses"]
     assert math.isnan(vals[0]) and all(math.isfinite(v) for v in vals[1:])
     assert r.best == 1 + min(range(3), key=vals[1:].__getitem__)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..errors import PluginError
 from ..operators import LayerMask, LayerView, NoPruning, Operator, PruneContext
 from ..population import Population
 from .training import Trainer
@@ -114,14 +115,32 @@ def build_context(
         )
 
 
-def masks_to_flat(pop: Population, ctx: PruneContext, masks: list[LayerMask]) -> Tensor:
-    """Concatenate per-layer masks into the population's ``(k, P)`` layout (float 0/1)."""
+def masks_to_flat(
+    pop: Population, ctx: PruneContext, masks: list[LayerMask], who: str = "operator"
+) -> Tensor:
+    """Concatenate per-layer boolean masks into the population's ``(k, P)`` layout (float 0/1).
+
+    Masks of the wrong number, shape or dtype raise ``PluginError`` naming ``who``: a float
+    mask would scale the weights instead of pruning them.
+    """
     if len(masks) != len(ctx.layers):
-        raise ValueError(f"operator returned {len(masks)} layer masks, expected {len(ctx.layers)}")
+        raise PluginError(f"{who} returned {len(masks)} layer masks, expected {len(ctx.layers)}")
     parts = []
     for lv, m in zip(ctx.layers, masks):
-        if m.weight.shape != lv.weight_mask.shape or m.bias.shape != lv.bias_mask.shape:
-            raise ValueError(f"operator returned masks of the wrong shape for {lv.name}")
+        for what, got, want in (
+            ("weight", m.weight, lv.weight_mask),
+            ("bias", m.bias, lv.bias_mask),
+        ):
+            if not isinstance(got, Tensor) or got.shape != want.shape:
+                shape = tuple(got.shape) if isinstance(got, Tensor) else type(got).__name__
+                raise PluginError(
+                    f"{who} returned a {what} mask of shape {shape} for {lv.name}, "
+                    f"expected {tuple(want.shape)}"
+                )
+            if got.dtype != torch.bool:
+                raise PluginError(
+                    f"{who} returned a {got.dtype} {what} mask for {lv.name}; allowed: torch.bool"
+                )
         parts.append(m.weight.transpose(1, 2).reshape(ctx.n, -1))
         parts.append(m.bias.reshape(ctx.n, -1))
     return torch.cat(parts, 1).to(pop.masks.dtype)
@@ -151,7 +170,7 @@ def apply_operator(
         alive = int(counted(pop, masks).masks.index_select(0, idx).sum().item())
         return PruneOutcome(alive, alive)
     ctx = build_context(pop, members, operator, amount, rows, labels, rng, loss, batches)
-    keep = masks_to_flat(pop, ctx, operator.prune(ctx))
+    keep = masks_to_flat(pop, ctx, operator.prune(ctx), f"operator {operator.name!r}")
     before = int(counted(pop, masks).masks.index_select(0, idx).sum().item())
     zeroed = int((keep == 0).sum().item())
     if masks == "regrow":

@@ -96,7 +96,9 @@ def _keeps(
         rng = torch.Generator().manual_seed(seed * 1009 + i)
         assert ctx0.inputs is not None
         ctx = build_context(task.pretrained, [0], op, f, ctx0.inputs, ctx0.labels, rng)
-        rows.append(masks_to_flat(task.pretrained, ctx, op.prune(ctx)))
+        rows.append(
+            masks_to_flat(task.pretrained, ctx, op.prune(ctx), f"operator {method.operator!r}")
+        )
     return torch.cat(rows, 0)
 
 
