@@ -161,6 +161,24 @@ def _grid(rows: dict[Key, list[dict[str, Any]]], key: str, digits: int, bold: bo
     return lines
 
 
+def size_tests(
+    sizes: dict[int, list[dict[str, Any]]], canonical: list[dict[str, Any]] | None
+) -> list[str]:
+    """Exploratory tests of the population sizes (outside the Holm families): Kruskal-Wallis
+    over the sizes, and a one-cell ring against N=10 and against the canonical network."""
+    out = []
+    if len(sizes) > 1:
+        p = kruskal_wallis([_losses(r) for r in sizes.values()])
+        out.append(f"Kruskal-Wallis over the sizes: p {_fmt(p)}")
+    pairs = [("N=1 vs N=10", sizes.get(1), sizes.get(10)),
+             ("N=1 vs canonical without pruning", sizes.get(1), canonical)]  # fmt: skip
+    for name, x, y in pairs:
+        if x and y:
+            r = mann_whitney(_losses(x), _losses(y))
+            out.append(f"{name}: A12 {r.a12:.2f}, p {_fmt(r.p)} ({r.n_x} vs {r.n_y} seeds)")
+    return ["", "Exploratory (not in a Holm family): " + "; ".join(out)] if out else []
+
+
 def tables(data: dict[str, dict[Key, list[dict[str, Any]]]]) -> tuple[str, list[dict[str, Any]]]:
     lines: list[str] = []
     tests: list[dict[str, Any]] = []
@@ -179,6 +197,7 @@ def tables(data: dict[str, dict[Key, list[dict[str, Any]]]]) -> tuple[str, list[
             lines += ["", "Lipi-AE-S without pruning, by population size: " + "; ".join(
                 f"N={n} {cell(r, 'train_loss')} ({len(r)})" for n, r in sizes
             )]  # fmt: skip
+            lines += size_tests(dict(sizes), rows.get(("canonical", "none", "-")))
         lines += [
             "",
             f"#### {proto}: remaining fraction (non-zero weights and biases at the end), "
