@@ -9,6 +9,7 @@ MLflow run left RUNNING, and Optuna and MLflow agree run for run.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -561,3 +562,39 @@ def test_a_worker_lets_repeated_signals_pass_during_its_clean_up(
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.05)
     assert capsys.readouterr().err == ""
+
+
+def test_a_signal_while_sqlalchemy_closes_a_connection_waits_for_the_close(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SQLAlchemy's pool logs an interruption of a connection's close with its traceback (the
+    user saw one under "interrupted"): the signal is raised once the close is over."""
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    from evoprune_core.cli._signals import interruptible
+
+    closed: list[bool] = []
+
+    class SlowToClose:
+        """A sqlite3 connection whose close receives Ctrl-C half-way."""
+
+        def __init__(self) -> None:
+            self._conn = sqlite3.connect(tmp_path / "db.sqlite")
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._conn, name)
+
+        def close(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.3)
+            self._conn.close()
+            closed.append(True)
+
+    engine = sqlalchemy.create_engine("sqlite://", creator=SlowToClose, poolclass=NullPool)
+    with interruptible(), pytest.raises(KeyboardInterrupt):
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("select 1").scalar() == 1
+        time.sleep(5)  # the held signal is raised here, within 50 ms
+    assert closed == [True]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -3,8 +3,8 @@
 The first SIGINT, SIGTERM or SIGHUP raises in the main thread (``KeyboardInterrupt``, or its
 subclass ``Terminated``), so the code that is running fails its trial, marks its MLflow runs
 KILLED and stops its workers on the way out. A second signal during that clean-up is noted
-but does not break it off; a third ends the process at once. One that arrives during an import is raised
-when the import is over.
+but does not break it off; a third ends the process at once. One that arrives during an import
+or while SQLAlchemy closes a connection is raised once the main thread is out of it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ __all__ = ["Terminated", "exit_status", "interruptible"]
 
 _CAUGHT = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _RECHECK = 0.05
+_POOL = "/sqlalchemy/pool/"
 
 
 class Terminated(KeyboardInterrupt):
@@ -35,10 +36,15 @@ def exit_status(exc: KeyboardInterrupt) -> int:
     return 128 + (exc.signum if isinstance(exc, Terminated) else signal.SIGINT)
 
 
-def _importing(frame: FrameType | None) -> bool:
-    """Whether the main thread is inside an import (module code or its loader)."""
+def _held_back(frame: FrameType | None) -> bool:
+    """Whether the main thread is where an interruption must wait: inside an import (module
+    code or its loader), or closing a connection in SQLAlchemy's pool, which logs an exception
+    that interrupts the close with its traceback before passing it on."""
     while frame is not None:
-        if frame.f_code.co_filename.startswith("<frozen importlib"):
+        code = frame.f_code
+        if code.co_filename.startswith("<frozen importlib") or (
+            code.co_name == "_close_connection" and _POOL in code.co_filename.replace("\\", "/")
+        ):
             return True
         frame = frame.f_back
     return False
@@ -54,7 +60,9 @@ def interruptible(insist: bool = True) -> Iterator[None]:
 
     A signal that arrives while a module is being imported is held back until the import is
     over (checked every 50 ms with SIGALRM): an exception raised inside a library's import can
-    be swallowed by it (numpy, scipy) and leave the library half-initialised.
+    be swallowed by it (numpy, scipy) and leave the library half-initialised. So is one that
+    arrives while SQLAlchemy's pool closes a store's connection, which would print the
+    interruption's traceback.
     """
     state: dict[str, int] = {"seen": 0, "pending": 0}
 
@@ -78,7 +86,7 @@ def interruptible(insist: bool = True) -> Iterator[None]:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         if state["pending"]:
             return  # one is already on its way
-        if state["seen"] == 0 and _importing(frame):
+        if state["seen"] == 0 and _held_back(frame):
             state["pending"] = signum
             signal.setitimer(signal.ITIMER_REAL, _RECHECK)
             return
@@ -87,7 +95,7 @@ def interruptible(insist: bool = True) -> Iterator[None]:
     def on_alarm(signum: int, frame: FrameType | None) -> None:
         if not state["pending"]:
             return
-        if _importing(frame):
+        if _held_back(frame):
             signal.setitimer(signal.ITIMER_REAL, _RECHECK)
             return
         held, state["pending"] = state["pending"], 0
