@@ -416,7 +416,7 @@ def _wrong_operator(change: Callable[[list[LayerMask]], list[Any]]) -> RandomPru
         ),
         (
             lambda out: [*out[:3], LayerMask(out[3].weight, [True] * 30)],
-            "returned a bias mask of shape list for decoder.1, expected (1, 30)",
+            "returned a list as the bias mask for decoder.1, not a tensor",
         ),
         (
             lambda out: [out[0], LayerMask(out[1].weight.float(), out[1].bias), *out[2:]],

@@ -131,10 +131,14 @@ def masks_to_flat(
             ("weight", m.weight, lv.weight_mask),
             ("bias", m.bias, lv.bias_mask),
         ):
-            if not isinstance(got, Tensor) or got.shape != want.shape:
-                shape = tuple(got.shape) if isinstance(got, Tensor) else type(got).__name__
+            if not isinstance(got, Tensor):
                 raise PluginError(
-                    f"{who} returned a {what} mask of shape {shape} for {lv.name}, "
+                    f"{who} returned a {type(got).__name__} as the {what} mask for {lv.name}, "
+                    "not a tensor"
+                )
+            if got.shape != want.shape:
+                raise PluginError(
+                    f"{who} returned a {what} mask of shape {tuple(got.shape)} for {lv.name}, "
                     f"expected {tuple(want.shape)}"
                 )
             if got.dtype != torch.bool:
