@@ -7,11 +7,10 @@ import torch
 from conftest import Project
 
 from evoprune_core.cli import main
-from evoprune_core.config import load_run_config
-from evoprune_core.engines import run
 from evoprune_core.errors import ConfigError
 from evoprune_core.evolve.operator import FormulaOperator
 from evoprune_core.evolve.seeds import SEEDS
+from evoprune_core.loading import load_run_config, run
 from evoprune_core.operators import builtin_operators
 from evoprune_core.plugins import Registry
 from evoprune_core.testing import parametrize_with_checks

@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 import torch
 
-from evoprune_core.config import TrainingConfig, load_run_config
+from evoprune_core.config import TrainingConfig
 from evoprune_core.data import Dataset
-from evoprune_core.engines import coevolution, run
+from evoprune_core.engines import coevolution
 from evoprune_core.engines.coevolution import FULL_MATRIX_CELLS, neighbourhoods, select, sub_losses
-from evoprune_core.engines.common import RunResult, Streams
+from evoprune_core.engines.runtime import RunResult, Streams
 from evoprune_core.errors import TrialFailed
+from evoprune_core.loading import load_run_config, run
 from evoprune_core.operators import LayerMask, Operator, PruneContext
 from evoprune_core.params import Param
 from evoprune_core.plugins import Registry, hookimpl

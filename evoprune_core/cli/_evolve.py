@@ -15,7 +15,7 @@ _STORE_HELP = "local store directory (checkpoints, cached networks, MLflow); def
 
 
 def _prepare_fn(cfg: Any, compute: Any, registry: Any, cache: Path) -> Any:
-    from .fitness import prepare_task
+    from ..evolve.fitness import prepare_task
 
     made: dict[tuple[str, int], Any] = {}
 
@@ -28,11 +28,11 @@ def _prepare_fn(cfg: Any, compute: Any, registry: Any, cache: Path) -> Any:
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:
-    from ..cli._study import _quiet_libraries
     from ..config import flatten
+    from ..evolve.config import load_evolve_config
     from ..plugins import Registry
     from ..study import resolve_store
-    from .config import load_evolve_config
+    from ._study import _quiet_libraries
 
     registry = Registry.load()
     cfg = load_evolve_config(args.file, args.set, registry)
@@ -45,11 +45,11 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     store = resolve_store(cfg.name, args.store, None, args.tracking_uri)
     _quiet_libraries()
 
-    from ..engines.common import cpu_numerics, resolve_compute
+    from ..engines.runtime import cpu_numerics, resolve_compute
+    from ..evolve.loop import Evolution, hall_of_fame
+    from ..evolve.report import hall_rows, hall_text, write_outputs
+    from ..evolve.transfer import run_transfer, transfer_markdown
     from ..tracking import Tracker
-    from .loop import Evolution, hall_of_fame
-    from .report import hall_rows, hall_text, write_outputs
-    from .transfer import run_transfer, transfer_markdown
 
     compute = resolve_compute(cfg.compute)
     store.prepare()

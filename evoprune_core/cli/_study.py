@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..study import Attr
+from ..reporting import Attr
 
 if TYPE_CHECKING:
     from ..plugins import Registry
@@ -103,7 +103,7 @@ def _study_name_and_objectives(
 
 def cmd_report(args: argparse.Namespace) -> int:
     from ..plugins import Registry
-    from ..report import study_report
+    from ..reporting import study_report
     from ..study import open_storage, repair_journal, resolve_store
 
     with warnings.catch_warnings():
@@ -149,14 +149,13 @@ def _print_stats(
     args: argparse.Namespace, name: str, trials: list[Any], objectives: tuple[str, ...]
 ) -> int:
     """``report --stats``: tests across seeds (see ``evoprune_core.stats_report``), plots."""
-    from ..stats_format import format_stats
-    from ..stats_report import build_stats
+    from ..reporting import build_stats, format_stats
 
     metrics = tuple(dict.fromkeys(args.metric)) if args.metric else objectives
     report = build_stats(trials, metrics, name, args.group or "trial", args.against)
     print(format_stats(report, args.format))
     if args.plots is not None:
-        from ..stats_plots import write_figures
+        from ..reporting import write_figures
 
         for path in write_figures(report, Path(args.plots)):
             print(f"wrote {path}", file=sys.stderr)

@@ -13,6 +13,7 @@ study lives, its lock, dead workers), ``_runner`` (set-up, workers, resume, repo
 from __future__ import annotations
 
 from ..errors import StoreError
+from ..reporting import Attr
 from ._config import (
     OBJECTIVES,
     Dist,
@@ -23,7 +24,6 @@ from ._config import (
     with_owned_params,
 )
 from ._journal import repair_journal
-from ._keys import Attr
 from ._preflight import check_study
 from ._runner import StudyOutcome, make_sampler, run_study, setup_study, target_trials, work
 from ._storage import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._keys import Attr
+from ..reporting import Attr
 
 if TYPE_CHECKING:
     from ..tracking import StudyRun, Tracking

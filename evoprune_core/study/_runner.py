@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 from .._compat import enqueued_params, storage_of, trial_id
 from ..config import flatten
 from ..errors import EvopruneError
+from ..reporting import Attr
 from ..tracking import StudyRun
 from ._config import Dist, StudyConfig, grid_designs
-from ._keys import Attr
 from ._reconcile import close_orphan_runs, fail_reaped_run
 from ._storage import (
     Store,
@@ -375,8 +375,7 @@ def _finish(
 ) -> tuple[str, str]:
     """Study artifacts on the parent run (tables, Optuna plots, statistics); end it; return
     the table and where the Pareto front plot went."""
-    from ..plots import study_figures
-    from ..report import study_report
+    from ..reporting import study_figures, study_report
 
     trials = study.get_trials(deepcopy=False)
     text = study_report(trials, cfg.objectives, "text")
@@ -396,9 +395,7 @@ def _finish(
 def _log_stats(cfg: StudyConfig, trials: list[Any], tracker: Tracking, run_id: str) -> str:
     """``evoprune report --stats`` (JSON, Markdown) and its plots under the study run's
     ``stats/``; returns where ``pareto_front.png`` went ("" if nowhere)."""
-    from ..stats_format import format_stats
-    from ..stats_plots import write_figures
-    from ..stats_report import build_stats
+    from ..reporting import build_stats, format_stats, write_figures
 
     report = build_stats(trials, cfg.objectives, cfg.name)
     if not report.groups:

@@ -25,8 +25,8 @@ from typing import Any
 
 from .._compat import rdb_stale_callback_kwarg, storage_of
 from ..errors import ConfigError
-from ._keys import Attr
-from ._sqlite_store import file_lock
+from ..reporting import Attr
+from ..tracking._sqlite_store import file_lock
 
 __all__ = [
     "HEARTBEAT_INTERVAL",

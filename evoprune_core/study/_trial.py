@@ -6,8 +6,8 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TrialFailed
+from ..reporting import Attr
 from ._config import Dist, StudyConfig, sample_updates
-from ._keys import Attr
 
 if TYPE_CHECKING:
     from ..plugins import Registry
