@@ -59,6 +59,25 @@ def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
     return out
 
 
+def unresolved(root: Path = ROOT) -> list[str]:
+    """``file: module`` for every ``evoprune_core`` import naming no module or package of the
+    tree (e.g. a module that moved): an editable install elsewhere could otherwise answer it."""
+    files = {module_name(p, root): p for p in sorted(root.rglob("*.py"))}
+    found = []
+    for module, path in files.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in _runtime_nodes(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names if a.name.split(".")[0] == PACKAGE]
+            elif isinstance(node, ast.ImportFrom):
+                target = _resolve(module, path.name == "__init__.py", node)
+                if target.split(".")[0] == PACKAGE:
+                    names = [target]
+            found += [f"{path.relative_to(root.parent)}: {n}" for n in names if n not in files]
+    return sorted(found)
+
+
 def imports_of(path: Path, modules: set[str], root: Path = ROOT) -> set[str]:
     """The ``evoprune_core`` modules that the file at ``path`` imports (the most specific one)."""
     module = module_name(path, root)
@@ -136,8 +155,9 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def main() -> int:
     graph = import_graph()
     found = cycles(graph)
-    print(json.dumps({"modules": len(graph), "cycles": found}, indent=2))
-    return 1 if found else 0
+    missing = unresolved()
+    print(json.dumps({"modules": len(graph), "cycles": found, "unresolved": missing}, indent=2))
+    return 1 if found or missing else 0
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from evoprune_core.engines.coevolution import (
     sub_populations,
     tournament,
 )
-from evoprune_core.engines.runtime import RunResult
+from evoprune_core.engines.result import RunResult
 from evoprune_core.engines.training import Trainer
 from evoprune_core.errors import ConfigError
 from evoprune_core.loading import load_run_config, run

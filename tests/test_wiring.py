@@ -19,7 +19,8 @@ from evoprune_core.config import TrainingConfig
 from evoprune_core.data import Dataset
 from evoprune_core.engines import coevolution
 from evoprune_core.engines.coevolution import FULL_MATRIX_CELLS, neighbourhoods, select, sub_losses
-from evoprune_core.engines.runtime import RunResult, Streams
+from evoprune_core.engines.result import RunResult
+from evoprune_core.engines.runtime import Streams
 from evoprune_core.errors import TrialFailed
 from evoprune_core.loading import load_run_config, run
 from evoprune_core.operators import LayerMask, Operator, PruneContext

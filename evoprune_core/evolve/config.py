@@ -152,10 +152,9 @@ class EvolveFile(_Model):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def load_evolve_config(
-    path: str | Path, overrides: list[str] | None = None, registry: Any = None
-) -> EvolveFile:
-    """Read, override (``--set key=value``) and validate an evolution file."""
+def load_evolve_config(path: str | Path, overrides: list[str] | None, registry: Any) -> EvolveFile:
+    """Read, override (``--set key=value``) and validate an evolution file; its dataset and
+    operator names are checked against ``registry`` (an ``evoprune_core.Registry``)."""
     src = str(path)
     data = read_toml(path)
     apply_overrides(data, overrides or [], source=f"{src}: --set")
@@ -163,10 +162,6 @@ def load_evolve_config(
         cfg = EvolveFile.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, EvolveFile, src)) from None
-    if registry is None:
-        from ..plugins import Registry
-
-        registry = Registry.load()
     names = registry.names("dataset")
     for key, task in [("fitness.tasks", t) for t in cfg.fitness.tasks] + [
         ("transfer.task", cfg.transfer.task)
