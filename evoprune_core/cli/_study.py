@@ -41,7 +41,8 @@ def cmd_study(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers: expected a positive integer, got {args.workers}")
     registry = Registry.load()
     cfg = load_study_config(args.file, registry)
-    store = resolve_store(cfg.name, args.store, args.storage, args.tracking_uri)
+    tracked = registry.tracker(cfg.tracking).obj.uses_store
+    store = resolve_store(cfg.name, args.store, args.storage, args.tracking_uri, tracked)
     check_store_path(store)
     if args.worker_index is None:
         check_study(cfg, registry)
@@ -63,9 +64,16 @@ def cmd_study(args: argparse.Namespace) -> int:
     print(
         f"\n{outcome.complete}/{outcome.target} trials complete"
         + (f", {outcome.failed} failed" if outcome.failed else "")
-        + f"; Optuna storage: {store.storage}; MLflow: {store.tracking_uri}".replace(here, "")
+        + f"; Optuna storage: {store.storage}; ".replace(here, "")
+        + (
+            f"MLflow: {store.tracking_uri}".replace(here, "")
+            if tracked
+            else f"tracking: {cfg.tracking}"
+        )
     )
-    if store.tracking_uri.startswith("sqlite:///"):
+    if not tracked:
+        pass
+    elif store.tracking_uri.startswith("sqlite:///"):
         ui = "evoprune ui" + ("" if args.store == "mlruns" else f" --store {args.store}")
         print(
             f"Open the MLflow UI: {ui}  -> http://127.0.0.1:5000" + runs_page(outcome.experiment_id)
