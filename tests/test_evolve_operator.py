@@ -34,8 +34,10 @@ def registry() -> Registry:
     return Registry.load(entry_points=False)
 
 
-def test_formula_is_a_builtin_operator() -> None:
-    assert FormulaOperator in builtin_operators()
+def test_formula_is_a_builtin_operator(registry: Registry) -> None:
+    found = registry.operator("formula")
+    assert found.obj is FormulaOperator and found.distribution == "evoprune"
+    assert FormulaOperator not in builtin_operators()  # registered by the built-in plugin
     assert FormulaOperator.needs == {"activations", "labels"}
 
 

@@ -437,14 +437,14 @@ def test_a_diverged_cell_is_never_the_best_and_the_run_goes_on(
 ) -> None:
     """Cell 0's weights become NaN right after its pruning event (fault injection: a cell that
     diverged); the others go on, and the best cell is the best finite one."""
-    prune = coevolution.apply_operator
+    prune = coevolution.prune_event
 
     def prune_then_poison(pop: Population, members: list[int], *args: Any) -> Any:
         out = prune(pop, members, *args)
         pop.params[members.index(0)] = float("nan")
         return out
 
-    monkeypatch.setattr(coevolution, "apply_operator", prune_then_poison)
+    monkeypatch.setattr(coevolution, "prune_event", prune_then_poison)
     r = go(Registry.load(entry_points=False), *COEVO, "generations=1", 'pruning.operator="random"',
            "pruning.probability=1.0")  # fmt: skip
     vals = r.extra["cell_val_losses"]

@@ -2,7 +2,8 @@
 
 A tracker is exercised the way a study uses it: start the study (twice: a resume finds the
 same run again), start trials, record a generation and final metrics, succeed one, fail one,
-close one whose worker died, find the runs still RUNNING, attach text and a file, finish.
+close one whose worker died, find the runs still RUNNING, attach text and a file, finish;
+and as an evolution uses it: a run of its own, found again on resume, with metrics.
 """
 
 from __future__ import annotations
@@ -84,11 +85,25 @@ def check_study_artifacts(cls: type[TrackerBackend], uri: str, root: Path | None
     tracker.finish_study(study, "FINISHED")
 
 
+def check_run_of_its_own(cls: type[TrackerBackend], uri: str, root: Path | None) -> None:
+    tracker = _build(cls, uri, root)
+    run = tracker.start_run("kit-evolve", "evolution", "kit-abc", {"seed": 1})
+    assert isinstance(run, StudyRun), f"{cls.name}: start_run returned {run!r}"
+    again = _build(cls, uri, root).start_run("kit-evolve", "evolution", "kit-abc", {"seed": 1})
+    assert again == run, f"{cls.name}: a resumed run got {again}, not {run}"
+    other = tracker.start_run("kit-evolve", "evolution", "kit-xyz", {"seed": 2})
+    assert other.run_id != run.run_id or not run.run_id, f"{cls.name}: two names, one run"
+    tracker.log_metrics(run.run_id, {"best_fitness": 0.5}, 0)
+    tracker.close_run(run.run_id, "FINISHED")
+    tracker.close_run(other.run_id, "FAILED", "kit: stopped")
+
+
 TRACKER_CHECKS: tuple[TrackerCheck, ...] = (
     check_declaration,
     check_study_is_found_again,
     check_trial_lifecycle,
     check_study_artifacts,
+    check_run_of_its_own,
 )
 
 

@@ -187,6 +187,12 @@ class Tracker(TrackerBackend):
         parsed = urlparse(uri)
         return unquote(parsed.path) if parsed.scheme == "file" else uri
 
+    def start_run(self, experiment: str, role: str, name: str, params: dict[str, Any]) -> StudyRun:
+        """The run tagged ``role``/``name`` in the experiment called ``experiment`` (found again
+        on resume), else a new one."""
+        exp_id = self.experiment(experiment)
+        return StudyRun(exp_id, self.named_run(exp_id, role, name, params))
+
     def named_run(self, experiment_id: str, role: str, name: str, params: dict[str, Any]) -> str:
         """The run tagged ``role``/``name`` in the experiment (found again on resume), else new."""
         return self._find_or_create(

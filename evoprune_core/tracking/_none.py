@@ -79,6 +79,12 @@ class NoTracker(TrackerBackend):
     def finish_study(self, study: StudyRun, status: str = "FINISHED") -> None:
         pass
 
+    def start_run(self, experiment: str, role: str, name: str, params: dict[str, Any]) -> StudyRun:
+        return StudyRun("", "")
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
+        pass
+
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         pass
 

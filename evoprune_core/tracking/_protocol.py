@@ -3,7 +3,8 @@
 A study needs little from tracking (``Tracking``): start the study (found again on resume),
 start a trial (``TrialTracking``: configuration, per-generation records, final metrics,
 artifacts, success or failure), close a run whose worker died, finish the study, attach text
-and files. A tracker plugin subclasses ``TrackerBackend`` (which states these methods), sets
+and files. An evolution starts a run of its own (``start_run``), logs metrics per generation
+(``log_metrics``), attaches files and ends it (``close_run``). A tracker plugin subclasses ``TrackerBackend`` (which states these methods), sets
 ``name`` and registers through ``evoprune_register_trackers``; a study or an evolution picks
 one with ``tracking = "<name>"``. ``evoprune_core.testing.check_tracker`` certifies one.
 """
@@ -78,6 +79,12 @@ class Tracking(Protocol):
 
     def finish_study(self, study: StudyRun, status: str = "FINISHED") -> None: ...
 
+    def start_run(
+        self, experiment: str, role: str, name: str, params: dict[str, Any]
+    ) -> StudyRun: ...
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None: ...
+
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None: ...
 
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None: ...
@@ -119,6 +126,14 @@ class TrackerBackend:
         raise NotImplementedError
 
     def finish_study(self, study: StudyRun, status: str = "FINISHED") -> None:
+        raise NotImplementedError
+
+    def start_run(self, experiment: str, role: str, name: str, params: dict[str, Any]) -> StudyRun:
+        """A run of its own (an evolution): ``role``/``name`` in ``experiment``, found again on
+        resume; end it with ``close_run``."""
+        raise NotImplementedError
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
         raise NotImplementedError
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
