@@ -23,6 +23,7 @@ _STORE_HELP = "local store directory for Optuna journals and MLflow (default: ml
 
 
 def _quiet_libraries() -> None:
+    import mlflow  # noqa: F401 - its import configures its loggers: quiet them after it
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
