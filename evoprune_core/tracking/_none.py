@@ -1,4 +1,4 @@
-"""``tracking = "none"``: no tracking store; a study writes only its Optuna storage and result JSON."""
+"""``tracking = "none"``: no tracking store; a study writes only its Optuna storage."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ class NoTracker(TrackerBackend):
     """Tracks nothing: run ids are empty, so no trial stores one and nothing is reconciled."""
 
     name: ClassVar[str] = "none"
-    description: ClassVar[str] = "no tracking: only the Optuna storage and the result JSON"
+    description: ClassVar[str] = "no tracking: only the Optuna storage"
     uses_store: ClassVar[bool] = False
 
     def start_study(self, name: str, params: dict[str, Any]) -> StudyRun:
