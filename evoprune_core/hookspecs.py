@@ -6,9 +6,16 @@ and implements any of these with ``@hookimpl``; see ``docs/plugins.md``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pluggy
+
+if TYPE_CHECKING:
+    from .data import DatasetSpec
+    from .engines.base import Engine
+    from .operators import Operator
+    from .schedules import Schedule
+    from .tracking import TrackerBackend
 
 __all__ = ["KINDS", "PROJECT", "HookSpecs", "hookimpl", "hookspec"]
 
@@ -30,22 +37,22 @@ class HookSpecs:
     """The hooks a plugin may implement (each returns a list)."""
 
     @hookspec
-    def evoprune_register_engines(self) -> list[Any]:
+    def evoprune_register_engines(self) -> list[type[Engine]]:
         """Engine classes (subclasses of ``evoprune_core.Engine``)."""
 
     @hookspec
-    def evoprune_register_operators(self) -> list[Any]:
+    def evoprune_register_operators(self) -> list[type[Operator]]:
         """Operator classes (subclasses of ``evoprune_core.Operator``)."""
 
     @hookspec
-    def evoprune_register_schedules(self) -> list[Any]:
+    def evoprune_register_schedules(self) -> list[type[Schedule]]:
         """Schedule classes (subclasses of ``evoprune_core.Schedule``)."""
 
     @hookspec
-    def evoprune_register_datasets(self) -> list[Any]:
+    def evoprune_register_datasets(self) -> list[DatasetSpec]:
         """``evoprune_core.DatasetSpec`` instances."""
 
     @hookspec
-    def evoprune_register_trackers(self) -> list[Any]:
+    def evoprune_register_trackers(self) -> list[type[TrackerBackend]]:
         """Tracker classes (subclasses of ``evoprune_core.tracking.TrackerBackend``), selected
         by a study's or evolution's ``tracking = "<name>"``."""

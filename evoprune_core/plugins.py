@@ -86,7 +86,7 @@ def _warn(message: str) -> None:
     warnings.warn_explicit(message, PluginWarning, "<evoprune>", 0)
 
 
-def _validate_item(kind: str, item: Any) -> str:
+def _validate_item(kind: str, item: object) -> str:
     """Return the item's name or raise ``TypeError`` naming what is wrong."""
     from .data import DatasetSpec
     from .engines.base import Engine
@@ -98,7 +98,7 @@ def _validate_item(kind: str, item: Any) -> str:
         if not isinstance(item, DatasetSpec):
             raise TypeError(f"dataset hook returned {item!r}, not a DatasetSpec")
         return item.name
-    base = {
+    base: type[Engine | Operator | Schedule | TrackerBackend] = {
         "engine": Engine,
         "operator": Operator,
         "schedule": Schedule,
@@ -108,7 +108,7 @@ def _validate_item(kind: str, item: Any) -> str:
         raise TypeError(f"{kind} hook returned {item!r}, not a {base.__name__} subclass")
     if not item.name or not re.fullmatch(r"[A-Za-z0-9_.\-]+", item.name):
         raise TypeError(f"{kind} {item.__name__} has no valid name")
-    if kind == "operator" and not set(item.needs) <= NEEDS:
+    if issubclass(item, Operator) and not set(item.needs) <= NEEDS:
         raise TypeError(
             f"operator {item.name!r} needs {set(item.needs) - NEEDS}; allowed: "
             + ", ".join(sorted(NEEDS))

@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extensions() -> list[Any]:
     """Sub-commands defined in other modules (studies, reports, UI)."""
-    out = []
+    out: list[Any] = []
     try:
         from ._study import register as study_register
     except ImportError:

@@ -275,13 +275,13 @@ def build_stats(
     for metric in metrics:
         pending = []
         for g in groups:
-            ref = refs.get(g.key)
-            if ref is None:
+            other = refs.get(g.key)
+            if other is None:
                 continue
-            if metric not in g.values or metric not in ref.values:
-                notes.append(f"{g.key} or {ref.key} has no {metric}: not tested")
+            if metric not in g.values or metric not in other.values:
+                notes.append(f"{g.key} or {other.key} has no {metric}: not tested")
                 continue
-            pending.append((g.key, ref.key, mann_whitney(g.values[metric], ref.values[metric])))
+            pending.append((g.key, other.key, mann_whitney(g.values[metric], other.values[metric])))
         adjusted = holm([r.p for _, _, r in pending])
         comparisons += [
             Comparison(metric, gk, rk, r, padj) for (gk, rk, r), padj in zip(pending, adjusted)

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._attrs import Attr
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
 
 __all__ = ["study_figures"]
 
 
-def study_figures(study: Any, objectives: tuple[str, ...], out: Path) -> list[Path]:
+def study_figures(study: optuna.Study, objectives: tuple[str, ...], out: Path) -> list[Path]:
     """Optimisation history, parameter importances and (two objectives) the Pareto front as
     self-contained HTML files in ``out``; a plot that cannot be drawn is skipped."""
     import optuna
@@ -27,18 +32,29 @@ def study_figures(study: Any, objectives: tuple[str, ...], out: Path) -> list[Pa
     pruned = optuna.create_study(directions=study.directions)
     pruned.add_trials(done)
     vis = optuna.visualization
-    multi = len(objectives) > 1
-    first: dict[str, Any] = (
-        {"target": lambda t: t.values[0], "target_name": objectives[0]} if multi else {}
-    )
-    jobs = {
-        "optimization_history.html": lambda: vis.plot_optimization_history(study, **first),
-        "param_importances.html": lambda: vis.plot_param_importances(pruned, **first),
-    }
-    if multi:
-        jobs["pareto_front.html"] = lambda: vis.plot_pareto_front(
-            study, target_names=list(objectives)
-        )
+    jobs: dict[str, Callable[[], Any]]  # plotly figures (plotly has no type information)
+    if len(objectives) > 1:
+
+        def first(t: FrozenTrial) -> float:
+            return float(t.values[0])
+
+        name = objectives[0]
+        jobs = {
+            "optimization_history.html": lambda: vis.plot_optimization_history(
+                study, target=first, target_name=name
+            ),
+            "param_importances.html": lambda: vis.plot_param_importances(
+                pruned, target=first, target_name=name
+            ),
+            "pareto_front.html": lambda: vis.plot_pareto_front(
+                study, target_names=list(objectives)
+            ),
+        }
+    else:
+        jobs = {
+            "optimization_history.html": lambda: vis.plot_optimization_history(study),
+            "param_importances.html": lambda: vis.plot_param_importances(pruned),
+        }
     written = []
     for name, make in jobs.items():
         try:

@@ -8,11 +8,19 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from ._compare import Group, StatsReport, pareto_groups
+from ._statistics import Summary
 from ._stats_text import LABELS
 
 __all__ = ["box_figure", "pareto_figure", "write_figures"]
 
 _ENGINE_MARKERS = {"canonical": "o", "coevolution": "s"}
+
+
+def _quartiles(s: Summary) -> tuple[float, float, float]:
+    """Median, first and third quartile of a metric that has values."""
+    if s.median is None or s.q1 is None or s.q3 is None:
+        raise ValueError("a summary without values has no quartiles")
+    return s.median, s.q1, s.q3
 
 
 def _name(g: Group) -> str:
@@ -50,21 +58,21 @@ def pareto_figure(
     colors = {op: f"C{i % 10}" for i, op in enumerate(operators)}
     seen: set[str] = set()
     for g in groups:
-        sx, sy = g.summary(x), g.summary(y)
+        (mx, x1, x3), (my, y1, y3) = _quartiles(g.summary(x)), _quartiles(g.summary(y))
         op = "baseline" if g.baseline else g.operator
         label = op if op not in seen else None
         seen.add(op)
         ax.errorbar(
-            sx.median, sy.median,
-            xerr=[[sx.median - sx.q1], [sx.q3 - sx.median]],
-            yerr=[[sy.median - sy.q1], [sy.q3 - sy.median]],
+            mx, my,
+            xerr=[[mx - x1], [x3 - mx]],
+            yerr=[[my - y1], [y3 - my]],
             fmt=_ENGINE_MARKERS.get(g.engine, "^"), color=colors[op], ms=5, alpha=0.8,
             elinewidth=0.8, label=label,
         )  # fmt: skip
     front = sorted(pareto_groups(groups, x, y), key=lambda g: g.summary(x).median or 0.0)
     if front:
-        xs = [g.summary(x).median for g in front]
-        ys = [g.summary(y).median for g in front]
+        xs = [_quartiles(g.summary(x))[0] for g in front]
+        ys = [_quartiles(g.summary(y))[0] for g in front]
         ax.step(xs, ys, where="post", color="black", lw=1.0, label="Pareto front")
         for g, a, b in zip(front, xs, ys):
             ax.annotate(g.key, (a, b), fontsize=6, xytext=(3, 3), textcoords="offset points")

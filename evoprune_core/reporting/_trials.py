@@ -58,8 +58,11 @@ def pareto(
 ) -> list[T]:
     """The items whose ``point`` (two values, both minimised) no other item's beats on both,
     sorted by ``order``; an item with a missing value takes no part."""
-    pts = [(item, *point(item)) for item in items]
-    pts = [(item, a, b) for item, a, b in pts if a is not None and b is not None]
+    pts: list[tuple[T, float, float]] = []
+    for item in items:
+        a, b = point(item)
+        if a is not None and b is not None:
+            pts.append((item, a, b))
 
     def dominated(a: float, b: float) -> bool:
         return any(c <= a and d <= b and (c < a or d < b) for _, c, d in pts)

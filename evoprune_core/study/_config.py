@@ -78,6 +78,13 @@ class Dist:
 Chooser = Callable[[str, Dist], Any]
 
 
+Objective = Literal["val_loss", "remaining_fraction"]
+
+
+def _val_loss() -> list[Objective]:
+    return ["val_loss"]
+
+
 class _StudyFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -85,9 +92,7 @@ class _StudyFile(BaseModel):
     description: str = ""
     n_trials: int = Field(default=20, ge=1, le=1_000_000)
     seeds: list[int] = Field(default_factory=lambda: [1], min_length=1, max_length=1000)
-    objectives: list[Literal["val_loss", "remaining_fraction"]] = Field(
-        default_factory=lambda: ["val_loss"], min_length=1, max_length=2
-    )
+    objectives: list[Objective] = Field(default_factory=_val_loss, min_length=1, max_length=2)
     sampler: Literal["tpe", "nsga2", "random", "grid"] = "tpe"
     sampler_seed: int | None = Field(default=0, ge=0)
     baseline: bool = True
@@ -117,7 +122,7 @@ class StudyConfig:
     tracking: str = "mlflow"
 
     @property
-    def directions(self) -> list[str]:
+    def directions(self) -> list[Literal["minimize", "maximize"]]:
         return ["minimize"] * len(self.objectives)
 
     def engines(self) -> tuple[str, ...]:

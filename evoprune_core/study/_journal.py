@@ -40,7 +40,7 @@ def whole_records(data: bytes) -> tuple[int, int]:
 
 
 def _lock(path: Path) -> object:
-    import optuna
+    import optuna.storages.journal
 
     return optuna.storages.journal.JournalFileSymlinkLock(str(path))
 

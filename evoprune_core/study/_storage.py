@@ -108,7 +108,7 @@ def resolve_store(
 
 def open_storage(store: Store, on_stale: Callable[[Any, Any], None] | None = None) -> Any:
     """An Optuna storage: journal file, or RDB with heartbeats (``on_stale`` ends MLflow runs)."""
-    import optuna
+    import optuna.storages.journal
 
     if store.journal is not None:
         backend = optuna.storages.journal.JournalFileBackend(str(store.journal))

@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 OperatorLike = Operator | type[Operator]
-Check = Callable[[Operator], None]
+Check = Callable[[OperatorLike], None]
 
 
 @dataclass(frozen=True)
