@@ -9,25 +9,30 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
+if TYPE_CHECKING:
+    import optuna
+    from optuna.storages import BaseStorage
+    from optuna.trial import FrozenTrial
+
 __all__ = ["enqueued_params", "fused_adam_", "rdb_stale_callback_kwarg", "storage_of", "trial_id"]
 
 
-def trial_id(trial: Any) -> int:
+def trial_id(trial: optuna.Trial) -> int:
     """The storage key of an ask/tell trial (Optuna keeps it private: ``Trial._trial_id``)."""
     return int(trial._trial_id)
 
 
-def storage_of(study: Any) -> Any:
+def storage_of(study: optuna.Study) -> BaseStorage:
     """The storage a loaded study reads and writes (``Study._storage``)."""
     return study._storage
 
 
-def enqueued_params(trial: Any, design_key: str) -> dict[str, Any]:
+def enqueued_params(trial: FrozenTrial, design_key: str) -> dict[str, Any]:
     """The parameters a trial was enqueued with, before it has sampled them.
 
     Studies since this version record them in the user attribute ``design_key``; trials

@@ -6,9 +6,9 @@ import argparse
 import json
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ..errors import EvopruneError
 from ._signals import Terminated, exit_status, interruptible
@@ -178,9 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _extensions() -> list[Any]:
+def _extensions() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
     """Sub-commands defined in other modules (studies, reports, UI)."""
-    out: list[Any] = []
+    out: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
     try:
         from ._study import register as study_register
     except ImportError:
@@ -211,7 +211,7 @@ def _one_line_warning(
     category: type[Warning],
     filename: str,
     lineno: int,
-    file: Any = None,
+    file: TextIO | None = None,
     line: str | None = None,
 ) -> None:
     """Warnings as one ``warning: ...`` line on stderr (no source line)."""

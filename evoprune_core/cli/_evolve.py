@@ -131,7 +131,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``evolve`` to the ``evoprune`` sub-command parser."""
     p = sub.add_parser("evolve", help="evolve pruning functions with typed GP (resumable)")
     p.add_argument("file", help="evolution file (TOML), e.g. studies/evolve/quickstart.toml")

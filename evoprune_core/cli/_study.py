@@ -9,13 +9,16 @@ import sys
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..reporting import Attr
 
 if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
+
     from ..plugins import Registry
+    from ..study import StudyOutcome
 
 __all__ = ["register"]
 
@@ -87,7 +90,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
-def _short_of_target(outcome: Any) -> str:
+def _short_of_target(outcome: StudyOutcome) -> str:
     """Why a study ended with fewer COMPLETE trials than its target, in one line."""
     common = Counter(outcome.errors).most_common(1)
     why = f"; most frequent error ({common[0][1]}x): {common[0][0]}" if common else ""
@@ -155,7 +158,7 @@ def _check_stats_options(args: argparse.Namespace) -> None:
 
 
 def _print_stats(
-    args: argparse.Namespace, name: str, trials: list[Any], objectives: tuple[str, ...]
+    args: argparse.Namespace, name: str, trials: list[FrozenTrial], objectives: tuple[str, ...]
 ) -> int:
     """``report --stats``: tests across seeds (see ``evoprune_core.stats_report``), plots."""
     from ..reporting import build_stats, format_stats
@@ -218,7 +221,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``study``, ``report`` and ``ui`` to the ``evoprune`` sub-command parser."""
     p = sub.add_parser("study", help="run (or resume) an Optuna study tracked in MLflow")
     p.add_argument("file", help="study file (TOML), e.g. studies/quickstart.toml")

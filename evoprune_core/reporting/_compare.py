@@ -18,11 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import ConfigError
 from ._statistics import Summary, TestResult, holm, mann_whitney, summarize
-from ._trials import TrialResults, pareto, read_trials
+from ._trials import StoredTrial, TrialResults, pareto, read_trials
+
+V = TypeVar("V")
 
 __all__ = [
     "GROUPINGS",
@@ -157,7 +159,7 @@ def _trial_group(t: TrialResults) -> Group:
     )
 
 
-def groups_from_trials(trials: Iterable[Any], grouping: str = "trial") -> list[Group]:
+def groups_from_trials(trials: Iterable[StoredTrial], grouping: str = "trial") -> list[Group]:
     """The groups of the completed trials that carry evoprune results, in trial order."""
     if grouping not in GROUPINGS:
         raise ConfigError(f"--group: unknown grouping {grouping!r}; allowed: trial, combination")
@@ -172,8 +174,7 @@ def groups_from_trials(trials: Iterable[Any], grouping: str = "trial") -> list[G
         first = members[0]
         metrics = [m for m in METRICS if all(m in g.values for g in members)]
 
-        def same(attr: str, members: list[Group] = members) -> Any:
-            vals = {getattr(g, attr) for g in members}
+        def same(vals: set[V]) -> V | None:
             return vals.pop() if len(vals) == 1 else None
 
         out.append(
@@ -182,9 +183,9 @@ def groups_from_trials(trials: Iterable[Any], grouping: str = "trial") -> list[G
                 engine=first.engine,
                 operator=first.operator,
                 schedule=first.schedule,
-                probability=same("probability"),
-                amount=same("amount"),
-                population=same("population") or "mixed",
+                probability=same({g.probability for g in members}),
+                amount=same({g.amount for g in members}),
+                population=same({g.population for g in members}) or "mixed",
                 baseline=all(g.baseline for g in members),
                 trials=tuple(t for g in members for t in g.trials),
                 seeds=tuple(s for g in members for s in g.seeds),
@@ -218,7 +219,7 @@ def _resolve_against(groups: Sequence[Group], against: str, grouping: str) -> Gr
 
 
 def build_stats(
-    trials: Iterable[Any],
+    trials: Iterable[StoredTrial],
     metrics: Sequence[str],
     study: str = "",
     grouping: str = "trial",

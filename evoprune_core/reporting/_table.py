@@ -12,9 +12,8 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
 
-from ._trials import pareto, read_trials
+from ._trials import StoredTrial, pareto, read_trials
 
 __all__ = [
     "FORMATS",
@@ -67,7 +66,7 @@ class TrialRow:
         return (self.engine, self.operator, self.schedule)
 
 
-def rows_from_trials(trials: Iterable[Any]) -> list[TrialRow]:
+def rows_from_trials(trials: Iterable[StoredTrial]) -> list[TrialRow]:
     """Rows of the completed trials that carry evoprune results (others are ignored)."""
     rows = []
     for t in read_trials(trials):
@@ -173,7 +172,10 @@ def format_rows(rows: Sequence[TrialRow], fmt: str = "text") -> str:
 
 
 def study_report(
-    trials: Iterable[Any], objectives: Sequence[str], fmt: str = "text", top: int | None = 10
+    trials: Iterable[StoredTrial],
+    objectives: Sequence[str],
+    fmt: str = "text",
+    top: int | None = 10,
 ) -> str:
     """The best-combinations table, then the Pareto front when there are two objectives."""
     rows = rows_from_trials(trials)

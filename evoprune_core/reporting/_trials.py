@@ -7,15 +7,32 @@ tables, the statistics and the plots agree on which trials count.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._attrs import Attr
 
-__all__ = ["TrialResults", "pareto", "read_trials"]
+if TYPE_CHECKING:
+    from _typeshed import SupportsRichComparison
+
+__all__ = ["StoredTrial", "TrialResults", "pareto", "read_trials"]
 
 T = TypeVar("T")
+
+
+class StoredTrial(Protocol):
+    """What the reader needs of a trial (Optuna's ``FrozenTrial`` has it): its number, its
+    state (whose ``name`` is ``"COMPLETE"`` when it finished) and its JSON user attributes."""
+
+    @property
+    def number(self) -> int: ...
+
+    @property
+    def state(self) -> object: ...
+
+    @property
+    def user_attrs(self) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -29,7 +46,7 @@ class TrialResults:
     mlflow_run_id: str
 
 
-def read_trials(trials: Iterable[Any]) -> list[TrialResults]:
+def read_trials(trials: Iterable[StoredTrial]) -> list[TrialResults]:
     """The completed trials that carry evoprune results, in the order given (others ignored)."""
     out = []
     for t in trials:
@@ -54,7 +71,7 @@ def read_trials(trials: Iterable[Any]) -> list[TrialResults]:
 def pareto(
     items: Sequence[T],
     point: Callable[[T], tuple[float | None, float | None]],
-    order: Callable[[T], Any],
+    order: Callable[[T], SupportsRichComparison],
 ) -> list[T]:
     """The items whose ``point`` (two values, both minimised) no other item's beats on both,
     sorted by ``order``; an item with a missing value takes no part."""

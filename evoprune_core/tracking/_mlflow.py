@@ -14,18 +14,25 @@ import json
 import tempfile
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
 
 from ..config import RunConfig, flatten
 from ..version import __version__
 from ._protocol import StudyRun, TrackerBackend, param_value
 
 if TYPE_CHECKING:
+    import numpy as np
+    import torch
     from mlflow import MlflowClient
     from mlflow.entities import Metric
+
+    from ._protocol import SavesMasks
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # mlflow (~1.6 s to import) loads when a tracker is built, not when the registry lists it
 __all__ = ["Tracker", "TrialRun", "default_tracking_uri", "history_csv"]
@@ -40,7 +47,7 @@ def default_tracking_uri(store: Path) -> str:
     return f"sqlite:///{(store / 'mlflow.db').resolve()}"
 
 
-def _retry(fn: Any, *args: Any, **kwargs: Any) -> Any:
+def _retry(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """Call an MLflow write, retrying briefly when a shared sqlite store is locked."""
     for attempt in range(6):
         try:
@@ -49,7 +56,7 @@ def _retry(fn: Any, *args: Any, **kwargs: Any) -> Any:
             if "locked" not in str(exc).lower() or attempt == 5:
                 raise
             time.sleep(0.2 * (attempt + 1))
-    return None
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 class Tracker(TrackerBackend):
@@ -280,9 +287,9 @@ class TrialRun:
         cfg: RunConfig,
         seeds: Iterable[int],
         summaries: list[dict[str, Any]],
-        model: Any,
-        population: Any,
-        input_example: Any,
+        model: torch.nn.Module,
+        population: SavesMasks,
+        input_example: np.ndarray,
     ) -> None:
         """Resolved config, history CSV, plots, the compact model and the masks."""
         from ._figures import layer_sparsity_figure, training_figure
@@ -339,7 +346,7 @@ def history_csv(summaries: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def _save_model(model: Any, path: Path, input_example: Any) -> None:
+def _save_model(model: torch.nn.Module, path: Path, input_example: np.ndarray) -> None:
     """The compact model in MLflow's pytorch format (signature from the input example).
 
     ``save_model`` + ``log_artifacts`` rather than ``log_model``: the latter logs to the

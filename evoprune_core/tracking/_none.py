@@ -10,7 +10,11 @@ from ._protocol import StudyRun, TrackerBackend
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import numpy as np
+    import torch
+
     from ..config import RunConfig
+    from ._protocol import SavesMasks
 
 __all__ = ["NoTracker", "NoTrial"]
 
@@ -41,9 +45,9 @@ class NoTrial:
         cfg: RunConfig,
         seeds: Iterable[int],
         summaries: list[dict[str, Any]],
-        model: Any,
-        population: Any,
-        input_example: Any,
+        model: torch.nn.Module,
+        population: SavesMasks,
+        input_example: np.ndarray,
     ) -> None:
         pass
 

@@ -18,10 +18,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
     from ..config import RunConfig
     from ..params import Param
 
-__all__ = ["StudyRun", "TrackerBackend", "Tracking", "TrialTracking", "param_value"]
+__all__ = [
+    "SavesMasks",
+    "StudyRun",
+    "TrackerBackend",
+    "Tracking",
+    "TrialTracking",
+    "param_value",
+]
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,12 @@ class StudyRun:
 
     experiment_id: str
     run_id: str
+
+
+class SavesMasks(Protocol):
+    """The final networks of a trial: they save their masks to a file."""
+
+    def save(self, path: str | Path) -> None: ...
 
 
 class TrialTracking(Protocol):
@@ -52,9 +68,9 @@ class TrialTracking(Protocol):
         cfg: RunConfig,
         seeds: Iterable[int],
         summaries: list[dict[str, Any]],
-        model: Any,
-        population: Any,
-        input_example: Any,
+        model: torch.nn.Module,
+        population: SavesMasks,
+        input_example: np.ndarray,
     ) -> None: ...
 
     def succeed(self) -> None: ...
@@ -146,7 +162,7 @@ class TrackerBackend:
         raise NotImplementedError
 
 
-def param_value(value: Any) -> str:
+def param_value(value: object) -> str:
     """How a configuration value is written as an MLflow param (and compared in tests)."""
     if isinstance(value, str):
         return value
