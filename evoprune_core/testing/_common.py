@@ -29,14 +29,14 @@ def run_named(label: str, name: str, call: Callable[[], None]) -> None:
         ) from exc
 
 
-def check_name(name: Any, what: str) -> None:
+def check_name(name: object, what: str) -> None:
     """A component name: letters, digits, ``_ . -``."""
     assert isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_.\-]+", name), (
         f"{what} name {name!r} is not a non-empty identifier (letters, digits, _ . -)"
     )
 
 
-def check_param_declarations(params: Any, reserved: tuple[str, ...] = ()) -> None:
+def check_param_declarations(params: object, reserved: tuple[str, ...] = ()) -> None:
     """``Param`` instances with unique names, none ``reserved``, and valid defaults."""
     assert isinstance(params, tuple), "parameters must be a tuple of evoprune_core.Param"
     names = [getattr(p, "name", None) for p in params]

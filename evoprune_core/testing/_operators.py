@@ -115,7 +115,7 @@ def _prune(op: Operator, ctx: PruneContext) -> list[LayerMask]:
     return out
 
 
-def _check_structure(ctx: PruneContext, out: Any) -> None:
+def _check_structure(ctx: PruneContext, out: object) -> None:
     assert isinstance(out, (list, tuple)), f"prune returned {type(out).__name__}, not a list"
     assert len(out) == len(ctx.layers), (
         f"prune returned {len(out)} layer masks for {len(ctx.layers)} layers"
@@ -133,7 +133,7 @@ def _check_structure(ctx: PruneContext, out: Any) -> None:
             assert got.dtype == torch.bool, f"{lv.name}: {what} mask is {got.dtype}, not bool"
 
 
-def _alive(masks: Iterable[Any]) -> int:
+def _alive(masks: Iterable[LayerMask]) -> int:
     return sum(int(m.weight.sum()) + int(m.bias.sum()) for m in masks)
 
 
@@ -218,9 +218,13 @@ def check_never_unprune(op: Operator, s: KitSettings) -> None:
                 )
 
 
-def _alive_per_member(masks: Iterable[Any]) -> Tensor:
+def _alive_per_member(masks: Iterable[LayerMask]) -> Tensor:
     """Alive entries of every member: ``(n,)``."""
-    return sum(m.weight.flatten(1).sum(1) + m.bias.flatten(1).sum(1) for m in masks)
+    per_layer = [m.weight.flatten(1).sum(1) + m.bias.flatten(1).sum(1) for m in masks]
+    total = per_layer[0]
+    for alive in per_layer[1:]:
+        total = total + alive
+    return total
 
 
 def _amount_slack(alive: int, amount: float, tensors: int, exact: bool) -> float:
