@@ -28,6 +28,7 @@ the end, for that cell only. Reported losses are always L1.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -296,15 +297,24 @@ class CoevolutionEngine(Engine):
 
 
 def run_coevolution(
-    run: ResolvedRun, observer: Observer | None = None, dataset: Dataset | None = None
+    run: ResolvedRun,
+    observer: Observer | None = None,
+    dataset: Dataset | None = None,
+    prepare: Callable[[Population], None] | None = None,
 ) -> RunResult:
-    """Coevolve a ring of autoencoders as ``run`` says; see the module docstring."""
+    """Coevolve a ring of autoencoders as ``run`` says; see the module docstring.
+
+    ``prepare`` (benchmarks) may change the freshly drawn population in place before the first
+    generation, e.g. prune units.
+    """
     cfg = run.config
     _validate(cfg)
     co = cfg.coevolution
     data = run.build_dataset() if dataset is None else dataset
     streams = Streams(cfg.seed)
     pop = Population.create(cfg.network.architecture(data.dim), co.cells, streams.init)
+    if prepare is not None:
+        prepare(pop)
     nbr = sub_populations(cfg)
     lrs = torch.full((co.cells,), cfg.training.lr, dtype=torch.float64)
     compute = resolve_compute(cfg.compute)
