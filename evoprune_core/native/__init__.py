@@ -58,12 +58,13 @@ FLAGS = (
     "-O3",
     "-fno-math-errno",
     "-fno-trapping-math",
+    "-mprefer-vector-width=512",
     "-fPIC",
     "-shared",
     "-pthread",
 )
 #: The boundary with the C side (``abi.h``): checked against the library when it loads.
-ABI_VERSION = 1
+ABI_VERSION = 2
 LOSS_CODES = {"l1": 0, "mse": 1, "bce": 2}
 MAX_LAYERS = 32
 
@@ -187,6 +188,7 @@ class TrainArgs(ctypes.Structure):
         ("b1", _f32), ("b2", _f32), ("eps", _f32),
         ("reset_each_step", _i32),
         ("pool", _f32p), ("picks", _i32p), ("n_pool", _i32), ("enc_layers", _i32),
+        ("compact", _i32),
     ]  # fmt: skip
 
 
@@ -275,6 +277,7 @@ class NativeKernels:
         pool: object | None = None,
         partners: Tensor | None = None,
         reset_each_step: bool = False,
+        compact: bool = True,
     ) -> None:
         """One epoch of every pair (encoder i, decoder i) over ``rows`` (already in order).
 
@@ -284,6 +287,10 @@ class NativeKernels:
         With ``pool`` (a ``Population``) and ``partners`` (``(steps, 2, N)`` pool members:
         ``[s, 0, i]`` the decoder and ``[s, 1, i]`` the encoder member i trains against in
         minibatch s), each network trains against a frozen partner instead of its own pair.
+
+        ``compact`` (default) trains each member without its structurally dead hidden units
+        (every incoming weight and the bias pruned, or every outgoing weight): the same epoch up
+        to float rounding (the order of a few sums), at the cost of the alive network.
         """
         dims_t = torch.tensor(_dims(pop.arch), dtype=torch.int32)  # type: ignore[attr-defined]
         b = pop.buffers  # type: ignore[attr-defined]
@@ -323,6 +330,7 @@ class NativeKernels:
             picks=None if picks is None else _ptr(picks, _i32p),
             n_pool=n_pool,
             enc_layers=enc_layers,
+            compact=int(compact),
         )
         rc = self.lib.evp_train_epoch(ctypes.byref(args))
         if rc == -1:

@@ -262,4 +262,15 @@ static void loss_grad_row(const float *z, const float *x, float *d, int D, int D
     for (int o = D; o < Dp; o++) d[o] = 0.0f;
 }
 
+/* sum over o < D of |sigmoid(z[o]) - x[o]| for one row: the element-wise part vectorises into
+ * tmp (Dp floats, pads zeroed), then VL lane sums over the row and their sum in lane order (a
+ * fixed order, whatever the thread count). */
+static float abs_error_row(const float *z, const float *x, float *restrict tmp, int D, int Dp) {
+    for (int o = 0; o < D; o++) tmp[o] = fabsf(1.0f / (1.0f + exp_approx(-z[o])) - x[o]);
+    for (int o = D; o < Dp; o++) tmp[o] = 0.0f;
+    vf acc = (vf){0};
+    for (int o = 0; o < Dp; o += VL) acc += vload(tmp + o);
+    return hsum(acc);
+}
+
 #endif /* EVOPRUNE_DENSE_H */
