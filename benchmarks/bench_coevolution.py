@@ -9,14 +9,15 @@ batch 5, no pruning, our training defaults.
 Keys: ``seconds_per_generation`` is the mean over the whole engine run; ``gflops`` counts
 forward + backward of every cell's training epoch (2 x 3 x weights x rows, the unpruned
 network) over that time; ``matmul_gflops`` is a dense float32 matmul measured in the same
-process, ``matmul_fraction`` their ratio. ``--prune-units F`` removes the fraction F of every
+process, ``matmul_fraction`` their ratio; ``cpu_seconds_per_generation`` and
+``cpu_ms_per_cell`` count the CPU time of all threads (steadier than wall time on a loaded
+machine); ``peak_rss_mb`` is the process's peak resident memory after the engine run. ``--prune-units F`` removes the fraction F of every
 hidden layer's units (their incoming weights and bias, as the unit-pruning operators do;
 members draw their own units) before the first generation. Besides the engine run, the
 script times the kernels directly, interleaved A/B and ``--repeats`` times each (medians):
 ``epoch_seconds`` is one training epoch of the N cells, ``val_l1_seconds`` one validation L1
 of the population; with ``--prune-units`` the same for the unpruned population
-(``*_unpruned``) and the ratio (``epoch_ratio``, ``val_l1_ratio``). ``peak_rss_mb`` is the
-process's peak resident memory.
+(``*_unpruned``) and the ratio (``epoch_ratio``, ``val_l1_ratio``); ``--repeats 0`` skips them.
 
 The engine's training epochs and L1 evaluations run in the fused C kernels
 (``evoprune_core.native``; ``--backend torch`` measures the batched torch path instead) on
@@ -98,7 +99,7 @@ def main() -> None:
     parser.add_argument("--radius", type=int, default=1)
     parser.add_argument("--data", default="bc-10-100-1000")
     parser.add_argument("--prune-units", type=float, default=0.0, metavar="F")
-    parser.add_argument("--repeats", type=int, default=5, help="kernel timings (medians)")
+    parser.add_argument("--repeats", type=int, default=5, help="kernel timings (medians; 0: none)")
     parser.add_argument("--backend", choices=("auto", "native", "torch"), default="auto")
     parser.add_argument("--threads", type=int, default=0, help="0 = torch's thread count")
     args = parser.parse_args()
@@ -132,7 +133,10 @@ def main() -> None:
         if args.prune_units > 0:
             prune_units(pop, args.prune_units, args.seed)
 
+    cpu = time.process_time()
     result = run_coevolution(resolved, dataset=data, prepare=prepare)
+    cpu = time.process_time() - cpu
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     per_gen = result.seconds / args.generations
     rows = cfg.coevolution.cells * data.train.shape[0]  # rows trained per generation
     flops = 6.0 * arch.n_params * rows
@@ -145,6 +149,8 @@ def main() -> None:
         "generations": args.generations,
         "seconds": round(result.seconds, 3),
         "seconds_per_generation": round(per_gen, 4),
+        "cpu_seconds_per_generation": round(cpu / args.generations, 4),
+        "cpu_ms_per_cell": round(1000 * cpu / args.generations / cfg.coevolution.cells, 2),
         "gflops": round(flops / per_gen / 1e9, 2),
         "matmul_gflops": round(mm, 1),
         "matmul_fraction": round(flops / per_gen / 1e9 / mm, 3),
@@ -156,8 +162,9 @@ def main() -> None:
         "engine_threads": args.threads or torch.get_num_threads(),
         "matmul_threads": torch.get_num_threads(),
     }
-    out.update(kernel_timings(resolved, data, arch, args))
-    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out["peak_rss_mb"] = round(peak, 1)
+    if args.repeats > 0:
+        out.update(kernel_timings(resolved, data, arch, args))
     print(json.dumps(out))
 
 

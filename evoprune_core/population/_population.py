@@ -52,6 +52,18 @@ class Sparsity:
         }
 
 
+def _rows(stack: Stack, index: Tensor) -> Stack:
+    """Members ``index`` of ``stack`` for a forward pass: views when they are consecutive,
+    else copies of the weights alone."""
+    n = len(index)
+    if n and int(index[-1]) - int(index[0]) == n - 1 and bool((index.diff() == 1).all()):
+        lo = int(index[0])
+        views = (stack.params, stack.masks, stack.exp_avg, stack.exp_avg_sq)
+        return Stack(stack.dims, stack.final, *(t[lo : lo + n] for t in views))
+    params = stack.params.index_select(0, index)
+    return Stack(stack.dims, stack.final, params, params, params, params)
+
+
 class Population:
     """N autoencoders: pair ``i`` = (encoder i, decoder i); in coevolution they mix freely.
 
@@ -259,12 +271,12 @@ class Population:
                 encoders = torch.cat([encoders, encoders[:, :1].expand(n, pad)], 1)
             w = encoders.shape[1]
             used = torch.unique(encoders)  # sorted
-            z = torch.relu_(self.encoders.take(used).forward(x))  # (used, B, L)
+            z = torch.relu_(_rows(self.encoders, used).forward(x))  # (used, B, L)
             encoders = torch.searchsorted(used, encoders)
             per_dec = max(1, (4 << 20) // max(1, w * b * x.shape[1]))
             out = []
             for s in range(0, n, per_dec):
-                dec = self.decoders.take(decoders[s : s + per_dec])
+                dec = _rows(self.decoders, decoders[s : s + per_dec])
                 lat = z[encoders[s : s + per_dec]]  # (n_s, w, B, L)
                 y = torch.sigmoid(dec.forward(lat.reshape(dec.n, w * b, -1)))  # (n_s, w*B, D)
                 out.append((y.view(dec.n, w, b, -1) - x).abs().mean((2, 3)))
