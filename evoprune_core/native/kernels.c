@@ -190,48 +190,10 @@ static void adam_n(float *restrict p, float *restrict m, float *restrict v,
     for (; j < n; j++) adam1(p + j, m + j, v + j, gr[j], hp, a);
 }
 
-#if defined(__AVX512F__)
-/* Adam on the weight rows of a layer at most 8 wide (16 lanes, half of them pads): two rows per
- * vector, their real halves side by side - the same arithmetic per entry, half the work. */
-static void adam_narrow_rows(float *p, float *m, float *v, const float *gr, int rows,
-                             const hyper_t *hp, const adam_step_t *a) {
-    int i = 0;
-    for (; i + 2 <= rows; i += 2) {
-        int64_t o = (int64_t)i * 16;
-#define PAIR(x) _mm512_shuffle_f32x4(_mm512_load_ps((x) + o), _mm512_load_ps((x) + o + 16), 0x44)
-        __m512 pj = PAIR(p), mj = PAIR(m), vj = PAIR(v), gj = PAIR(gr);
-#undef PAIR
-        adam16(&pj, &mj, &vj, gj, hp, a);
-#define UNPAIR(x, y)                                                                         \
-    _mm256_store_ps((x) + o, _mm512_castps512_ps256(y));                                     \
-    _mm256_store_ps((x) + o + 16, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(y), 1)))
-        UNPAIR(p, pj);
-        UNPAIR(m, mj);
-        UNPAIR(v, vj);
-#undef UNPAIR
-    }
-    if (i < rows) adam_n(p + (int64_t)i * 16, m + (int64_t)i * 16, v + (int64_t)i * 16,
-                         gr + (int64_t)i * 16, 16, hp, a);
-}
-#endif
-
 /* Adam on the whole padded state with the gradient in w->grad (step counted already). */
 static void adam(const geom_t *g, work_t *w, const hyper_t *hp, double lr, double step) {
     adam_step_t a = adam_constants(hp, lr, step);
-#if defined(__AVX512F__)
-    /* layer by layer: weight rows of layers at most 8 wide in pairs (their pads stay 0) */
-    for (int l = 0; l < g->L; l++) {
-        int64_t at = g->pw[l], n = g->pb[l] - g->pw[l];
-        if (g->dims[l + 1] <= 8 && g->pdims[l + 1] == 16)
-            adam_narrow_rows(w->p + at, w->m + at, w->v + at, w->grad + at, g->dims[l], hp, &a);
-        else
-            adam_n(w->p + at, w->m + at, w->v + at, w->grad + at, n, hp, &a);
-        at = g->pb[l];
-        adam_n(w->p + at, w->m + at, w->v + at, w->grad + at, g->pdims[l + 1], hp, &a);
-    }
-#else
     adam_n(w->p, w->m, w->v, w->grad, g->Pp, hp, &a);
-#endif
 }
 
 /* one minibatch step of the member in w: all layers trained */
