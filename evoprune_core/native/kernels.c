@@ -339,29 +339,29 @@ static void adam_reset(const geom_t *g, work_t *w) {
  * incoming weights and bias are all exactly 0. */
 static int plan_units(const geom_t *g, work_t *w, geom_t *cg, const float *state, int by_zero) {
     int removed = 0, dims[MAX_LAYERS + 1];
-#define DEAD(j) (by_zero ? state[j] == 0.0f : state[j] == INFINITY)
     for (int l = 0; l <= g->L; l++) {
         int n = g->dims[l], k = 0;
-        for (int u = 0; u < n; u++) {
-            int dead = 0;
-            if (l > 0 && l < g->L) {
-                int I = g->dims[l - 1];
-                int64_t wi = g->fw[l - 1] + u;
-                dead = DEAD(g->fb[l - 1] + u);
-                for (int i = 0; dead && i < I; i++) dead = DEAD(wi + (int64_t)i * n);
+        unsigned char *alive = w->alive[l];
+        if (l == 0 || l == g->L) {
+            memset(alive, 1, (size_t)n);
+        } else { /* row by row over the incoming weights (sequential reads) */
+            const float dead = by_zero ? 0.0f : INFINITY, *b = state + g->fb[l - 1];
+            for (int u = 0; u < n; u++) alive[u] = b[u] != dead;
+            for (int i = 0; i < g->dims[l - 1]; i++) {
+                const float *row = state + g->fw[l - 1] + (int64_t)i * n;
+                for (int u = 0; u < n; u++) alive[u] |= row[u] != dead;
             }
-            w->alive[l][u] = !dead;
-            if (!dead) w->keep[l][k++] = u;
         }
+        for (int u = 0; u < n; u++)
+            if (alive[u]) w->keep[l][k++] = u;
         if (k == 0) { /* a layer keeps one unit (dead or not, computing it is exact) */
-            w->alive[l][0] = 1;
+            alive[0] = 1;
             w->keep[l][k++] = 0;
         }
         w->nkeep[l] = k;
         dims[l] = k;
         removed |= k < n;
     }
-#undef DEAD
     if (!removed) return 0;
     geom_init(cg, g->L, dims);
     return 1;
@@ -377,7 +377,10 @@ static void gather_in(const geom_t *g, const geom_t *cg, const work_t *w, const 
         for (int i = 0; i < nI; i++) {
             const float *row = src + g->fw[l] + (int64_t)ki[i] * O;
             float *out = dst + cg->pw[l] + (int64_t)i * Op;
-            for (int o = 0; o < nO; o++) out[o] = row[ko[o]];
+            if (nO == O)
+                memcpy(out, row, sizeof(float) * O);
+            else
+                for (int o = 0; o < nO; o++) out[o] = row[ko[o]];
         }
         for (int o = 0; o < nO; o++) dst[cg->pb[l] + o] = src[g->fb[l] + ko[o]];
     }
@@ -392,7 +395,10 @@ static void scatter_out(const geom_t *g, const geom_t *cg, const work_t *w, cons
         for (int i = 0; i < nI; i++) {
             float *row = dst + g->fw[l] + (int64_t)ki[i] * O;
             const float *in = src + cg->pw[l] + (int64_t)i * Op;
-            for (int o = 0; o < nO; o++) row[ko[o]] = in[o];
+            if (nO == O)
+                memcpy(row, in, sizeof(float) * O);
+            else
+                for (int o = 0; o < nO; o++) row[ko[o]] = in[o];
         }
         for (int o = 0; o < nO; o++) dst[g->fb[l] + ko[o]] = src[cg->pb[l] + o];
     }
@@ -402,19 +408,24 @@ static void scatter_out(const geom_t *g, const geom_t *cg, const work_t *w, cons
  * moment finite), or a first moment that is not yet 0. */
 static void plan_lazy(const geom_t *g, work_t *w, const float *m, const float *v) {
     int64_t n = 0;
+#define MOVES(j) (v[j] != INFINITY || m[j] != 0.0f)
     for (int l = 0; l < g->L; l++) {
-        int I = g->dims[l], O = g->dims[l + 1];
+        int I = g->dims[l], O = g->dims[l + 1], nO = w->nkeep[l + 1];
         const unsigned char *ai = w->alive[l], *ao = w->alive[l + 1];
         for (int i = 0; i < I; i++) {
             int64_t row = g->fw[l] + (int64_t)i * O;
-            for (int o = 0; o < O; o++)
-                if (!(ai[i] && ao[o]) && (v[row + o] != INFINITY || m[row + o] != 0.0f))
-                    w->lazy[n++] = (int32_t)(row + o);
+            if (!ai[i]) { /* a removed input: the whole row */
+                for (int o = 0; o < O; o++)
+                    if (MOVES(row + o)) w->lazy[n++] = (int32_t)(row + o);
+            } else if (nO < O) { /* the removed outputs' columns */
+                for (int o = 0; o < O; o++)
+                    if (!ao[o] && MOVES(row + o)) w->lazy[n++] = (int32_t)(row + o);
+            }
         }
         for (int o = 0; o < O; o++)
-            if (!ao[o] && (v[g->fb[l] + o] != INFINITY || m[g->fb[l] + o] != 0.0f))
-                w->lazy[n++] = (int32_t)(g->fb[l] + o);
+            if (!ao[o] && MOVES(g->fb[l] + o)) w->lazy[n++] = (int32_t)(g->fb[l] + o);
     }
+#undef MOVES
     w->n_lazy = n;
 }
 
