@@ -338,7 +338,7 @@ def test_a_library_that_disagrees_is_refused(tmp_path: Path) -> None:
     """A build whose struct or constants differ from the loader's is refused at load time."""
     import shutil
 
-    for name in ("kernels.c", "dense.h", "abi.h"):
+    for name in ("kernels.c", "dense.h", "abi.h", "adam.h", "compact.h"):
         shutil.copy(native.SOURCE.with_name(name), tmp_path / name)
     abi = (tmp_path / "abi.h").read_text()
     (tmp_path / "abi.h").write_text(

@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 SOURCE = Path(__file__).with_name("kernels.c")
-HEADERS = (Path(__file__).with_name("abi.h"), Path(__file__).with_name("dense.h"))
+HEADERS = tuple(Path(__file__).with_name(h) for h in ("abi.h", "dense.h", "adam.h", "compact.h"))
 FLAGS = (
     "-O3",
     "-fno-math-errno",

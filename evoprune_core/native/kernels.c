@@ -11,27 +11,20 @@
  * Network: a chain of affine layers, ReLU after every layer but the last (the encoder's
  * latent is rectified; the decoder's output is a logit).  Loss gradients match
  * engines/training.py: the mean over (rows x features) of BCE on logits, or L1 / MSE of
- * sigmoid(logit).  Adam matches torch's (lr / bias_correction1 step, eps outside the
+ * sigmoid(logit).  Adam (adam.h) matches torch's (lr / bias_correction1 step, eps outside the
  * corrected square root); pruned entries carry an infinite second moment, so their update is
- * exactly zero.
+ * exactly zero.  Hidden units whose inputs are all pruned leave the private copy (compact.h).
  */
 #include <pthread.h>
 
-#include "dense.h"
+#include "compact.h"
 
 /* ---- one member's training -------------------------------------------------------------- */
 typedef struct {
     float *p, *m, *v, *grad; /* padded state and gradient */
     float *h[MAX_LAYERS + 1];
     float *d0, *d1;          /* deltas, batch x maxp */
-    /* compaction (see plan_compaction): per layer boundary l, the kept units keep[l] (nkeep[l]
-     * of dims[l]) and alive[l][u]; the removed entries that still train (lazy, P at most) */
-    int *keep[MAX_LAYERS + 1], nkeep[MAX_LAYERS + 1];
-    unsigned char *alive[MAX_LAYERS + 1];
-    int32_t *lazy;
-    int64_t n_lazy;
-    float *lazy_v;  /* lazy_adam's second moments, 16 per block */
-    int *lazy_left; /* and each block's steps left */
+    plan_t plan;             /* compaction (compact.h) */
 } work_t;
 
 static void *alloc_f(int64_t n) {
@@ -48,34 +41,19 @@ static int work_init(work_t *w, const geom_t *g, int batch) {
     w->grad = alloc_f(g->Pp);
     w->d0 = alloc_f((int64_t)batch * g->maxp);
     w->d1 = alloc_f((int64_t)batch * g->maxp);
-    w->lazy = (int32_t *)malloc(sizeof(int32_t) * (size_t)(g->P > 0 ? g->P : 1));
-    w->lazy_v = alloc_f(g->P + 16);
-    w->lazy_left = (int *)malloc(sizeof(int) * (size_t)(g->P / 16 + 1));
-    int ok = w->p && w->m && w->v && w->grad && w->d0 && w->d1 && w->lazy && w->lazy_v &&
-             w->lazy_left;
+    int ok = w->p && w->m && w->v && w->grad && w->d0 && w->d1 && plan_init(&w->plan, g) == 0;
     for (int l = 1; l <= g->L; l++) {
         w->h[l] = alloc_f((int64_t)batch * g->pdims[l]);
         ok = ok && w->h[l];
-    }
-    for (int l = 0; l <= g->L; l++) {
-        w->keep[l] = (int *)malloc(sizeof(int) * (size_t)g->dims[l]);
-        w->alive[l] = (unsigned char *)malloc((size_t)g->dims[l]);
-        ok = ok && w->keep[l] && w->alive[l];
     }
     return ok ? 0 : -1;
 }
 
 static void work_free(work_t *w, const geom_t *g) {
-    free(w->p), free(w->m), free(w->v), free(w->grad), free(w->d0), free(w->d1), free(w->lazy);
-    free(w->lazy_v), free(w->lazy_left);
+    free(w->p), free(w->m), free(w->v), free(w->grad), free(w->d0), free(w->d1);
     for (int l = 1; l <= g->L; l++) free(w->h[l]);
-    for (int l = 0; l <= g->L; l++) free(w->keep[l]), free(w->alive[l]);
+    plan_free(&w->plan, g);
 }
-
-typedef struct {
-    float b1, b2, eps;
-    int loss;
-} hyper_t;
 
 /* Gradient of the mean loss over nb rows x (padded, stride Dp) after `forward`: parameter
  * gradients of the layers with lg[l] set, back-propagated down to layer `first` (the layers
@@ -117,77 +95,6 @@ static void backward(const geom_t *g, work_t *w, const float *const *lw, float *
             dn = t;
         }
     }
-}
-
-/* Adam's per-step constants (torch's formulation: lr / bias_correction1 step, eps outside the
- * corrected square root). */
-typedef struct {
-    float step_size, bc2_sqrt, vinv;
-} adam_step_t;
-
-static adam_step_t adam_constants(const hyper_t *hp, double lr, double step) {
-    double bc1 = 1.0 - pow(hp->b1, step), bc2 = 1.0 - pow(hp->b2, step);
-    adam_step_t a;
-    a.step_size = (float)(lr / bc1);
-    a.bc2_sqrt = (float)sqrt(bc2);
-    a.vinv = 1.0f / (a.bc2_sqrt * a.bc2_sqrt);
-    return a;
-}
-
-#if defined(__AVX512F__)
-/* One Adam update of 16 entries held in registers.  sqrt and division are the slow part of
- * the step: reciprocal-square-root and reciprocal estimates with one Newton step each
- * (relative error ~1e-7, the exact ops within a few ulp). */
-INLINE void adam16(__m512 *p, __m512 *m, __m512 *v, __m512 g, const hyper_t *hp,
-                   const adam_step_t *a) {
-    const __m512 vb1 = _mm512_set1_ps(hp->b1), vb2 = _mm512_set1_ps(hp->b2),
-                 vc1 = _mm512_set1_ps(1.0f - hp->b1), vc2 = _mm512_set1_ps(1.0f - hp->b2),
-                 vinv = _mm512_set1_ps(a->vinv), veps = _mm512_set1_ps(hp->eps),
-                 vstep = _mm512_set1_ps(a->step_size), half = _mm512_set1_ps(0.5f),
-                 three = _mm512_set1_ps(3.0f), two = _mm512_set1_ps(2.0f),
-                 zero = _mm512_setzero_ps(), inf = _mm512_set1_ps(INFINITY);
-    __m512 mj = _mm512_fmadd_ps(vb1, *m, _mm512_mul_ps(vc1, g));
-    __m512 vj = _mm512_fmadd_ps(vb2, *v, _mm512_mul_ps(_mm512_mul_ps(vc2, g), g));
-    *m = mj;
-    *v = vj;
-    __m512 vh = _mm512_mul_ps(vj, vinv); /* bias-corrected second moment */
-    __m512 r = _mm512_rsqrt14_ps(vh);
-    r = _mm512_mul_ps(_mm512_mul_ps(half, r), _mm512_fnmadd_ps(_mm512_mul_ps(vh, r), r, three));
-    /* sqrt(vh) = vh / sqrt(vh), taken as 0 at vh = 0 (the estimate is inf there) */
-    __m512 sq = _mm512_maskz_mul_ps(_mm512_cmp_ps_mask(vh, zero, _CMP_GT_OQ), vh, r);
-    __m512 den = _mm512_add_ps(sq, veps);
-    __m512 q = _mm512_rcp14_ps(den);
-    q = _mm512_mul_ps(q, _mm512_fnmadd_ps(den, q, two));
-    __m512 upd = _mm512_mul_ps(_mm512_mul_ps(vstep, mj), q);
-    /* pruned (v = +inf): exactly 0; a NaN moment still reaches the weight, as in torch */
-    upd = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(vj, inf, _CMP_NEQ_UQ), upd);
-    *p = _mm512_sub_ps(*p, upd);
-}
-#endif
-
-/* The same update for one entry (machines without AVX-512). */
-INLINE void adam1(float *p, float *m, float *v, float g, const hyper_t *hp, const adam_step_t *a) {
-    float mj = hp->b1 * *m + (1.0f - hp->b1) * g;
-    float vj = hp->b2 * *v + (1.0f - hp->b2) * g * g;
-    *m = mj;
-    *v = vj;
-    *p -= a->step_size * mj / (sqrtf(vj) / a->bc2_sqrt + hp->eps);
-}
-
-/* Adam on n entries with gradient gr (step counted already). */
-static void adam_n(float *restrict p, float *restrict m, float *restrict v,
-                   const float *restrict gr, int64_t n, const hyper_t *hp, const adam_step_t *a) {
-    int64_t j = 0;
-#if defined(__AVX512F__)
-    for (; j + 16 <= n; j += 16) {
-        __m512 pj = _mm512_load_ps(p + j), mj = _mm512_load_ps(m + j), vj = _mm512_load_ps(v + j);
-        adam16(&pj, &mj, &vj, _mm512_load_ps(gr + j), hp, a);
-        _mm512_store_ps(m + j, mj);
-        _mm512_store_ps(v + j, vj);
-        _mm512_store_ps(p + j, pj);
-    }
-#endif
-    for (; j < n; j++) adam1(p + j, m + j, v + j, gr[j], hp, a);
 }
 
 /* Adam on the whole padded state with the gradient in w->grad (step counted already). */
@@ -323,178 +230,6 @@ static void adam_reset(const geom_t *g, work_t *w) {
     }
 }
 
-/* ---- compaction of structurally dead hidden units ------------------------------------------
- * A hidden unit whose incoming weights and bias are all pruned is structurally dead: it outputs
- * relu(0) = 0 on every row, so every gradient that touches it - its outgoing weights', its
- * incoming weights' - is exactly 0.  The member trains on a compact copy without those units;
- * the removed entries whose state still moves (an unpruned outgoing weight, or any first moment
- * not yet 0) receive the epoch's zero-gradient Adam updates afterwards (lazy_adam), in the same
- * arithmetic.  The result equals the uncompacted epoch up to the order of a few float sums.
- * (A unit whose outgoing weights alone are all pruned is not removed: its pruned outgoing
- * weights still receive gradients, which move their first moments.) */
-
-/* Mark the dead units of the member whose flat row `state` is into w->keep/alive and the
- * compact geometry cg; returns 1 when any unit was removed.  A pruned entry is one whose second
- * moment is +inf; with `by_zero` (`state` = the weights; evaluation only) a unit is dead when its
- * incoming weights and bias are all exactly 0. */
-static int plan_units(const geom_t *g, work_t *w, geom_t *cg, const float *state, int by_zero) {
-    int removed = 0, dims[MAX_LAYERS + 1];
-    for (int l = 0; l <= g->L; l++) {
-        int n = g->dims[l], k = 0;
-        unsigned char *alive = w->alive[l];
-        if (l == 0 || l == g->L) {
-            memset(alive, 1, (size_t)n);
-        } else { /* row by row over the incoming weights (sequential reads) */
-            const float dead = by_zero ? 0.0f : INFINITY, *b = state + g->fb[l - 1];
-            for (int u = 0; u < n; u++) alive[u] = b[u] != dead;
-            for (int i = 0; i < g->dims[l - 1]; i++) {
-                const float *row = state + g->fw[l - 1] + (int64_t)i * n;
-                for (int u = 0; u < n; u++) alive[u] |= row[u] != dead;
-            }
-        }
-        for (int u = 0; u < n; u++)
-            if (alive[u]) w->keep[l][k++] = u;
-        if (k == 0) { /* a layer keeps one unit (dead or not, computing it is exact) */
-            alive[0] = 1;
-            w->keep[l][k++] = 0;
-        }
-        w->nkeep[l] = k;
-        dims[l] = k;
-        removed |= k < n;
-    }
-    if (!removed) return 0;
-    geom_init(cg, g->L, dims);
-    return 1;
-}
-
-/* dst (compact, padded) <- the kept rows and columns of src (flat, full). */
-static void gather_in(const geom_t *g, const geom_t *cg, const work_t *w, const float *src,
-                      float *dst) {
-    memset(dst, 0, sizeof(float) * cg->Pp);
-    for (int l = 0; l < g->L; l++) {
-        int O = g->dims[l + 1], Op = cg->pdims[l + 1], nI = w->nkeep[l], nO = w->nkeep[l + 1];
-        const int *ki = w->keep[l], *ko = w->keep[l + 1];
-        for (int i = 0; i < nI; i++) {
-            const float *row = src + g->fw[l] + (int64_t)ki[i] * O;
-            float *out = dst + cg->pw[l] + (int64_t)i * Op;
-            if (nO == O)
-                memcpy(out, row, sizeof(float) * O);
-            else
-                for (int o = 0; o < nO; o++) out[o] = row[ko[o]];
-        }
-        for (int o = 0; o < nO; o++) dst[cg->pb[l] + o] = src[g->fb[l] + ko[o]];
-    }
-}
-
-/* The kept entries of dst (flat, full) <- src (compact, padded). */
-static void scatter_out(const geom_t *g, const geom_t *cg, const work_t *w, const float *src,
-                        float *dst) {
-    for (int l = 0; l < g->L; l++) {
-        int O = g->dims[l + 1], Op = cg->pdims[l + 1], nI = w->nkeep[l], nO = w->nkeep[l + 1];
-        const int *ki = w->keep[l], *ko = w->keep[l + 1];
-        for (int i = 0; i < nI; i++) {
-            float *row = dst + g->fw[l] + (int64_t)ki[i] * O;
-            const float *in = src + cg->pw[l] + (int64_t)i * Op;
-            if (nO == O)
-                memcpy(row, in, sizeof(float) * O);
-            else
-                for (int o = 0; o < nO; o++) row[ko[o]] = in[o];
-        }
-        for (int o = 0; o < nO; o++) dst[g->fb[l] + ko[o]] = src[cg->pb[l] + o];
-    }
-}
-
-/* w->lazy <- the removed entries whose state moves under a zero gradient: not pruned (second
- * moment finite), or a first moment that is not yet 0. */
-static void plan_lazy(const geom_t *g, work_t *w, const float *m, const float *v) {
-    int64_t n = 0;
-#define MOVES(j) (v[j] != INFINITY || m[j] != 0.0f)
-    for (int l = 0; l < g->L; l++) {
-        int I = g->dims[l], O = g->dims[l + 1], nO = w->nkeep[l + 1];
-        const unsigned char *ai = w->alive[l], *ao = w->alive[l + 1];
-        for (int i = 0; i < I; i++) {
-            int64_t row = g->fw[l] + (int64_t)i * O;
-            if (!ai[i]) { /* a removed input: the whole row */
-                for (int o = 0; o < O; o++)
-                    if (MOVES(row + o)) w->lazy[n++] = (int32_t)(row + o);
-            } else if (nO < O) { /* the removed outputs' columns */
-                for (int o = 0; o < O; o++)
-                    if (!ao[o] && MOVES(row + o)) w->lazy[n++] = (int32_t)(row + o);
-            }
-        }
-        for (int o = 0; o < O; o++)
-            if (!ao[o] && MOVES(g->fb[l] + o)) w->lazy[n++] = (int32_t)(g->fb[l] + o);
-    }
-#undef MOVES
-    w->n_lazy = n;
-}
-
-/* The epoch's Adam updates of the lazy entries, whose gradient is 0 at every step: each block
- * of entries runs all steps in registers (a fresh Adam first at every step with `reset`). */
-static void lazy_adam(const work_t *w, float *p, float *m, float *v, const adam_step_t *steps,
-                      int n_steps, int reset, const hyper_t *hp) {
-    int64_t j = 0;
-    const int32_t *idx = w->lazy;
-#if defined(__AVX512F__)
-    /* phase 1, per block of 16 entries: the steps while some first moment is not 0; then the
-     * second moments only decay (v = b2 v), in phase 2, eight blocks at a time (independent
-     * chains instead of one long dependent one) */
-    const __m512 zero = _mm512_setzero_ps(), vb2 = _mm512_set1_ps(hp->b2);
-    int64_t n_blocks = (w->n_lazy + 15) / 16;
-    for (int64_t blk = 0; blk < n_blocks; blk++, j += 16) {
-        __mmask16 k = j + 16 <= w->n_lazy ? (__mmask16)0xFFFF
-                                           : (__mmask16)((1u << (w->n_lazy - j)) - 1u);
-        __m512i at = _mm512_maskz_loadu_epi32(k, (const void *)(idx + j));
-        __m512 pj = _mm512_mask_i32gather_ps(zero, k, at, p, 4);
-        __m512 mj = zero, vj = _mm512_mask_i32gather_ps(zero, k, at, v, 4);
-        int s = 0;
-        if (reset) { /* a fresh Adam at every step: moments 0 (pruned: v stays +inf) */
-            vj = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(vj, _mm512_set1_ps(INFINITY), _CMP_EQ_OQ),
-                                     vj);
-            s = n_steps;
-        } else {
-            mj = _mm512_mask_i32gather_ps(zero, k, at, m, 4);
-            for (; s < n_steps && _mm512_cmp_ps_mask(mj, zero, _CMP_NEQ_UQ); s++)
-                adam16(&pj, &mj, &vj, zero, hp, &steps[s]);
-        }
-        _mm512_mask_i32scatter_ps(p, k, at, pj, 4);
-        _mm512_mask_i32scatter_ps(m, k, at, mj, 4);
-        _mm512_store_ps(w->lazy_v + blk * 16, vj);
-        /* 0 and +inf do not decay: nothing left to do for such a block */
-        __mmask16 moves = _mm512_cmp_ps_mask(vj, zero, _CMP_NEQ_UQ) &
-                          _mm512_cmp_ps_mask(vj, _mm512_set1_ps(INFINITY), _CMP_NEQ_UQ) & k;
-        w->lazy_left[blk] = moves ? n_steps - s : 0;
-        if (!w->lazy_left[blk]) _mm512_mask_i32scatter_ps(v, k, at, vj, 4);
-    }
-    for (int64_t b0 = 0; b0 < n_blocks; b0 += 8) {
-        int nb = n_blocks - b0 < 8 ? (int)(n_blocks - b0) : 8, most = 0;
-        __m512 vv[8];
-        for (int q = 0; q < nb; q++) {
-            vv[q] = _mm512_load_ps(w->lazy_v + (b0 + q) * 16);
-            if (w->lazy_left[b0 + q] > most) most = w->lazy_left[b0 + q];
-        }
-        for (int s = 0; s < most; s++)
-            for (int q = 0; q < nb; q++)
-                if (s < w->lazy_left[b0 + q]) vv[q] = _mm512_fmadd_ps(vb2, vv[q], zero);
-        for (int q = 0; q < nb; q++) {
-            if (!w->lazy_left[b0 + q]) continue; /* written in phase 1 */
-            int64_t at0 = (b0 + q) * 16;
-            __mmask16 k = at0 + 16 <= w->n_lazy ? (__mmask16)0xFFFF
-                                                 : (__mmask16)((1u << (w->n_lazy - at0)) - 1u);
-            __m512i at = _mm512_maskz_loadu_epi32(k, (const void *)(idx + at0));
-            _mm512_mask_i32scatter_ps(v, k, at, vv[q], 4);
-        }
-    }
-#endif
-    for (; j < w->n_lazy; j++) {
-        float *pj = p + idx[j], *mj = m + idx[j], *vj = v + idx[j];
-        for (int s = 0; s < n_steps; s++) {
-            if (reset) *mj = 0.0f, *vj = *vj == INFINITY ? INFINITY : 0.0f;
-            adam1(pj, mj, vj, 0.0f, hp, &steps[s]);
-        }
-    }
-}
-
 static int train_item(job_t *job, work_t *w, int c) {
     const geom_t *g = job->g;
     int64_t off = (int64_t)c * g->P;
@@ -502,16 +237,16 @@ static int train_item(job_t *job, work_t *w, int c) {
     float *params = job->params + off, *exp_avg = job->exp_avg + off,
           *exp_avg_sq = job->exp_avg_sq + off;
     geom_t cg;
-    int compact = job->compact && !job->pool && plan_units(g, w, &cg, exp_avg_sq, 0);
+    int compact = job->compact && !job->pool && plan_units(g, &w->plan, &cg, exp_avg_sq, 0);
     adam_step_t *lazy_steps = NULL;
     int n_steps = (job->n_rows + job->batch - 1) / job->batch;
     if (compact) {
-        plan_lazy(g, w, exp_avg, exp_avg_sq);
+        plan_lazy(g, &w->plan, exp_avg, exp_avg_sq);
         lazy_steps = (adam_step_t *)malloc(sizeof(adam_step_t) * (size_t)n_steps);
         if (!lazy_steps) return -1;
-        gather_in(g, &cg, w, params, w->p);
-        gather_in(g, &cg, w, exp_avg, w->m);
-        gather_in(g, &cg, w, exp_avg_sq, w->v);
+        gather_in(g, &cg, &w->plan, params, w->p);
+        gather_in(g, &cg, &w->plan, exp_avg, w->m);
+        gather_in(g, &cg, &w->plan, exp_avg_sq, w->v);
         g = &cg; /* the member trains in the compact geometry */
     } else {
         copy_in(g, params, w->p);
@@ -540,10 +275,10 @@ static int train_item(job_t *job, work_t *w, int c) {
     job->steps[c] = (float)step;
     if (compact) {
         g = job->g;
-        scatter_out(g, &cg, w, w->p, params);
-        scatter_out(g, &cg, w, w->m, exp_avg);
-        scatter_out(g, &cg, w, w->v, exp_avg_sq);
-        lazy_adam(w, params, exp_avg, exp_avg_sq, lazy_steps, n_steps, job->reset_each_step,
+        scatter_out(g, &cg, &w->plan, w->p, params);
+        scatter_out(g, &cg, &w->plan, w->m, exp_avg);
+        scatter_out(g, &cg, &w->plan, w->v, exp_avg_sq);
+        lazy_adam(&w->plan, params, exp_avg, exp_avg_sq, lazy_steps, n_steps, job->reset_each_step,
                   &job->hp);
         free(lazy_steps);
     } else {
@@ -616,8 +351,8 @@ static int l1_item(job_t *job, work_t *w, int item) {
     int L = g->L, D = g->dims[L], Dp = g->pdims[0];
     const float *params = job->params + (int64_t)c * g->P;
     geom_t cg; /* units that output 0 on every row leave the copy: the same sums, exactly */
-    if (plan_units(g, w, &cg, params, 1)) {
-        gather_in(g, &cg, w, params, w->p);
+    if (plan_units(g, &w->plan, &cg, params, 1)) {
+        gather_in(g, &cg, &w->plan, params, w->p);
         g = &cg;
     } else {
         copy_in(g, params, w->p);
