@@ -59,7 +59,8 @@ static void work_free(work_t *w, const geom_t *g) {
  * gradients of the layers with lg[l] set, back-propagated down to layer `first` (the layers
  * below it get nothing; frozen layers above it pass the input gradient through). */
 static void backward(const geom_t *g, work_t *w, const float *const *lw, float *const *lg,
-                     const float *x, int nb, int loss, int first) {
+                     const float *x, int nb, int loss, int first, const hyper_t *hp,
+                     const adam_step_t *fuse) {
     int L = g->L, D = g->dims[L], Dp = g->pdims[L];
     float scale = 1.0f / ((float)nb * (float)D);
     float *d = w->d0, *dn = w->d1;
@@ -90,6 +91,13 @@ static void backward(const geom_t *g, work_t *w, const float *const *lw, float *
             }
             for (int b = 0; b < nb; b++)
                 for (int i = I; i < Ip; i++) dn[(int64_t)b * Ip + i] = 0.0f;
+        }
+        if (fuse && lg[l]) { /* Adam on layer l now, while its gradient is in cache (its
+                              * weights were read for the input gradient above) */
+            int64_t at = g->pw[l], n = g->pw[l] + (int64_t)I * Op + Op - at;
+            adam_n(w->p + at, w->m + at, w->v + at, w->grad + at, n, hp, fuse);
+        }
+        if (l > first) {
             float *t = d;
             d = dn;
             dn = t;
@@ -111,8 +119,8 @@ static void train_step(const geom_t *g, work_t *w, const float *x, int nb, const
     layer_ptrs(g, w->p, lw, 0, g->L);
     for (int l = 0; l < g->L; l++) lg[l] = w->grad + g->pw[l];
     forward(g, lw, x, nb, w->h);
-    backward(g, w, lw, lg, x, nb, hp->loss, 0);
-    adam(g, w, hp, lr, step);
+    adam_step_t a = adam_constants(hp, lr, step);
+    backward(g, w, lw, lg, x, nb, hp->loss, 0, hp, &a); /* Adam fused, layer by layer */
 }
 
 /* one minibatch step of the "selected and random" variant: the member's encoder (layers
@@ -127,12 +135,12 @@ static void partner_step(const geom_t *g, work_t *w, int enc_layers, const float
     layer_ptrs(g, dec, lw, enc_layers, g->L);
     for (int l = 0; l < g->L; l++) lg[l] = l < enc_layers ? w->grad + g->pw[l] : NULL;
     forward(g, lw, x, nb, w->h);
-    backward(g, w, lw, lg, x, nb, hp->loss, 0);
+    backward(g, w, lw, lg, x, nb, hp->loss, 0, hp, NULL);
     layer_ptrs(g, enc, lw, 0, enc_layers);
     layer_ptrs(g, w->p, lw, enc_layers, g->L);
     for (int l = 0; l < g->L; l++) lg[l] = l < enc_layers ? NULL : w->grad + g->pw[l];
     forward(g, lw, x, nb, w->h);
-    backward(g, w, lw, lg, x, nb, hp->loss, enc_layers);
+    backward(g, w, lw, lg, x, nb, hp->loss, enc_layers, hp, NULL);
     adam(g, w, hp, lr, step);
 }
 
