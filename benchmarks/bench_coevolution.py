@@ -22,7 +22,7 @@ of the population; with ``--prune-units`` the same for the unpruned population
 The engine's training epochs and L1 evaluations run in the fused C kernels
 (``evoprune_core.native``; ``--backend torch`` measures the batched torch path instead) on
 ``--threads`` threads (default: torch's thread count, i.e. the cores); other tensor ops run on
-one thread (see ``engines.common.cpu_numerics``). The matmul figure uses torch's default
+one thread (see ``engines.runtime.cpu_numerics``). The matmul figure uses torch's default
 thread count.
 """
 
@@ -36,9 +36,9 @@ import time
 
 import torch
 
-from evoprune_core.config import load_run
 from evoprune_core.engines.coevolution import run_coevolution
-from evoprune_core.engines.common import cpu_numerics, resolve_compute
+from evoprune_core.engines.runtime import cpu_numerics, resolve_compute
+from evoprune_core.loading import load_run
 from evoprune_core.plugins import Registry
 from evoprune_core.population import Population
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from evoprune_core import native
-from evoprune_core.engines.common import cpu_numerics
+from evoprune_core.engines.runtime import cpu_numerics
 from evoprune_core.population import Architecture, Population
 
 _BENCH = Path(__file__).with_name("bench_coevolution.py")

@@ -19,7 +19,7 @@ import time
 import torch
 
 from evoprune_core.engines.coevolution import neighbourhoods, pairings, sub_losses
-from evoprune_core.engines.common import cpu_numerics
+from evoprune_core.engines.runtime import cpu_numerics
 from evoprune_core.population import Architecture, Population
 
 

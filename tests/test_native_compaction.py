@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from evoprune_core import native
-from evoprune_core.engines.common import cpu_numerics
+from evoprune_core.engines.runtime import cpu_numerics
 from evoprune_core.population import Architecture, Population
 
 LRS = [1e-2, 3e-3, 1e-3]
