@@ -89,6 +89,13 @@ static void gather_in(const geom_t *g, const geom_t *cg, const plan_t *w, const 
     for (int l = 0; l < g->L; l++) {
         int O = g->dims[l + 1], Op = cg->pdims[l + 1], nI = w->nkeep[l], nO = w->nkeep[l + 1];
         const int *ki = w->keep[l], *ko = w->keep[l + 1];
+        if (l == 0 && cg->t0) { /* output-major: row o' holds the inputs of unit ko[o'] */
+            int Ip = cg->pdims[0];
+            for (int o = 0; o < nO; o++)
+                for (int i = 0; i < g->dims[0]; i++)
+                    dst[cg->pw[0] + (int64_t)o * Ip + i] = src[g->fw[0] + (int64_t)i * O + ko[o]];
+            nI = 0;
+        }
         for (int i = 0; i < nI; i++) {
             const float *row = src + g->fw[l] + (int64_t)ki[i] * O;
             float *out = dst + cg->pw[l] + (int64_t)i * Op;
@@ -107,6 +114,13 @@ static void scatter_out(const geom_t *g, const geom_t *cg, const plan_t *w, cons
     for (int l = 0; l < g->L; l++) {
         int O = g->dims[l + 1], Op = cg->pdims[l + 1], nI = w->nkeep[l], nO = w->nkeep[l + 1];
         const int *ki = w->keep[l], *ko = w->keep[l + 1];
+        if (l == 0 && cg->t0) {
+            int Ip = cg->pdims[0];
+            for (int o = 0; o < nO; o++)
+                for (int i = 0; i < g->dims[0]; i++)
+                    dst[g->fw[0] + (int64_t)i * O + ko[o]] = src[cg->pw[0] + (int64_t)o * Ip + i];
+            nI = 0;
+        }
         for (int i = 0; i < nI; i++) {
             float *row = dst + g->fw[l] + (int64_t)ki[i] * O;
             const float *in = src + cg->pw[l] + (int64_t)i * Op;

@@ -71,11 +71,16 @@ static void backward(const geom_t *g, work_t *w, const float *const *lw, float *
         int I = g->dims[l], Ip = g->pdims[l], Op = g->pdims[l + 1];
         const float *in = l == 0 ? x : w->h[l];
         if (lg[l]) {
-            float *gw = lg[l], *gb = lg[l] + (int64_t)I * Op;
+            float *gw = lg[l], *gb = lg[l] + (g->pb[l] - g->pw[l]);
             for (int b = 0; b < nb; b += RB) {
                 int R = nb - b < RB ? nb - b : RB;
-                DISPATCH(R, grad_block(R_, in + (int64_t)b * Ip, Ip, d + (int64_t)b * Op, Op, I,
-                                       gw, b > 0));
+                if (l == 0 && g->t0) {
+                    DISPATCH(R, grad_t0_block(R_, in + (int64_t)b * Ip, Ip, d + (int64_t)b * Op,
+                                              Op, g->dims[1], gw, b > 0));
+                } else {
+                    DISPATCH(R, grad_block(R_, in + (int64_t)b * Ip, Ip, d + (int64_t)b * Op, Op,
+                                           I, gw, b > 0));
+                }
             }
             for (int k = 0; k < Op; k += VL) {
                 vf acc = (vf){0};
@@ -94,7 +99,7 @@ static void backward(const geom_t *g, work_t *w, const float *const *lw, float *
         }
         if (fuse && lg[l]) { /* Adam on layer l now, while its gradient is in cache (its
                               * weights were read for the input gradient above) */
-            int64_t at = g->pw[l], n = g->pw[l] + (int64_t)I * Op + Op - at;
+            int64_t at = g->pw[l], n = (l + 1 < g->L ? g->pw[l + 1] : g->Pp) - at;
             adam_n(w->p + at, w->m + at, w->v + at, w->grad + at, n, hp, fuse);
         }
         if (l > first) {
