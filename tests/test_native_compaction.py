@@ -200,3 +200,22 @@ def test_l1_without_dead_units_is_exact(kernels) -> None:
         narrow_l1 = kernels.l1(small, rows, 1)
     assert torch.equal(wide_l1, narrow_l1)
     assert torch.allclose(wide_l1, pop.l1(rows), atol=1e-6, rtol=0)
+
+
+def test_rows_from_a_view_at_any_offset(kernels) -> None:
+    """Rows whose width needs no padding are used in place only when 64-byte aligned: a view
+    starting one float in (a split of a larger tensor) is copied, not read misaligned - the
+    output-major first layer (8 units, half a vector) loads whole vectors of each row."""
+    arch = Architecture(48, (8, 4), (8,))  # 48 inputs: no padding on any SIMD width
+    gen = torch.Generator().manual_seed(8)
+    a = Population.create(arch, 2, gen)
+    b = a.clone()
+    big = (torch.rand(31 * 48 + 1, generator=gen) < 0.4).float()
+    view = big[1:].view(31, 48)  # starts 4 bytes into big's storage
+    assert view.data_ptr() % 64 != 0
+    copy = view.clone()
+    _epochs(kernels, a, view, "bce", epochs=1)
+    _epochs(kernels, b, copy, "bce", epochs=1)
+    assert torch.equal(a.params, b.params)
+    with cpu_numerics():
+        assert torch.equal(kernels.l1(a, view, 2), kernels.l1(a, copy, 2))

@@ -221,9 +221,11 @@ static int run_job(job_t *job, int threads) {
     return job->failed ? -1 : 0;
 }
 
+/* The rows with a padded stride, on a 64-byte boundary (the kernels load whole vectors of a
+ * row: a caller's tensor may be a view that starts anywhere). */
 static const float *pad_rows(const float *rows, int n, int D, int Dp, float **owned) {
     *owned = NULL;
-    if (D == Dp) return rows;
+    if (D == Dp && (uintptr_t)rows % 64 == 0) return rows;
     float *out = alloc_f((int64_t)n * Dp);
     if (!out) return NULL;
     for (int r = 0; r < n; r++) {
