@@ -28,6 +28,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from ._pause import pause_point
 from .config import RunConfig, flatten
 from .version import __version__
 
@@ -181,14 +182,20 @@ class Tracker:
         if found:
             run_id = found[0].info.run_id
             _retry(self.client.update_run, run_id, status="RUNNING")
-            return run_id
-        run = self.client.create_run(
-            experiment_id, run_name=name, tags={**key, "evoprune_version": __version__}
-        )
-        items = [Param(k, param_value(v)[:6000]) for k, v in sorted(params.items())]
-        for i in range(0, len(items), 100):
-            _retry(self.client.log_batch, run.info.run_id, params=items[i : i + 100])
-        return run.info.run_id
+        else:
+            run_id = self.client.create_run(
+                experiment_id, run_name=name, tags={**key, "evoprune_version": __version__}
+            ).info.run_id
+        try:  # the caller ends the run once it has its id; until then, this does
+            pause_point("run-started")
+            if not found:
+                items = [Param(k, param_value(v)[:6000]) for k, v in sorted(params.items())]
+                for i in range(0, len(items), 100):
+                    _retry(self.client.log_batch, run_id, params=items[i : i + 100])
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM) or failed: not left RUNNING
+            _retry(self.client.set_terminated, run_id, "KILLED")
+            raise
+        return run_id
 
     def start_study(self, name: str, params: dict[str, Any]) -> StudyRun:
         """The study's experiment and parent run (found again on resume, else created)."""

@@ -28,6 +28,7 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from evoprune_core import LayerMask, Operator, hookimpl
+from evoprune_core._pause import ENV as PAUSE_ENV
 from evoprune_core.cli import main
 from evoprune_core.config import load_run_config
 from evoprune_core.errors import ConfigError
@@ -325,21 +326,38 @@ def test_a_signal_to_the_parent_stops_its_workers(stored_project: Project, sig: 
         assert not [r for r in runs.values() if r.info.status == "RUNNING"]
 
 
-@pytest.mark.parametrize("delay", [0.3, 0.8, 1.5, 2.5, 5.0])
-def test_ctrl_c_at_any_moment_ends_interrupted(project: Project, delay: float) -> None:
-    """Imports (0.3 s to 1.5 s: a signal there is held until the import is over, since numpy
-    and scipy swallow an exception raised inside their imports), set-up (2.5 s), a trial."""
+@pytest.mark.parametrize("point", ["import", "run-started", "study-set-up", "trial"])
+def test_ctrl_c_at_any_moment_ends_interrupted(project: Project, point: str) -> None:
+    """Ctrl-C held at a chosen point (``EVOPRUNE_TEST_PAUSE``), however slow the machine:
+    inside an import (held until it is over: numpy and scipy swallow an exception raised inside
+    their imports), the parent run just created (before set-up has its id), set-up, a trial."""
     path = project.study_file(name="intr", n_trials=2, base=SLOW_BASE, space=SMALL_SPACE)
-    proc = evoprune(project, *project.args(path))
-    time.sleep(delay)
-    proc.send_signal(signal.SIGINT)
-    rc, err = finish(proc)
+    marker = project.root / "paused"
+    env = dict(os.environ)
+    if point != "trial":
+        env[PAUSE_ENV] = f"{point}:{marker}"
+    proc = evoprune(project, *project.args(path), env=env)
+    try:
+        if point == "trial":
+            wait_for(lambda: running_trials(project, "intr"), 300, "a running trial")
+        else:
+            wait_for(marker.exists, 300, f"the start to reach {point}")
+        proc.send_signal(signal.SIGINT)
+        marker.unlink(missing_ok=True)
+    finally:
+        rc, err = finish(proc, 300)
     assert rc == 130, err
     assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
-    if (project.store / "mlflow.db").exists() and journal(project, "intr").exists():
-        assert not running_trials(project, "intr")
-        runs = mlflow_runs(project, "intr")
-        assert not [r for r in runs if r.info.status == "RUNNING"]
+    if point == "import":
+        assert not project.store.exists()  # stopped before anything was written
+        return
+    runs = mlflow_runs(project, "intr")
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    (parent,) = [r for r in runs if r.data.tags.get("evoprune.role") == "study"]
+    assert parent.info.status == "KILLED"
+    assert not running_trials(project, "intr")
+    if point == "trial":
+        assert [t.state for t in load(project, "intr").trials][:1] == [TrialState.FAIL]
 
 
 # -- 4. user mistakes and environment faults: one line, exit 2, nothing written ---------------
