@@ -191,7 +191,7 @@ def test_half_created_store_from_an_older_crash_is_rebuilt(
     path = project.study_file(name="healed", n_trials=1, space=SMALL_SPACE)
     assert main(project.args(path)) == 0
     err = capsys.readouterr().err
-    assert f"warning: {db}: an MLflow store left half-created" in err
+    assert f"warning: {db}: an MLflow store left half-created" in err, err
     backups = list(project.store.glob("mlflow.db.broken-*"))
     assert len(backups) == 1
     assert_intact(project, "healed", 1)
@@ -224,7 +224,9 @@ def test_current_store_with_a_leftover_scratch_table_is_used_with_a_note(
     path = project.study_file(name="used", n_trials=1, space=SMALL_SPACE)
     assert main(project.args(path)) == 0
     err = capsys.readouterr().err
-    assert f"warning: {db}: holds _alembic_tmp_latest_metrics, scratch of an interrupted" in err
+    assert f"warning: {db}: holds _alembic_tmp_latest_metrics, scratch of an interrupted" in err, (
+        err
+    )
     assert f"sqlite3 {db} 'DROP TABLE _alembic_tmp_latest_metrics;'" in err
     assert not list(project.store.glob("mlflow.db.broken-*"))  # not rebuilt
     assert MlflowClient(f"sqlite:///{db}").get_run(kept).info.run_id == kept
@@ -255,7 +257,7 @@ def test_torn_journal_tail_is_cut_backed_up_reported_and_rerun(
 
     assert main(["report", "torn", "--store", str(project.store)]) == 0
     out = capsys.readouterr()
-    assert out.err.count("\n") == 1
+    assert out.err.count("\n") == 1, out.err
     assert out.err.startswith(f"warning: {j}: the last 1 journal record(s)")
     backup = next(project.journal.glob("torn.journal.torn-*"))
     assert backup.read_bytes() == whole[:-5]
@@ -526,7 +528,7 @@ def test_empty_space_and_oversized_batch_warn(
     path = project.study_file(name="flat", n_trials=1, base=base, space="")
     assert main(project.args(path)) == 0
     err = capsys.readouterr().err
-    assert f"warning: {path}: space: empty; every trial runs the [base] configuration" in err
+    assert f"warning: {path}: space: empty; every trial runs the [base] configuration" in err, err
     assert "warning: training.batch_size 5000 exceeds the 1000 training rows" in err
     assert_intact(project, "flat", 1)
 
