@@ -74,10 +74,10 @@ def _one(flavour: str) -> dict[str, dict]:
     g = _golden()
     if flavour.startswith("native "):
         from evoprune_core import native
-        from evoprune_core.engines import common
+        from evoprune_core.engines import runtime
 
         kernels = native.build(flavour.split(" ", 1)[1])
-        common.load_native = lambda: kernels  # type: ignore[assignment]
+        runtime.load_native = lambda: kernels  # type: ignore[assignment]
         return {case: g._run(case, backend="native") for case in sorted(g.CASES)}
     return {case: g._run(case) for case in sorted(g.CASES)}
 

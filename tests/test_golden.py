@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from evoprune_core import load_run, native
-from evoprune_core.engines import common
+from evoprune_core.engines import runtime
 from evoprune_core.plugins import Registry
 
 GOLDEN = Path(__file__).parent / "data" / "golden_histories.json"
@@ -139,7 +139,7 @@ def test_native_kernels_match_the_torch_recording(
 ) -> None:
     """Another instruction set, another summation order: within the same tolerance."""
     kernels = native.build(march)
-    monkeypatch.setattr(common, "load_native", lambda: kernels)
+    monkeypatch.setattr(runtime, "load_native", lambda: kernels)
     assert mismatches(_run(case, backend="native"), _recorded(case)) == []
 
 
