@@ -626,3 +626,56 @@ def test_a_signal_while_sqlalchemy_closes_a_connection_waits_for_the_close(
         until_interrupted()  # the held signal is raised here, 50 ms after the close
     assert closed == [True]
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_a_signal_during_a_write_waits_for_it_and_leaves_the_store_unlocked(
+    tmp_path: Path,
+) -> None:
+    """A worker's SIGTERM arrived in the middle of an MLflow write (inside SQLAlchemy's
+    INSERT, seen under load in `test_a_signal_to_the_parent_stops_its_workers[9]`): the
+    clean-up's own writes then found the store locked and the run stayed RUNNING. The signal
+    now waits until SQLAlchemy is done: the write completes (without the hold it is cut and its
+    row lost) and the store takes the next write."""
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    from evoprune_core.cli._signals import Terminated, interruptible
+
+    db = tmp_path / "db.sqlite"
+
+    class SlowInsert:
+        """A sqlite3 cursor whose INSERT receives SIGTERM half-way."""
+
+        def __init__(self, cursor: sqlite3.Cursor) -> None:
+            self._cursor = cursor
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._cursor, name)
+
+        def execute(self, sql: str, *args: Any) -> Any:
+            if sql.startswith("INSERT"):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.3)  # the slow moment: the statement is still running
+            return self._cursor.execute(sql, *args)
+
+    class Connection:
+        def __init__(self) -> None:
+            self._conn = sqlite3.connect(db, timeout=0.1)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._conn, name)
+
+        def cursor(self) -> SlowInsert:
+            return SlowInsert(self._conn.cursor())
+
+    engine = sqlalchemy.create_engine("sqlite://", creator=Connection, poolclass=NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE tags (k TEXT)")
+    with interruptible(insist=False), pytest.raises(Terminated):
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO tags VALUES ('error')")
+        until_interrupted()  # raised here, once SQLAlchemy has committed
+    with sqlite3.connect(db, timeout=0.1) as other:  # the clean-up's write: not locked
+        other.execute("INSERT INTO tags VALUES ('KILLED')")
+    with sqlite3.connect(db) as other:
+        assert [r[0] for r in other.execute("SELECT k FROM tags")] == ["error", "KILLED"]
