@@ -323,9 +323,9 @@ class TrialRun:
             self.flush()
         except Exception:  # noqa: BLE001 - the failure itself matters more
             self._buffer.clear()
-        _retry(self.client.set_tag, self.run_id, "error", f"{type(exc).__name__}: {exc}"[:5000])
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        try:
+        try:  # the error's tag and text may fail (a locked store); the status is still written
+            _retry(self.client.set_tag, self.run_id, "error", f"{type(exc).__name__}: {exc}"[:5000])
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             self.tracker.log_text(self.run_id, text, "error.txt")
         finally:
             _retry(self.client.set_terminated, self.run_id, status)
