@@ -32,6 +32,7 @@ from ..errors import ConfigError
 from ..operators import NEEDS, LayerMask, Operator, PruneContext
 from ..population import Architecture, Population
 from ._common import check_param_declarations, in_range_values, out_of_range_values, run_named
+from ._conv_checks import check_conv_network
 
 __all__ = [
     "CHECKS",
@@ -336,6 +337,7 @@ CHECKS: dict[str, Callable[[Operator, KitSettings], None]] = {
     "population_of_one": check_population_of_one,
     "parameters": check_parameters,
     "time_bound": check_time_bound,
+    "conv_network": check_conv_network,
 }
 
 
