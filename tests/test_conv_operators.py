@@ -9,6 +9,7 @@ import torch
 
 from evoprune_core.engines.pruning import apply_operator, build_context
 from evoprune_core.errors import PluginError
+from evoprune_core.evolve.operator import FormulaOperator
 from evoprune_core.operators import (
     ConjunctivePruning,
     MagnitudePruning,
@@ -19,7 +20,6 @@ from evoprune_core.operators import (
     VariancePruning,
     outgoing_weights,
 )
-from evoprune_core.evolve.operator import FormulaOperator
 from evoprune_core.population import ConvArchitecture, ConvPopulation
 from evoprune_core.testing import check_operator, operator_checks
 
