@@ -336,8 +336,8 @@ CHECKS: dict[str, Callable[[Operator, KitSettings], None]] = {
     "member_subset": check_member_subset,
     "population_of_one": check_population_of_one,
     "parameters": check_parameters,
-    "time_bound": check_time_bound,
     "conv_network": check_conv_network,
+    "time_bound": check_time_bound,
 }
 
 
