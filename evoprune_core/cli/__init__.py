@@ -50,7 +50,7 @@ def _write_json_atomic(path: Path, payload: Any) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .._fs import check_output_file
-    from ..config import load_run
+    from ..loading import load_run
     from ..plugins import Registry
 
     registry = Registry.load()
@@ -188,7 +188,7 @@ def _extensions() -> list[Any]:
     except ImportError:
         return out
     out.append(study_register)
-    from ..evolve.cli import register as evolve_register
+    from ._evolve import register as evolve_register
 
     out.append(evolve_register)
     return out

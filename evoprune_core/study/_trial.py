@@ -6,8 +6,8 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TrialFailed
+from ..reporting import Attr
 from ._config import Dist, StudyConfig, sample_updates
-from ._keys import Attr
 
 if TYPE_CHECKING:
     from ..plugins import Registry
@@ -103,7 +103,7 @@ def run_trial(
         means = {k: sum(r[k] for r in results) / len(results) for k in _FINAL}
         final = dict(means)
         if len(cfg.seeds) > 1:
-            from ..report import mean_std
+            from ..reporting import mean_std
 
             final.update({f"{k}_std": mean_std([r[k] for r in results])[1] for k in _FINAL})
             final.update({f"seed{r['seed']}.{k}": r[k] for r in results for k in _FINAL})
@@ -149,7 +149,7 @@ def _log_reconstructions(tracking: Tracking, run_id: str, res: Any, data: Any) -
     import tempfile
     from pathlib import Path
 
-    from ..recon_plot import save_reconstructions
+    from ..reporting._recon_plot import save_reconstructions
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "reconstructions.png"

@@ -8,18 +8,16 @@ that declares dense layers only must be refused by the engine with one ``PluginE
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 
 from ..errors import PluginError
-from ..operators import Operator, PruneContext
+from ..operators import LayerMask, Operator, PruneContext
 from ..population import ConvArchitecture, ConvPopulation
 
-if TYPE_CHECKING:
-    from ._operators import KitSettings
-
-__all__ = ["check_conv_network", "conv_context"]
+__all__ = ["conv_context", "conv_network_check"]
 
 _CONV = ConvArchitecture.from_preset("conv-small", (1, 8, 8))
 
@@ -37,7 +35,8 @@ def conv_population(n: int, seed: int) -> ConvPopulation:
     return pop
 
 
-def conv_context(op: Operator, s: KitSettings, amount: float, n: int = 2) -> PruneContext:
+def conv_context(op: Operator, s: Any, amount: float, n: int = 2) -> PruneContext:
+    """A context of ``n`` kit conv networks (``s``: the kit's ``KitSettings``)."""
     from ..engines.pruning import build_context
 
     pop = conv_population(n, s.seed)
@@ -48,11 +47,15 @@ def conv_context(op: Operator, s: KitSettings, amount: float, n: int = 2) -> Pru
     return build_context(pop, list(range(n)), op, amount, rows, labels, rng, "bce", s.batches)
 
 
-def check_conv_network(op: Operator, s: KitSettings) -> None:
+def conv_network_check(
+    op: Operator,
+    s: Any,
+    prune: Callable[[Operator, PruneContext], list[LayerMask]],
+    alive: Callable[[Iterable[Any]], int],
+) -> None:
     """On a conv network: well-formed masks that never grow (or, for a dense-only operator,
-    one clear refusal)."""
-    from ._operators import _alive, _prune
-
+    one clear refusal). ``prune`` runs the operator and checks its masks' structure; ``alive``
+    counts alive entries (the kit's own helpers)."""
     conv = {"conv2d", "conv_transpose2d"} <= set(op.layer_kinds)
     if not conv:
         try:
@@ -66,12 +69,10 @@ def check_conv_network(op: Operator, s: KitSettings) -> None:
         ctx = conv_context(op, s, amount)
         kinds = {lv.kind for lv in ctx.layers}
         assert kinds == {"conv2d", "conv_transpose2d", "dense"}, kinds
-        out = _prune(op, ctx)
+        out = prune(op, ctx)
         for lv, m in zip(ctx.layers, out):
             grown = int((m.weight & ~lv.weight_mask).sum() + (m.bias & ~lv.bias_mask).sum())
             assert grown == 0, f"conv network, amount={amount}: {lv.name}: {grown} entries grow"
         if amount == 0.0 and op.uses_amount:
-            before = _alive(
-                [type(m)(lv.weight_mask, lv.bias_mask) for lv, m in zip(ctx.layers, out)]
-            )
-            assert _alive(out) == before, "conv network: amount 0 pruned entries"
+            before = alive([LayerMask(lv.weight_mask, lv.bias_mask) for lv in ctx.layers])
+            assert alive(out) == before, "conv network: amount 0 pruned entries"

@@ -32,7 +32,7 @@ from ..errors import ConfigError
 from ..operators import NEEDS, LayerMask, Operator, PruneContext
 from ..population import Architecture, Population
 from ._common import check_param_declarations, in_range_values, out_of_range_values, run_named
-from ._conv_checks import check_conv_network
+from ._conv_checks import conv_network_check
 
 __all__ = [
     "CHECKS",
@@ -310,6 +310,12 @@ def check_member_subset(op: Operator, s: KitSettings) -> None:
 def check_population_of_one(op: Operator, s: KitSettings) -> None:
     """Works on the canonical engine's population of one."""
     _prune(op, _context(op, s, n=1, members=(0,)))
+
+
+def check_conv_network(op: Operator, s: KitSettings) -> None:
+    """On a conv network: masks of the conv layers' shapes that never grow (a dense-only
+    operator: one clear refusal)."""
+    conv_network_check(op, s, _prune, _alive)
 
 
 def check_time_bound(op: Operator, s: KitSettings) -> None:
