@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evoprune_core.config import load_run
+from evoprune_core.loading import load_run
 from evoprune_core.data import mnist_5k
 
 ROOT = Path(__file__).resolve().parent.parent
