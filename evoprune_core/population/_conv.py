@@ -259,6 +259,28 @@ class ConvPopulation:
             err = (y.view(dec.n, enc.n, b, -1) - xd).abs().mean((2, 3))  # (Nd, Ne)
             return err.t().contiguous().cpu()
 
+    def pairings_l1(self, x: Tensor, decoders: Tensor, encoders: Tensor) -> Tensor:
+        """L1 on ``x`` of decoder ``decoders[j]`` with each encoder ``encoders[j, s]``: ``(n, m)``
+        on the CPU. Only the listed pairings are evaluated; each equals the matching entry of
+        ``pair_l1(x)`` to rounding (the decoders read per-member latents here)."""
+        with torch.no_grad():
+            b = x.shape[0]
+            n, m = encoders.shape
+            if n == 0:
+                return torch.zeros(0, m)
+            xd = x.to(self.device)
+            used = torch.unique(encoders)  # sorted
+            z = self.encoders.take(used).forward(self.images(x))  # (used, B, L)
+            at = torch.searchsorted(used, encoders).to(self.device)
+            per_dec = max(1, (4 << 20) // max(1, m * b * x.shape[1]))
+            out = []
+            for s in range(0, n, per_dec):
+                dec = self.decoders.take(decoders[s : s + per_dec])
+                lat = z[at[s : s + per_dec]]  # (n_s, m, B, L)
+                y = torch.sigmoid(dec.forward(lat.reshape(dec.n, m * b, -1)).flatten(2))
+                out.append((y.view(dec.n, m, b, -1) - xd).abs().mean((2, 3)))
+            return torch.cat(out).cpu()
+
     # -- accounting and export -----------------------------------------------------------
     def sparsity(self, member: int = 0) -> Sparsity:
         layers: dict[str, tuple[int, int]] = {}
