@@ -7,7 +7,14 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ..config import (
     ComputeConfig,
@@ -19,7 +26,32 @@ from ..config import (
 from ..errors import ConfigError
 from .seeds import SEEDS
 
-__all__ = ["EvolutionConfig", "EvolveFile", "FitnessConfig", "TransferConfig", "load_evolve_config"]
+__all__ = [
+    "METHODS",
+    "CompareConfig",
+    "EvolutionConfig",
+    "EvolveFile",
+    "FitnessConfig",
+    "SearchConfig",
+    "TransferConfig",
+    "load_evolve_config",
+    "selection_seeds",
+]
+
+#: Search methods at equal budgets: typed GP, mutation only (no crossover), random sampling.
+METHODS = ("gp", "random", "mutation")
+
+
+def selection_seeds(seed: int, k: int) -> list[int]:
+    """The pre-training seeds the fitness of evolution ``seed`` uses (k networks per task).
+
+    Hash-derived (at least 1000), so they never meet the small fresh seeds of the report.
+    """
+    out = []
+    for i in range(k):
+        digest = hashlib.sha256(json.dumps(["selection", seed, i]).encode()).digest()
+        out.append(1000 + int.from_bytes(digest[:6], "big") % (2**40))
+    return out
 
 
 class _Model(BaseModel):
@@ -107,6 +139,14 @@ class FitnessConfig(_Model):
     batch_size: int = Field(default=25, ge=1, le=1_000_000)
     calibration_rows: int = Field(default=200, ge=2, le=1_000_000)
     pseudo_classes: int = Field(default=10, ge=1, le=1000, description="k-means k without labels")
+    pretrain_seeds: int = Field(
+        default=3, ge=1, le=100, description="pre-trained networks per task; fitness = their mean"
+    )
+    fresh_seeds: list[int] = Field(
+        default_factory=lambda: [101, 102, 103, 104, 105],
+        min_length=1,
+        description="pre-training seeds never used in selection: the hall of fame's reported scores",
+    )
 
     @model_validator(mode="after")
     def _checks(self) -> FitnessConfig:
@@ -114,6 +154,46 @@ class FitnessConfig(_Model):
             raise ValueError("fractions: each must lie in (0, 1)")
         if len(set(self.tasks)) != len(self.tasks):
             raise ValueError("tasks: must be distinct")
+        if any(s < 0 for s in self.fresh_seeds) or len(set(self.fresh_seeds)) != len(
+            self.fresh_seeds
+        ):
+            raise ValueError("fresh_seeds: must be distinct non-negative integers")
+        return self
+
+
+class SearchConfig(_Model):
+    """How new candidates are found; every method spends the same number of evaluations."""
+
+    method: str = Field(default="gp", description="gp | random | mutation")
+
+    @field_validator("method")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in METHODS:
+            raise ValueError(f"allowed: {', '.join(METHODS)} (got {value!r})")
+        return value
+
+
+class CompareConfig(_Model):
+    """``--compare``: every method over several evolution seeds, winners on the fresh seeds."""
+
+    seeds: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1)
+    methods: list[str] = Field(default_factory=lambda: list(METHODS), min_length=1)
+
+    @field_validator("methods")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        bad = [m for m in value if m not in METHODS]
+        if bad:
+            raise ValueError(f"allowed: {', '.join(METHODS)} (got {bad[0]!r})")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CompareConfig:
+        if len(set(self.methods)) != len(self.methods) or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("methods and seeds must be distinct")
+        if any(s < 0 for s in self.seeds):
+            raise ValueError("seeds: must be non-negative")
         return self
 
 
@@ -136,9 +216,25 @@ class EvolveFile(_Model):
     description: str = ""
     seed: int = Field(default=1, ge=0, le=2**63 - 1)
     evolution: EvolutionConfig = Field(default_factory=EvolutionConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
     fitness: FitnessConfig = Field(default_factory=FitnessConfig)
     transfer: TransferConfig = Field(default_factory=TransferConfig)
+    compare: CompareConfig = Field(default_factory=CompareConfig)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
+
+    @model_validator(mode="after")
+    def _fresh_unused(self) -> EvolveFile:
+        k = self.fitness.pretrain_seeds
+        used = {s for e in {self.seed, *self.compare.seeds} for s in selection_seeds(e, k)}
+        clash = sorted(used & set(self.fitness.fresh_seeds))
+        if clash:
+            raise ValueError(f"fitness.fresh_seeds: {clash[0]} is a selection seed")
+        return self
+
+    def budget(self) -> int:
+        """Candidate evaluations every search method spends (distinct new formulas)."""
+        ev = self.evolution
+        return ev.population + ev.generations * (ev.population - ev.elite)
 
     def identity(self) -> str:
         """A hash of everything that determines the evolution except ``generations`` and transfer
@@ -146,7 +242,9 @@ class EvolveFile(_Model):
         data = self.model_dump(mode="json")
         data["evolution"].pop("generations")
         data.pop("transfer")
+        data.pop("compare")
         data.pop("description")
+        data["fitness"].pop("fresh_seeds")
         data["compute"].pop("threads")
         text = json.dumps(data, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]

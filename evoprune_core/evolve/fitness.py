@@ -54,6 +54,7 @@ class Task:
     inputs: list[dict[str, Any] | None]
     sizes: list[dict[str, int] | None]
     finetune_seed: int
+    seed: int = 0  # the pre-training seed
 
 
 def _seed(*parts: Any) -> int:
@@ -119,7 +120,7 @@ def prepare_task(
         )
         for i, (lv, inp) in enumerate(zip(ctx.layers, inputs))
     ]
-    return Task(name, data, arch, pop, ctx, inputs, sizes, _seed("finetune", seed))
+    return Task(name, data, arch, pop, ctx, inputs, sizes, _seed("finetune", seed), seed)
 
 
 def task_scores(tree: Sequence[Any], task: Task, max_elements: int) -> list[Tensor | None] | None:

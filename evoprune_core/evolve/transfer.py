@@ -24,6 +24,7 @@ from .config import EvolveFile
 from .fitness import Task, finetune_val
 from .grammar import parse
 from .operator import score_layers, structured_masks
+from .paired import holm
 from .seeds import SEEDS
 
 __all__ = ["Method", "TransferResult", "methods_for", "run_transfer", "transfer_markdown"]
@@ -34,7 +35,7 @@ class Method:
     """A row of the table: an evolved formula, a seed metric, or a built-in operator."""
 
     label: str
-    kind: str  # "evolved", "seed", "builtin"
+    kind: str  # "evolved", "seed", "builtin", "random_units"
     formula: str = ""
     operator: str = ""
 
@@ -78,10 +79,26 @@ def methods_for(cfg: EvolveFile, hall: list[str]) -> list[Method]:
     return out
 
 
+def random_unit_scores(task: Task, seed: int) -> list[torch.Tensor | None]:
+    """Uniform random scores per unit of every scored layer (the "random units" baseline)."""
+    gen = torch.Generator().manual_seed(seed * 7919 + 17)
+    return [
+        None if sz is None else torch.rand((1, sz["U"]), generator=gen, dtype=torch.float64)
+        for sz in task.sizes
+    ]
+
+
 def _keeps(
     method: Method, task: Task, fractions: list[float], registry: Any, seed: int
 ) -> torch.Tensor:
     rows = []
+    if method.kind == "random_units":
+        scores = random_unit_scores(task, seed)
+        for f in fractions:
+            rows.append(
+                masks_to_flat(task.pretrained, task.ctx, structured_masks(task.ctx, scores, f))
+            )
+        return torch.cat(rows, 0)
     if method.formula:
         raw = score_layers(compile_tree(parse(method.formula)), task.inputs)
         scores = [None if s is None else torch.nan_to_num(s, nan=float("-inf")) for s in raw]
@@ -135,16 +152,6 @@ def run_transfer(
     )  # fmt: skip
 
 
-def _holm(pvalues: list[float]) -> list[float]:
-    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
-    out = [1.0] * len(pvalues)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
-        out[i] = running
-    return out
-
-
 def comparisons(result: TransferResult, task: str) -> list[dict[str, Any]]:
     """The best evolved formula vs every other method on ``task`` (paired cells)."""
     from scipy.stats import wilcoxon
@@ -174,7 +181,7 @@ def comparisons(result: TransferResult, task: str) -> list[dict[str, Any]]:
             }
         )
     for row, adj, adj_worse in zip(
-        rows, _holm([r["p"] for r in rows]), _holm([r["p_worse"] for r in rows])
+        rows, holm([r["p"] for r in rows]), holm([r["p_worse"] for r in rows])
     ):
         row["p_holm"] = adj
         row["p_worse_holm"] = adj_worse
