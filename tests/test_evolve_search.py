@@ -157,13 +157,15 @@ def test_fitness_reliability_is_the_spearman_between_the_halves() -> None:
         e.text = n
         cache[e.key] = e
     state = EvolutionState("x", 0, names, [], cache)
-    assert fitness_reliability(state) == pytest.approx(1.0)
+    assert fitness_reliability(state, _cfg().fitness) == pytest.approx(1.0)
     for e, v in zip(cache.values(), [(1, 1, 4, 4), (2, 2, 3, 3), (3, 3, 2, 2), (4, 4, 1, 1)]):
         e.per_seed = {"t": list(v)}
-    assert fitness_reliability(state) == pytest.approx(-1.0)
+    assert fitness_reliability(state, _cfg().fitness) == pytest.approx(-1.0)
     for e in cache.values():
         e.per_seed = {"t": e.per_seed["t"][:1]}
-    assert fitness_reliability(state) is None  # one network per task: nothing to split
+    assert (
+        fitness_reliability(state, _cfg().fitness) is None
+    )  # one network per task: nothing to split
 
 
 def test_holm_and_paired_tests_on_a_hand_built_case() -> None:

@@ -95,7 +95,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
             state = evo.run()
             if bar is not None:
                 bar.close()
-            reliability = fitness_reliability(state)
+            reliability = fitness_reliability(state, cfg.fitness)
             if reliability is None or reliability < 0.5:
                 shown = "unmeasurable" if reliability is None else f"{reliability:.2f}"
                 print(

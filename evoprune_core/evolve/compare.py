@@ -100,7 +100,7 @@ def _summarise(
                     "fitness_selection": None if entry is None else entry.fitness,
                     "fitness_fresh": {} if entry is None else fresh.summary(label),
                     "fitness_fresh_overall": spread(overall),
-                    "fitness_reliability": fitness_reliability(state),
+                    "fitness_reliability": fitness_reliability(state, cfg.fitness),
                     "evaluated": int(sum(h["evaluated"] for h in state.history)),
                 }
             )

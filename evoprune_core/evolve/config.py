@@ -142,11 +142,19 @@ class FitnessConfig(_Model):
     pretrain_seeds: int = Field(
         default=3, ge=1, le=100, description="pre-trained networks per task; fitness = their mean"
     )
+    alpha: float = Field(
+        default=0.5, gt=0.0, lt=1.0, description="weight of the first of two tasks (geometric)"
+    )
     fresh_seeds: list[int] = Field(
         default_factory=lambda: [101, 102, 103, 104, 105],
         min_length=1,
         description="pre-training seeds never used in selection: the hall of fame's reported scores",
     )
+
+    @property
+    def kind(self) -> str:
+        """``classifier`` when the tasks are ``network:dataset`` pairs, else ``autoencoder``."""
+        return "classifier" if any(":" in t for t in self.tasks) else "autoencoder"
 
     @model_validator(mode="after")
     def _checks(self) -> FitnessConfig:

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import EvolveFile
-from .fitness import Task, finetune_val, geometric_mean
+from .config import EvolveFile, FitnessConfig
+from .fitness import Task, combine, finetune_val
 from .transfer import Method, _keeps
 
 __all__ = ["FreshScores", "score_fresh", "spread"]
@@ -44,11 +44,12 @@ class FreshScores:
     tasks: tuple[str, ...]
     seeds: tuple[int, ...]
     values: dict[str, dict[str, list[float]]]
+    fitness_cfg: FitnessConfig
 
     def overall(self, label: str) -> list[float]:
         """Per fresh seed: the geometric mean over tasks (the fitness's combination)."""
         return [
-            geometric_mean([self.values[label][t][i] for t in self.tasks])
+            combine(self.fitness_cfg, [self.values[label][t][i] for t in self.tasks])
             for i in range(len(self.seeds))
         ]
 
@@ -58,7 +59,7 @@ class FreshScores:
         for t in self.tasks:
             v = self.values[label][t]
             means.append(float(np.mean(v)) if all(map(math.isfinite, v)) else math.inf)
-        return geometric_mean(means)
+        return combine(self.fitness_cfg, means)
 
     def summary(self, label: str) -> dict[str, Any]:
         return {t: spread(self.values[label][t]) for t in self.tasks}
@@ -89,4 +90,4 @@ def score_fresh(
                 values[m.label][name].append(
                     float(np.mean(row)) if all(map(math.isfinite, row)) else math.inf
                 )
-    return FreshScores(tasks, seeds, values)
+    return FreshScores(tasks, seeds, values, cfg.fitness)

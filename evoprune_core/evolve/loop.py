@@ -40,7 +40,7 @@ from deap import gp
 
 from ..errors import ConfigError
 from .config import EvolveFile
-from .fitness import Task, evaluate, geometric_mean, task_scores
+from .fitness import Task, combine, evaluate, task_scores
 from .grammar import parse, to_text
 from .primitives import Scalar, primitive_set
 from .randomness import deap_random, rng_from_state, rng_state
@@ -116,11 +116,11 @@ def hall_of_fame(state: EvolutionState, n: int) -> list[Entry]:
     return sorted(valid, key=Entry.rank)[:n]
 
 
-def _half_fitness(entry: Entry, half: slice) -> float:
-    return geometric_mean([statistics.fmean(v[half]) for v in entry.per_seed.values()])
+def _half_fitness(entry: Entry, half: slice, cfg: Any) -> float:
+    return combine(cfg, [statistics.fmean(v[half]) for v in entry.per_seed.values()])
 
 
-def fitness_reliability(state: EvolutionState) -> float | None:
+def fitness_reliability(state: EvolutionState, cfg: Any) -> float | None:
     """Spearman correlation of the last generation's distinct formulas scored on the first
     and on the second half of the pre-trained networks (None: fewer than 2 networks per task
     or fewer than 3 finite formulas)."""
@@ -137,8 +137,8 @@ def fitness_reliability(state: EvolutionState) -> float | None:
     if k < 2 or len(entries) < 3:
         return None
     first, second = slice(0, k // 2), slice(k // 2, 2 * (k // 2))
-    a = [_half_fitness(e, first) for e in entries.values()]
-    b = [_half_fitness(e, second) for e in entries.values()]
+    a = [_half_fitness(e, first, cfg) for e in entries.values()]
+    b = [_half_fitness(e, second, cfg) for e in entries.values()]
     pairs = [(x, y) for x, y in zip(a, b) if math.isfinite(x) and math.isfinite(y)]
     if len(pairs) < 3 or len({x for x, _ in pairs}) < 2 or len({y for _, y in pairs}) < 2:
         return None
@@ -246,7 +246,7 @@ class Evolution:
             state.cache[k] = Entry(
                 text=to_text(tree),
                 key=k,
-                fitness=geometric_mean(list(means.values())),
+                fitness=combine(self.cfg.fitness, list(means.values())),
                 tasks=means,
                 size=len(tree),
                 depth=tree.height,
@@ -359,7 +359,7 @@ class Evolution:
             }
             state.generation = g
             state.population = [to_text(t) for t in population]
-            rho = fitness_reliability(state)
+            rho = fitness_reliability(state, self.cfg.fitness)
             if rho is not None:
                 record["fitness_reliability"] = rho
             state.rng = rng_state(rng)

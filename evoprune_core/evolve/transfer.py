@@ -23,7 +23,7 @@ from .compile import compile_tree
 from .config import EvolveFile
 from .fitness import Task, finetune_val
 from .grammar import parse
-from .operator import score_layers, structured_masks
+from .operator import score_layers
 from .paired import holm
 from .seeds import SEEDS
 
@@ -94,19 +94,11 @@ def _keeps(
     rows = []
     if method.kind == "random_units":
         scores = random_unit_scores(task, seed)
-        for f in fractions:
-            rows.append(
-                masks_to_flat(task.pretrained, task.ctx, structured_masks(task.ctx, scores, f))
-            )
-        return torch.cat(rows, 0)
+        return torch.cat([task.keep(scores, f) for f in fractions], 0)
     if method.formula:
         raw = score_layers(compile_tree(parse(method.formula)), task.inputs)
         scores = [None if s is None else torch.nan_to_num(s, nan=float("-inf")) for s in raw]
-        for f in fractions:
-            rows.append(
-                masks_to_flat(task.pretrained, task.ctx, structured_masks(task.ctx, scores, f))
-            )
-        return torch.cat(rows, 0)
+        return torch.cat([task.keep(scores, f) for f in fractions], 0)
     op = registry.operator(method.operator).obj()
     ctx0 = task.ctx
     for i, f in enumerate(fractions):
