@@ -14,16 +14,25 @@ __all__ = ["cmd_evolve", "register"]
 _STORE_HELP = "local store directory (checkpoints, cached networks, MLflow); default: mlruns"
 
 
-def _prepare_fn(cfg: Any, compute: Any, registry: Any, cache: Path) -> Any:
+def _prepare_fn(cfg: Any, compute: Any, registry: Any, cache: Path, log: Any = None) -> Any:
+    """``prepare(task, seed)``: the pre-trained network of a task (made once per process);
+    ``network:dataset`` tasks are CNN classifiers, plain dataset names autoencoders."""
+    from .classifier import prepare_classifier
     from .fitness import prepare_task
 
     made: dict[tuple[str, int], Any] = {}
 
     def prepare(name: str, seed: int) -> Any:
         if (name, seed) not in made:
-            made[(name, seed)] = prepare_task(name, cfg.fitness, seed, compute, registry, cache)
+            if ":" in name:
+                made[(name, seed)] = prepare_classifier(
+                    name, cfg.fitness, seed, registry, cache, log
+                )
+            else:
+                made[(name, seed)] = prepare_task(name, cfg.fitness, seed, compute, registry, cache)
         return made[(name, seed)]
 
+    prepare.made = made  # type: ignore[attr-defined]
     return prepare
 
 
@@ -87,7 +96,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
 
     try:
         with cpu_numerics():
-            prepare = _prepare_fn(cfg, compute, registry, work / "cache")
+            prepare = _prepare_fn(cfg, compute, registry, work / "cache", progress)
             seeds = selection_seeds(cfg.seed, cfg.fitness.pretrain_seeds)
             progress(f"pre-training {len(seeds)} network(s) per task (seeds {seeds})")
             tasks = [prepare(name, s) for name in cfg.fitness.tasks for s in seeds]
@@ -131,6 +140,14 @@ def cmd_evolve(args: argparse.Namespace) -> int:
             extra["transfer"] = transfer.to_json()
         if compared is not None:
             extra["compare"] = compared
+        if cfg.fitness.kind == "classifier":
+            from .classifier import test_accuracy
+
+            extra["pretrained_test_accuracy"] = {
+                f"{name} seed {seed}": test_accuracy(t)
+                for (name, seed), t in prepare.made.items()
+                if ":" in name
+            }
         rows = hall_rows(hall, fresh, ranked, cfg.search.method)
         paths = write_outputs(cfg, state, rows, json_path, reliability, extra)
         if transfer is not None:

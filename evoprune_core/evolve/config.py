@@ -135,6 +135,9 @@ class FitnessConfig(_Model):
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     pretrain_epochs: int = Field(default=40, ge=1, le=100_000)
     finetune_epochs: int = Field(default=2, ge=0, le=100_000)
+    finetune_batches: int | None = Field(
+        default=None, ge=1, description="classifier tasks: at most this many minibatches an epoch"
+    )
     lr: float = Field(default=1e-3, gt=0.0, le=10.0)
     batch_size: int = Field(default=25, ge=1, le=1_000_000)
     calibration_rows: int = Field(default=200, ge=2, le=1_000_000)
@@ -210,11 +213,28 @@ class TransferConfig(_Model):
 
     enabled: bool = True
     task: str = "bc-50-100-1000"
+    more_tasks: list[str] = Field(default_factory=list, description="further held-out tasks")
+    fractions: list[float] = Field(
+        default_factory=list, description="fractions of the transfer (default: the fitness's)"
+    )
+    evolution_tasks: bool = Field(default=True, description="also tabulate the evolution tasks")
     seeds: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5], min_length=1)
     top: int = Field(default=3, ge=1, le=100, description="hall-of-fame formulas compared")
     operators: list[str] = Field(
         default_factory=lambda: ["random", "magnitude", "variance", "conjunctive"]
     )
+
+    @property
+    def held_out(self) -> list[str]:
+        return [self.task, *self.more_tasks]
+
+    @model_validator(mode="after")
+    def _checks(self) -> TransferConfig:
+        if any(not 0.0 < f < 1.0 for f in self.fractions):
+            raise ValueError("fractions: each must lie in (0, 1)")
+        if len(set(self.held_out)) != len(self.held_out):
+            raise ValueError("more_tasks: must differ from each other and from task")
+        return self
 
 
 class EvolveFile(_Model):
@@ -274,17 +294,32 @@ def load_evolve_config(
 
         registry = Registry.load()
     names = registry.names("dataset")
-    for key, task in [("fitness.tasks", t) for t in cfg.fitness.tasks] + [
-        ("transfer.task", cfg.transfer.task)
-    ]:
-        if task not in names:
-            raise ConfigError(
-                f"{src}: {key}: unknown dataset {task!r}; allowed: {', '.join(names)}"
-            )
-    if cfg.transfer.task in cfg.fitness.tasks:
+    kinds = {":" in t for t in cfg.fitness.tasks}
+    if len(kinds) > 1:
         raise ConfigError(
-            f"{src}: transfer.task: {cfg.transfer.task!r} is an evolution task; choose a "
-            "held-out one"
+            f"{src}: fitness.tasks: all autoencoder datasets or all network:dataset classifier "
+            f"tasks, not both (got {cfg.fitness.tasks})"
+        )
+    held = [("transfer.task", cfg.transfer.task)] + [
+        ("transfer.more_tasks", t) for t in cfg.transfer.more_tasks
+    ]
+    for key, task in [("fitness.tasks", t) for t in cfg.fitness.tasks] + held:
+        if ":" in task:
+            from .classifier import check_classifier_task
+
+            check_classifier_task(task, registry, f"{src}: {key}")
+        elif task not in names:
+            raise ConfigError(
+                f"{src}: {key}: unknown dataset {task!r}; allowed: {', '.join(names)}, or a "
+                "classifier task network:dataset"
+            )
+    for key, task in held:
+        if task in cfg.fitness.tasks:
+            raise ConfigError(f"{src}: {key}: {task!r} is an evolution task; choose a held-out one")
+    if cfg.transfer.operators and any(":" in t for t in cfg.fitness.tasks + cfg.transfer.held_out):
+        raise ConfigError(
+            f"{src}: transfer.operators: the built-in operators prune autoencoder units; leave "
+            f"it empty ([]) with classifier tasks (got {cfg.transfer.operators})"
         )
     ops = registry.names("operator")
     for op in cfg.transfer.operators:

@@ -45,7 +45,7 @@ class TransferResult:
     """Per task and method: val L1 per (seed, fraction) cell, and remaining fractions."""
 
     tasks: tuple[str, ...]
-    held_out: str
+    held_out: tuple[str, ...]
     methods: tuple[Method, ...]
     seeds: tuple[int, ...]
     fractions: tuple[float, ...]
@@ -55,7 +55,7 @@ class TransferResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "tasks": list(self.tasks),
-            "held_out": self.held_out,
+            "held_out": list(self.held_out),
             "seeds": list(self.seeds),
             "fractions": list(self.fractions),
             "methods": [vars(m) for m in self.methods],
@@ -75,6 +75,7 @@ def methods_for(cfg: EvolveFile, hall: list[str]) -> list[Method]:
         label = f"evolved #{i + 1}" + (f" (= seed {same})" if same else "")
         out.append(Method(label, "evolved", formula=f))
     out += [Method(f"seed {name}", "seed", formula=text) for name, text in SEEDS.items()]
+    out.append(Method("random units", "random_units"))
     out += [Method(name, "builtin", operator=name) for name in cfg.transfer.operators]
     return out
 
@@ -123,8 +124,9 @@ def run_transfer(
     ``prepare(task_name, seed)`` returns the ``Task`` (pre-trained network, context).
     """
     methods = methods_for(cfg, hall)
-    fr = list(cfg.fitness.fractions)
-    tasks = [*cfg.fitness.tasks, cfg.transfer.task]
+    fr = list(cfg.transfer.fractions or cfg.fitness.fractions)
+    own = list(cfg.fitness.tasks) if cfg.transfer.evolution_tasks else []
+    tasks = [*own, *cfg.transfer.held_out]
     loss: dict[str, dict[str, list[float]]] = {t: {m.label: [] for m in methods} for t in tasks}
     remaining: dict[str, dict[str, list[float]]] = {
         t: {m.label: [] for m in methods} for t in tasks
@@ -139,7 +141,8 @@ def run_transfer(
                 loss[name][m.label].extend(float(v) for v in val[i])
                 remaining[name][m.label].extend(float(v) for v in alive[i])
     return TransferResult(
-        tuple(tasks), cfg.transfer.task, tuple(methods), tuple(cfg.transfer.seeds), tuple(fr),
+        tuple(tasks), tuple(cfg.transfer.held_out), tuple(methods), tuple(cfg.transfer.seeds),
+        tuple(fr),
         loss, remaining,
     )  # fmt: skip
 
@@ -199,10 +202,12 @@ def transfer_markdown(result: TransferResult) -> str:
     n_seeds, n_fr = len(result.seeds), len(result.fractions)
     head = [
         "method",
-        *[f"{t}{' (held out)' if t == result.held_out else ''}" for t in result.tasks],
+        *[f"{t}{' (held out)' if t in result.held_out else ''}" for t in result.tasks],
     ]
     lines = [
-        f"Validation L1 after pruning {', '.join(f'{f:g}' for f in result.fractions)} and "
+        "Validation score (L1 for autoencoder tasks, error = 1 - accuracy for classifier "
+        f"tasks; lower is better) after pruning {', '.join(f'{f:g}' for f in result.fractions)} "
+        "and "
         f"fine-tuning: median [IQR] over {n_seeds} seeds x {n_fr} fractions; "
         "(remaining fraction of parameters).",
         "",
@@ -224,7 +229,7 @@ def transfer_markdown(result: TransferResult) -> str:
         rows = comparisons(result, t)
         better = [r["method"] for r in rows if r["verdict"] == "evolved better"]
         worse = [r["method"] for r in rows if r["verdict"] == "evolved worse"]
-        tag = " (held out)" if t == result.held_out else ""
+        tag = " (held out)" if t in result.held_out else ""
         lines.append(
             f"- **{t}{tag}**: beats {', '.join(better) or 'none'}; "
             f"worse than {', '.join(worse) or 'none'}; "
