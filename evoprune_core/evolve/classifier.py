@@ -41,7 +41,7 @@ from ..population import (
     max_pool2d,
 )
 from .compile import layer_sizes, unit_inputs
-from .config import FitnessConfig
+from .config import NETWORK_NAMES, FitnessConfig
 
 __all__ = [
     "NETWORKS",
@@ -79,6 +79,9 @@ NETWORKS: dict[str, Callable[[tuple[int, ...], int], tuple[LayerSpec, ...]]] = {
     "lenet5": lenet5,
     "vgg-small": vgg_small,
 }
+
+
+assert tuple(NETWORKS) == NETWORK_NAMES
 
 
 def split_task(task: str) -> tuple[str, str]:
@@ -216,6 +219,35 @@ class ClassifierTask:
         return torch.where(finite, err, torch.full_like(err, math.inf))
 
 
+def channel_terminals(
+    stack: LayerStack, rows: Tensor, labels: Tensor
+) -> tuple[list[dict[str, Any] | None], list[dict[str, int] | None]]:
+    """Per parameter layer: the formula terminals of its channels (conv layers; None for the
+    dense ones) and their symbolic sizes, from the calibration ``rows`` ``(S, c, h, w)`` and
+    their class ``labels``. A channel's activation on a row is its post-ReLU output averaged
+    over the spatial positions."""
+    record: list[Tensor] = []
+    with torch.no_grad():
+        stack.forward(rows, record=record)
+    n_cls = int(torch.unique(labels).numel())
+    inputs: list[dict[str, Any] | None] = []
+    sizes: list[dict[str, int] | None] = []
+    for i, pl in enumerate(stack.layers):
+        if pl.kind != "conv2d":
+            inputs.append(None)
+            sizes.append(None)
+            continue
+        acts = record[i].mean((-2, -1))  # (M, S, U)
+        w = stack.weight(i).detach().flatten(2)  # (M, U, in * k * k)
+        wo = _outgoing(stack, i)
+        inputs.append(unit_inputs(acts, w, wo, labels))
+        sizes.append(
+            layer_sizes(units=pl.units, inputs=w.shape[2], outputs=wo.shape[1],
+                        rows=rows.shape[0], classes=n_cls)
+        )  # fmt: skip
+    return inputs, sizes
+
+
 def _cache_path(cache_dir: Path | None, task: str, key: int) -> Path | None:
     safe = task.replace(":", "-")
     return None if cache_dir is None else cache_dir / f"pretrained-{safe}-{key:x}.npz"
@@ -235,7 +267,8 @@ def prepare_classifier(
     assert data.train_labels is not None
     classes = int(data.train_labels.max()) + 1
     specs = NETWORKS[net](data.sample_shape, classes)
-    key = _seed(task, seed, cfg.pretrain_epochs, cfg.lr, cfg.batch_size, "classifier/1")
+    arch = [sp.describe() for sp in specs]
+    key = _seed(task, seed, arch, cfg.pretrain_epochs, cfg.lr, cfg.batch_size, "classifier/1")
     path = _cache_path(cache_dir, task, key)
     stack = LayerStack.standalone(specs, data.sample_shape, 1)
     if path is not None and path.is_file():
@@ -256,29 +289,10 @@ def prepare_classifier(
         log(f"{task} seed {seed}: pre-trained, validation accuracy {acc:.4f}")
     gen = torch.Generator().manual_seed(_seed("calibration", seed))
     idx = torch.randperm(data.train.shape[0], generator=gen)[: cfg.calibration_rows]
-    rows, labels = _images(data, data.train[idx]), data.train_labels[idx]
-    record: list[Tensor] = []
-    with torch.no_grad():
-        stack.forward(rows, record=record)
-    n_cls = int(torch.unique(labels).numel())
-    inputs: list[dict[str, Any] | None] = []
-    sizes: list[dict[str, int] | None] = []
-    for i, pl in enumerate(stack.layers):
-        if pl.kind != "conv2d":
-            inputs.append(None)
-            sizes.append(None)
-            continue
-        acts = record[i].mean((-2, -1))  # (1, S, U): averaged over the spatial positions
-        w = stack.weight(i).detach().flatten(2)  # (1, U, in * k * k)
-        wo = _outgoing(stack, i)
-        inputs.append(unit_inputs(acts, w, wo, labels))
-        sizes.append(
-            layer_sizes(units=pl.units, inputs=w.shape[2], outputs=wo.shape[1],
-                        rows=rows.shape[0], classes=n_cls)
-        )  # fmt: skip
+    inputs, sizes = channel_terminals(stack, _images(data, data.train[idx]), data.train_labels[idx])
     return ClassifierTask(task, seed, data, stack, inputs, sizes, _seed("finetune", seed))
 
 
-def test_accuracy(task: ClassifierTask) -> float:
+def pretrained_test_accuracy(task: ClassifierTask) -> float:
     """The pre-trained network's test accuracy (reported only; selection never reads it)."""
     return float(accuracy(task.pretrained, task.data, "test")[0])

@@ -18,13 +18,14 @@ def _prepare_fn(cfg: Any, compute: Any, registry: Any, cache: Path, log: Any = N
     """``prepare(task, seed)``: the pre-trained network of a task (made once per process);
     ``network:dataset`` tasks are CNN classifiers, plain dataset names autoencoders."""
     from .classifier import prepare_classifier
+    from .config import is_classifier
     from .fitness import prepare_task
 
     made: dict[tuple[str, int], Any] = {}
 
     def prepare(name: str, seed: int) -> Any:
         if (name, seed) not in made:
-            if ":" in name:
+            if is_classifier(name):
                 made[(name, seed)] = prepare_classifier(
                     name, cfg.fitness, seed, registry, cache, log
                 )
@@ -141,12 +142,12 @@ def cmd_evolve(args: argparse.Namespace) -> int:
         if compared is not None:
             extra["compare"] = compared
         if cfg.fitness.kind == "classifier":
-            from .classifier import test_accuracy
+            from .classifier import ClassifierTask, pretrained_test_accuracy
 
             extra["pretrained_test_accuracy"] = {
-                f"{name} seed {seed}": test_accuracy(t)
+                f"{name} seed {seed}": pretrained_test_accuracy(t)
                 for (name, seed), t in prepare.made.items()
-                if ":" in name
+                if isinstance(t, ClassifierTask)
             }
         rows = hall_rows(hall, fresh, ranked, cfg.search.method)
         paths = write_outputs(cfg, state, rows, json_path, reliability, extra)

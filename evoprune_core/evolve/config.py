@@ -40,6 +40,13 @@ __all__ = [
 
 #: Search methods at equal budgets: typed GP, mutation only (no crossover), random sampling.
 METHODS = ("gp", "random", "mutation")
+#: The CNN classifiers of ``network:dataset`` fitness tasks (``evolve.classifier.NETWORKS``).
+NETWORK_NAMES = ("lenet5", "vgg-small")
+
+
+def is_classifier(task: str) -> bool:
+    """Whether ``task`` is a CNN classifier task ``network:dataset`` (else a dataset name)."""
+    return task.partition(":")[0] in NETWORK_NAMES
 
 
 def selection_seeds(seed: int, k: int) -> list[int]:
@@ -157,7 +164,7 @@ class FitnessConfig(_Model):
     @property
     def kind(self) -> str:
         """``classifier`` when the tasks are ``network:dataset`` pairs, else ``autoencoder``."""
-        return "classifier" if any(":" in t for t in self.tasks) else "autoencoder"
+        return "classifier" if any(is_classifier(t) for t in self.tasks) else "autoencoder"
 
     @model_validator(mode="after")
     def _checks(self) -> FitnessConfig:
@@ -228,10 +235,15 @@ class TransferConfig(_Model):
     def held_out(self) -> list[str]:
         return [self.task, *self.more_tasks]
 
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, value: list[float]) -> list[float]:
+        if any(not 0.0 < f < 1.0 for f in value):
+            raise ValueError(f"each must lie in (0, 1) (got {value})")
+        return value
+
     @model_validator(mode="after")
     def _checks(self) -> TransferConfig:
-        if any(not 0.0 < f < 1.0 for f in self.fractions):
-            raise ValueError("fractions: each must lie in (0, 1)")
         if len(set(self.held_out)) != len(self.held_out):
             raise ValueError("more_tasks: must differ from each other and from task")
         return self
@@ -294,7 +306,7 @@ def load_evolve_config(
 
         registry = Registry.load()
     names = registry.names("dataset")
-    kinds = {":" in t for t in cfg.fitness.tasks}
+    kinds = {is_classifier(t) for t in cfg.fitness.tasks}
     if len(kinds) > 1:
         raise ConfigError(
             f"{src}: fitness.tasks: all autoencoder datasets or all network:dataset classifier "
@@ -304,19 +316,21 @@ def load_evolve_config(
         ("transfer.more_tasks", t) for t in cfg.transfer.more_tasks
     ]
     for key, task in [("fitness.tasks", t) for t in cfg.fitness.tasks] + held:
-        if ":" in task:
+        if is_classifier(task):
             from .classifier import check_classifier_task
 
             check_classifier_task(task, registry, f"{src}: {key}")
         elif task not in names:
             raise ConfigError(
                 f"{src}: {key}: unknown dataset {task!r}; allowed: {', '.join(names)}, or a "
-                "classifier task network:dataset"
+                f"classifier task network:dataset with network one of {', '.join(NETWORK_NAMES)}"
             )
     for key, task in held:
         if task in cfg.fitness.tasks:
             raise ConfigError(f"{src}: {key}: {task!r} is an evolution task; choose a held-out one")
-    if cfg.transfer.operators and any(":" in t for t in cfg.fitness.tasks + cfg.transfer.held_out):
+    if cfg.transfer.operators and any(
+        is_classifier(t) for t in cfg.fitness.tasks + cfg.transfer.held_out
+    ):
         raise ConfigError(
             f"{src}: transfer.operators: the built-in operators prune autoencoder units; leave "
             f"it empty ([]) with classifier tasks (got {cfg.transfer.operators})"
