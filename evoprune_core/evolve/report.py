@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .config import EvolveFile, selection_seeds
+from .config import EvolveFile, is_classifier, selection_seeds
 from .fresh import FreshScores, spread
 from .grammar import parse
 from .loop import Entry, EvolutionState
@@ -101,8 +101,12 @@ def _markdown(
     return "\n".join(out) + "\n"
 
 
-def _run_file(cfg: EvolveFile, best: str) -> str:
-    task = cfg.transfer.task
+def _target(cfg: EvolveFile) -> tuple[str, str]:
+    """(dataset, [network] body) the run files prune: the held-out task with the evolution's
+    autoencoder, or - for classifier evolutions - the conv autoencoder ``conv-small`` on the
+    8x8 digits (a conv network the formula never saw)."""
+    if cfg.fitness.kind == "classifier" or is_classifier(cfg.transfer.task):
+        return "digits", 'preset = "conv-small"'
     net = cfg.fitness.network
     network = (
         f'preset = "{net.preset}"'
@@ -110,14 +114,20 @@ def _run_file(cfg: EvolveFile, best: str) -> str:
         else f"encoder = {list(net.encoder)}"
         + (f"\ndecoder = {list(net.decoder)}" if net.decoder is not None else "")
     )
-    return f"""# A canonical run pruning with the best formula of evolution {cfg.name!r}
+    return cfg.transfer.task, network
+
+
+def _run_file(cfg: EvolveFile, best: str, engine: str = "canonical") -> str:
+    data, network = _target(cfg)
+    extra = "\n[coevolution]\ncells = 4\nradius = 1\n" if engine == "coevolution" else ""
+    return f"""# A {engine} run pruning with the best formula of evolution {cfg.name!r}
 # (written by `evoprune evolve`): `evoprune run <this file>`
-engine = "canonical"
+engine = "{engine}"
 seed = 1
 generations = 100
 
 [data]
-name = "{task}"
+name = "{data}"
 
 [network]
 {network}
@@ -130,6 +140,39 @@ amount = 0.25
 
 [pruning.operators.formula]
 expression = {json.dumps(best)}
+{extra}"""
+
+
+def _study_file(cfg: EvolveFile, formulas: list[str]) -> str:
+    data, network = _target(cfg)
+    body = network.replace("\n", "\n")
+    return f"""# An Optuna study choosing among the top formulas of evolution {cfg.name!r} in both
+# engines (written by `evoprune evolve`): `evoprune study <this file>`
+name = "{cfg.name}-formulas"
+n_trials = {2 * len(formulas)}
+seeds = [1]
+objectives = ["val_loss", "remaining_fraction"]
+sampler = "tpe"
+sampler_seed = 0
+baseline = false
+
+[base]
+generations = 20
+
+[base.data]
+name = "{data}"
+
+[base.network]
+{body}
+
+[base.pruning]
+operator = "formula"
+
+[space]
+engine = {{ choices = ["canonical", "coevolution"] }}
+"operator.formula.expression" = {{ choices = {json.dumps(formulas)} }}
+"pruning.amount" = {{ low = 0.1, high = 0.4 }}
+"coevolution.cells" = {{ low = 2, high = 3 }}
 """
 
 
@@ -181,11 +224,15 @@ def write_outputs(
         "json": json_path,
         "markdown": json_path.with_suffix(".md"),
         "run": json_path.with_name(json_path.stem + "-run.toml"),
+        "run_coevolution": json_path.with_name(json_path.stem + "-run-coevolution.toml"),
+        "study": json_path.with_name(json_path.stem + "-study.toml"),
         "figure": json_path.with_name(json_path.stem + "-fitness.png"),
     }
     _atomic(paths["json"], json.dumps(payload, indent=2) + "\n")
     _atomic(paths["markdown"], _markdown(cfg, rows, state, reliability))
     _atomic(paths["run"], _run_file(cfg, rows[0]["expression"]))
+    _atomic(paths["run_coevolution"], _run_file(cfg, rows[0]["expression"], "coevolution"))
+    _atomic(paths["study"], _study_file(cfg, [r["expression"] for r in rows[:3]]))
     fig = fitness_figure(state)
     fig.savefig(paths["figure"], dpi=80)
     import matplotlib.pyplot as plt
