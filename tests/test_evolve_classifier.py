@@ -123,6 +123,10 @@ def test_outgoing_weights_are_the_next_layers_reads_of_the_channel(hand) -> None
 
 
 def test_lenet5_and_vgg_small_shapes() -> None:
+    from evoprune_core.evolve.classifier import NETWORKS
+    from evoprune_core.evolve.config import NETWORK_NAMES
+
+    assert tuple(NETWORKS) == NETWORK_NAMES  # the config's list names exactly these networks
     assert infer_shapes(lenet5((1, 28, 28), 10), (1, 28, 28))[-1] == (10,)
     assert infer_shapes(vgg_small((1, 8, 8), 10), (1, 8, 8))[-1] == (10,)
     lenet = LayerStack.standalone(lenet5((1, 28, 28), 10), (1, 28, 28), 1)
