@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from evoprune_core.cli import main
 from evoprune_core.data import Dataset, DatasetSpec
-from evoprune_core.engines.common import cpu_numerics
+from evoprune_core.engines.runtime import cpu_numerics
 from evoprune_core.errors import ConfigError
 from evoprune_core.evolve.classifier import (
     channel_terminals,

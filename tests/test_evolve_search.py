@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from evoprune_core.cli import main
-from evoprune_core.engines.common import cpu_numerics, resolve_compute
+from evoprune_core.engines.runtime import cpu_numerics, resolve_compute
 from evoprune_core.evolve.config import EvolveFile, selection_seeds
 from evoprune_core.evolve.fitness import prepare_task
 from evoprune_core.evolve.fresh import spread

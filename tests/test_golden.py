@@ -63,7 +63,7 @@ CASES = {
 
 
 def _comparable(summary: dict) -> dict:
-    drop = ("seconds", "history", "backend", "components")
+    drop = ("seconds", "history", "backend", "components", "architecture", "device")
     out = {
         k: v
         for k, v in summary.items()

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import EvopruneError
+from ..errors import ConfigError, EvopruneError
 from ._signals import Terminated, exit_status, interruptible
 
 __all__ = ["main"]
@@ -50,7 +50,7 @@ def _write_json_atomic(path: Path, payload: Any) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .._fs import check_output_file
-    from ..config import load_run
+    from ..loading import load_run
     from ..plugins import Registry
 
     registry = Registry.load()
@@ -62,6 +62,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress = _Progress(cfg.generations, args.quiet, f"{cfg.engine} {cfg.pruning.operator}")
     try:
         result = resolved.run(progress)
+    except ConfigError as exc:  # a key only the built dataset can check (e.g. a file's shape)
+        raise ConfigError(f"{args.config or '<defaults>'}: {exc}") from None
     finally:
         progress.close()
     summary = result.summary()
@@ -186,7 +188,7 @@ def _extensions() -> list[Any]:
     except ImportError:
         return out
     out.append(study_register)
-    from ..evolve.cli import register as evolve_register
+    from ._evolve import register as evolve_register
 
     out.append(evolve_register)
     return out

@@ -71,10 +71,14 @@ class Trainer:
         """Per-member training loss of a conv population (autograd differentiates it)."""
         return loss_value(logits, x, self.loss)
 
+    def conv_logit_grad(self, logits: Tensor, x: Tensor) -> Tensor:
+        """Gradient of each member's training loss w.r.t. its logits (the dense path's)."""
+        return loss_grad(logits, x, self.loss)
+
     def gradients(self, pop: Population | ConvPopulation, x: Tensor, grad: Tensor) -> None:
         """Fill the gradient buffer ``grad`` (``(N, P)``, like ``pop.params``) for rows ``x``."""
         if isinstance(pop, ConvPopulation):
-            pop.gradients(x, self.conv_loss, grad)
+            pop.gradients(x, self.conv_loss, grad, self.conv_logit_grad)
             return
         enc_cache: list[Tensor] = []
         dec_cache: list[Tensor] = []

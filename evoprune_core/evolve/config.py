@@ -261,6 +261,7 @@ class EvolveFile(_Model):
     transfer: TransferConfig = Field(default_factory=TransferConfig)
     compare: CompareConfig = Field(default_factory=CompareConfig)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
+    tracking: str = Field(default="mlflow", pattern=r"^[A-Za-z0-9_.:\-]+$")
 
     @model_validator(mode="after")
     def _fresh_unused(self) -> EvolveFile:
@@ -285,15 +286,15 @@ class EvolveFile(_Model):
         data.pop("compare")
         data.pop("description")
         data["fitness"].pop("fresh_seeds")
+        data.pop("tracking")
         data["compute"].pop("threads")
         text = json.dumps(data, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def load_evolve_config(
-    path: str | Path, overrides: list[str] | None = None, registry: Any = None
-) -> EvolveFile:
-    """Read, override (``--set key=value``) and validate an evolution file."""
+def load_evolve_config(path: str | Path, overrides: list[str] | None, registry: Any) -> EvolveFile:
+    """Read, override (``--set key=value``) and validate an evolution file; its dataset and
+    operator names are checked against ``registry`` (an ``evoprune_core.Registry``)."""
     src = str(path)
     data = read_toml(path)
     apply_overrides(data, overrides or [], source=f"{src}: --set")
@@ -301,10 +302,7 @@ def load_evolve_config(
         cfg = EvolveFile.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, EvolveFile, src)) from None
-    if registry is None:
-        from ..plugins import Registry
-
-        registry = Registry.load()
+    registry.tracker(cfg.tracking, f"{src}: tracking")
     names = registry.names("dataset")
     kinds = {is_classifier(t) for t in cfg.fitness.tasks}
     if len(kinds) > 1:

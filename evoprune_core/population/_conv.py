@@ -218,18 +218,29 @@ class ConvPopulation:
         """Flat rows ``(B, D)`` as images ``(B, c, h, w)`` on the population's device."""
         return x.to(self.device).reshape(x.shape[0], *self.arch.input_shape)
 
-    def gradients(self, x: Tensor, loss: LossFn, out: Tensor) -> Tensor:
-        """Each pair's training loss on rows ``x`` (``(N,)``); its gradient into ``out``."""
+    def gradients(
+        self, x: Tensor, loss: LossFn, out: Tensor, logit_grad: LossFn | None = None
+    ) -> Tensor | None:
+        """Each pair's training loss on rows ``x`` (``(N,)``); its gradient into ``out``.
+
+        With ``logit_grad`` (the loss's gradient w.r.t. the logits, ``(N, B, D)``) autograd
+        starts from it instead of differentiating ``loss`` (fewer ops); nothing is returned.
+        """
         xd = x.to(self.device)
         enc_leaves = self.encoders.leaves()
         dec_leaves = self.decoders.leaves()
         split = self.encoders.size
+        flat = [t for pair in (*enc_leaves, *dec_leaves) for t in pair]
+        value: Tensor | None = None
         with torch.enable_grad():
             z = self.encoders.forward(self.images(x), enc_leaves)
             logits = self.decoders.forward(z, dec_leaves).flatten(2)
-            value = loss(logits, xd)
-            flat = [t for pair in (*enc_leaves, *dec_leaves) for t in pair]
-            grads = torch.autograd.grad(value.sum(), flat, allow_unused=True)
+            if logit_grad is None:
+                value = loss(logits, xd)
+                grads = torch.autograd.grad(value.sum(), flat, allow_unused=True)
+            else:
+                g = logit_grad(logits.detach(), xd)
+                grads = torch.autograd.grad(logits, flat, g, allow_unused=True)
         views = [
             v
             for stack, cols in ((self.encoders, out[:, :split]), (self.decoders, out[:, split:]))
@@ -241,7 +252,7 @@ class ConvPopulation:
                 view.zero_()
             else:
                 view.copy_(g)
-        return value.detach()
+        return None if value is None else value.detach()
 
     def partner_gradients(
         self,

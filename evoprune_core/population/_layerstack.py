@@ -26,7 +26,9 @@ How it runs: image activations are kept as ``(B, N*C, H, W)`` - member ``m``'s c
 ``m*C .. m*C+C-1`` - so one ``conv2d``/``conv_transpose2d`` with ``groups=N`` computes every
 member (the first layer, whose input all members share, is one ungrouped convolution with the
 members' filters stacked); flat activations are ``(N, B, F)`` and a dense layer is one
-``baddbmm``. Backward is autograd over that single program; Adam is one set of element-wise
+``baddbmm``. Image activations and conv weights are kept channels-last (NHWC): oneDNN's
+grouped convolutions measured 2-5x faster that way on this CPU than in NCHW, where they
+were slower than N separate convolutions. Backward is autograd over that single program; Adam is one set of element-wise
 ops over all ``(N, P)`` entries with a learning rate per member.
 """
 
@@ -42,6 +44,8 @@ from torch import Tensor, nn
 from ._layers import LayerSpec, ParamLayer, infer_shapes, param_layers
 
 __all__ = ["LayerStack", "adam_update", "apply_keep"]
+
+_CL = torch.channels_last
 
 _ACT: dict[str, Callable[[Tensor], Tensor]] = {
     "relu": torch.relu,
@@ -367,9 +371,9 @@ def _module(s: LayerSpec, in_shape: tuple[int, ...]) -> nn.Module:
 
 
 def _group(x: Tensor) -> Tensor:
-    """``(N, B, C, H, W)`` -> ``(B, N*C, H, W)``."""
-    n, b = x.shape[:2]
-    return x.transpose(0, 1).reshape(b, n * x.shape[2], *x.shape[3:])
+    """``(N, B, C, H, W)`` -> ``(B, N*C, H, W)``, channels-last in memory (one copy)."""
+    n, b, c, h, w = x.shape
+    return x.permute(1, 3, 4, 0, 2).reshape(b, h, w, n * c).permute(0, 3, 1, 2)
 
 
 def _as_members(h: Tensor, form: str, n: int, shape: tuple[int, ...]) -> Tensor:
@@ -377,7 +381,7 @@ def _as_members(h: Tensor, form: str, n: int, shape: tuple[int, ...]) -> Tensor:
     if form == "shared":
         return h.unsqueeze(0).expand(n, *h.shape)
     if form == "grouped":
-        return h.view(h.shape[0], n, *shape).transpose(0, 1)
+        return h.reshape(h.shape[0], n, *shape).transpose(0, 1)
     return h
 
 
@@ -390,8 +394,9 @@ def _param_forward(
             return torch.matmul(h, w.transpose(1, 2)) + b.unsqueeze(1), "members"
         return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2)), "members"
     bias = b.reshape(-1)
+    h = h.contiguous(memory_format=_CL)  # oneDNN's grouped convolutions are fastest in NHWC
     if s.kind == "conv2d":
-        weight = w.reshape(-1, *w.shape[2:])  # (N*out, in, k, k)
+        weight = w.reshape(-1, *w.shape[2:]).contiguous(memory_format=_CL)  # (N*out, in, k, k)
         groups = 1 if form == "shared" else n
         return F.conv2d(h, weight, bias, s.stride, s.padding, 1, groups), "grouped"
     if form == "shared":  # (in, N*out, k, k): the members' filters side by side
@@ -400,5 +405,6 @@ def _param_forward(
     else:
         weight = w.reshape(-1, *w.shape[2:])  # (N*in, out, k, k)
         groups = n
+    weight = weight.contiguous(memory_format=_CL)
     out = F.conv_transpose2d(h, weight, bias, s.stride, s.padding, s.output_padding, groups)
     return out, "grouped"

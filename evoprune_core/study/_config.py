@@ -92,6 +92,7 @@ class _StudyFile(BaseModel):
     sampler_seed: int | None = Field(default=0, ge=0)
     baseline: bool = True
     tune_plugin_params: bool = True
+    tracking: str = Field(default="mlflow", pattern=r"^[A-Za-z0-9_.:\-]+$")
     base: dict[str, Any] = Field(default_factory=dict)
     space: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -113,6 +114,7 @@ class StudyConfig:
     space: dict[str, Dist]
     description: str = ""
     tune_plugin_params: bool = True
+    tracking: str = "mlflow"
 
     @property
     def directions(self) -> list[str]:
@@ -141,6 +143,7 @@ def load_study_config(path: str | Path, registry: Registry) -> StudyConfig:
         raise ConfigError(f"{src}: seeds: expected distinct non-negative integers")
     if "seed" in raw.base:
         raise ConfigError(f"{src}: base.seed: not allowed; the study's seeds = [...] set it")
+    registry.tracker(raw.tracking, f"{src}: tracking")
     base = RunConfig().with_updates(flatten(raw.base), registry, source=f"{src} [base]")
     space = {
         key: _parse_dist(src, key, spec, base, registry, raw.sampler)
@@ -160,6 +163,7 @@ def load_study_config(path: str | Path, registry: Registry) -> StudyConfig:
         space=space,
         description=raw.description,
         tune_plugin_params=raw.tune_plugin_params,
+        tracking=raw.tracking,
     )
     if cfg.sampler == "grid" and len(grid_designs(cfg, registry)) > _GRID_MAX:
         raise ConfigError(f"{src}: space: the grid has more than {_GRID_MAX} combinations")

@@ -6,8 +6,8 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TrialFailed
+from ..reporting import Attr
 from ._config import Dist, StudyConfig, sample_updates
-from ._keys import Attr
 
 if TYPE_CHECKING:
     from ..plugins import Registry
@@ -103,7 +103,7 @@ def run_trial(
         means = {k: sum(r[k] for r in results) / len(results) for k in _FINAL}
         final = dict(means)
         if len(cfg.seeds) > 1:
-            from ..report import mean_std
+            from ..reporting import mean_std
 
             final.update({f"{k}_std": mean_std([r[k] for r in results])[1] for k in _FINAL})
             final.update({f"seed{r['seed']}.{k}": r[k] for r in results for k in _FINAL})
@@ -119,6 +119,8 @@ def run_trial(
             res.population.take([res.best]),
             data.val[:4].numpy(),
         )
+        if data.is_image:  # originals above, the best network's reconstructions below
+            _log_reconstructions(tracking, run.run_id, res, data)
         trial.set_user_attr(Attr.RESULTS, results)
         run.succeed()
         values = [means[k] for k in cfg.objectives]
@@ -140,6 +142,19 @@ def run_trial(
         run.fail(exc)
         study.tell(trial, state=TrialState.FAIL)
         return False
+
+
+def _log_reconstructions(tracking: Tracking, run_id: str, res: Any, data: Any) -> None:
+    """``plots/reconstructions.png``: eight validation images and their reconstructions."""
+    import tempfile
+    from pathlib import Path
+
+    from ..reporting._recon_plot import save_reconstructions
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "reconstructions.png"
+        save_reconstructions(res.population, res.best, data.val[:8], data.sample_shape, path)
+        tracking.log_artifact(run_id, path, "plots")
 
 
 def _log_mean_curves(run: TrialTracking, summaries: list[dict[str, Any]]) -> None:
