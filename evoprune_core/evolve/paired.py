@@ -59,7 +59,7 @@ def paired_tests(
     """
     rows = []
     for ours, theirs, a, b in pairs:
-        row = {"method": ours, "against": theirs}
+        row: dict[str, Any] = {"method": ours, "against": theirs}
         row.update(_one(np.asarray(a, float), np.asarray(b, float), lower_is_better))
         rows.append(row)
     for row, adj, adj_worse in zip(
