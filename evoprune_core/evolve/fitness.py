@@ -60,7 +60,7 @@ class Task:
     def keep(self, scores: Sequence[Tensor | None], fraction: float) -> Tensor:
         """``(1, P)`` 0/1: the network after removing ``fraction`` of each scored layer's units."""
         return masks_to_flat(
-            self.pretrained, self.ctx, structured_masks(self.ctx, scores, fraction)
+            self.pretrained, self.ctx, structured_masks(self.ctx, list(scores), fraction)
         )
 
     def finetune(self, keeps: Tensor, cfg: FitnessConfig, compute: Compute) -> Tensor:

@@ -92,7 +92,7 @@ def random_unit_scores(task: Task, seed: int) -> list[torch.Tensor | None]:
 def _keeps(
     method: Method, task: Task, fractions: list[float], registry: Any, seed: int
 ) -> torch.Tensor:
-    rows = []
+    rows: list[torch.Tensor] = []
     if method.kind == "random_units":
         scores = random_unit_scores(task, seed)
         return torch.cat([task.keep(scores, f) for f in fractions], 0)
@@ -153,7 +153,7 @@ def comparisons(result: TransferResult, task: str) -> list[dict[str, Any]]:
 
     best = result.methods[0]
     ours = np.array(result.loss[task][best.label])
-    rows = []
+    rows: list[dict[str, Any]] = []
     for m in result.methods[1:]:
         theirs = np.array(result.loss[task][m.label])
         diff = ours - theirs
