@@ -264,6 +264,9 @@ def test_compare_end_to_end_json_keys_equal_budgets_and_verdict(
     assert tests[("gp", "seed l2")]["verdict"] in {"better", "worse", "no significant difference"}
     assert any(v.startswith("Did GP beat random search") for v in cmp["verdict"])
     assert "Plainly:" in out.with_name("hof-compare.md").read_text()
+    md = out.with_suffix(".md").read_text()
+    assert "Method `gp`" in md and "fitness_reliability" in md and "| infix | LaTeX |" in md
+    assert f"`{rows[0]['infix']}`" in md and f"{rows[0]['fitness']:.4f}" in md
 
 
 def test_one_network_per_task_warns_that_reliability_is_unmeasurable(

@@ -89,14 +89,15 @@ def _markdown(
         f"last generation between the two halves of the selection networks): {shown}{warn}.",
         "",
         "| # | fresh fitness | selection fitness | " + " | ".join(tasks)
-        + " | size | depth | formula | simplified |",
-        "|---|---|---|" + "---|" * len(tasks) + "---|---|---|---|",
+        + " | size | depth | formula | infix | LaTeX |",
+        "|---|---|---|" + "---|" * len(tasks) + "---|---|---|---|---|",
     ]  # fmt: skip
     for r in rows:
         per = " | ".join(_cell(r["fitness_fresh"][t]) for t in tasks)
         out.append(
             f"| {r['rank']} | {r['fitness']:.4f} | {r['fitness_selection']:.4f} | {per} | "
-            f"{r['size']} | {r['depth']} | `{r['expression']}` | ${r['latex']}$ |"
+            f"{r['size']} | {r['depth']} | `{r['expression']}` | `{r['infix']}` | "
+            f"${r['latex']}$ |"
         )
     return "\n".join(out) + "\n"
 
