@@ -26,10 +26,10 @@ from collections.abc import Callable
 import torch
 from torch.func import functional_call, grad, vmap
 
-from evoprune_core.config import load_run
 from evoprune_core.data import mnist_5k
 from evoprune_core.engines.common import cpu_numerics
 from evoprune_core.engines.training import Trainer, loss_value
+from evoprune_core.loading import load_run
 from evoprune_core.population import ConvArchitecture, ConvPopulation
 
 
@@ -67,10 +67,7 @@ def _modules(pop: ConvPopulation) -> list[torch.nn.Sequential]:
     ]
 
 
-def module_loop_vs_batched(
-    arch: ConvArchitecture, batches: list[torch.Tensor], n: int
-) -> dict[str, float]:
-    """The same Adam steps: N modules with N optimisers against one batched population."""
+def _setup(arch: ConvArchitecture, n: int):
     lrs = [1e-3 * (1 + m / n) for m in range(n)]
     pop = ConvPopulation.create(arch, n, torch.Generator().manual_seed(2))
     nets = _modules(pop)
@@ -78,42 +75,57 @@ def module_loop_vs_batched(
         torch.optim.Adam(net.parameters(), lr=lr, betas=(0.5, 0.999), eps=1e-8)
         for net, lr in zip(nets, lrs)
     ]
-    shape = (-1, *arch.input_shape)
+    return lrs, pop, nets, opts
 
-    def loop() -> None:
-        for x in batches:
-            for net, opt in zip(nets, opts):
-                opt.zero_grad()
-                logits = net(x.view(shape)).flatten(1)
-                torch.nn.functional.binary_cross_entropy_with_logits(logits, x).backward()
-                opt.step()
 
+def _loop(nets, opts, batches: list[torch.Tensor], shape: tuple[int, ...]) -> None:
+    for x in batches:
+        for net, opt in zip(nets, opts):
+            opt.zero_grad()
+            logits = net(x.view(shape)).flatten(1)
+            torch.nn.functional.binary_cross_entropy_with_logits(logits, x).backward()
+            opt.step()
+
+
+def _batched(pop: ConvPopulation, lrs: list[float], batches: list[torch.Tensor]) -> None:
     trainer = Trainer("bce", (0.5, 0.999), 1e-8)
     buf = torch.empty_like(pop.params)
+    for x in batches:
+        trainer.step(pop, x, lrs, buf)
 
-    def batched() -> None:
-        for x in batches:
-            trainer.step(pop, x, lrs, buf)
 
-    t_loop = _best(loop, 1)
-    t_batched = _best(batched, 1)
+def module_loop_vs_batched(
+    arch: ConvArchitecture, batches: list[torch.Tensor], n: int, check_steps: int = 3
+) -> dict[str, float]:
+    """The same Adam steps: N modules with N optimisers against one batched population.
+
+    Equality is asserted after ``check_steps`` steps from the same start: Adam turns
+    rounding-level gradient differences (dead ReLU regions) into +-lr steps, and over many
+    steps the two trajectories drift apart like any two float orders of summation would.
+    """
+    shape = (-1, *arch.input_shape)
+    lrs, pop, nets, opts = _setup(arch, n)
+    _loop(nets, opts, batches[:check_steps], shape)
+    _batched(pop, lrs, batches[:check_steps])
     want = torch.stack(
         [torch.cat([p.detach().flatten() for p in net.parameters()]) for net in nets]
     )
     diff = (pop.params - want).abs()
-    # Adam turns rounding-level gradients (dead ReLU regions) into +-lr steps, so a few
-    # entries may differ by about lr per step; the networks' outputs must agree
     x = batches[0]
     with torch.no_grad():
         ours = pop.reconstruct(x)
         theirs = torch.stack([torch.sigmoid(net(x.view(shape)).flatten(1)) for net in nets])
     out_diff = float((ours - theirs).abs().max())
-    assert out_diff < 1e-3, f"the batched population and the modules differ by {out_diff}"
+    assert out_diff < 1e-4, f"the batched population and the modules differ by {out_diff}"
+    lrs, pop, nets, opts = _setup(arch, n)
+    t_loop = _best(lambda: _loop(nets, opts, batches, shape), 1)
+    t_batched = _best(lambda: _batched(pop, lrs, batches), 1)
     return {
         "module_loop_s": t_loop,
         "batched_s": t_batched,
+        "check_steps": check_steps,
         "max_abs_output_diff": out_diff,
-        "params_within_1e-5": float((diff <= 1e-5).float().mean()),
+        "params_within_1e-6": float((diff <= 1e-6).float().mean()),
         "max_abs_param_diff": float(diff.max()),
     }
 

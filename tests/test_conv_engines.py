@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from evoprune_core.config import load_run
+from evoprune_core.loading import load_run
 from evoprune_core.population import ConvPopulation
 
 ROOT = Path(__file__).resolve().parent.parent
