@@ -7,6 +7,8 @@ preset on the same data, over ``--seeds`` seeds; writes every run's figures to `
 interquartile ranges as JSON, beside the test L1 of predicting every pixel's training mean.
 
     nice python benchmarks/conv_learning.py --seeds 5 --out conv_learning.jsonl
+    nice python benchmarks/conv_learning.py --seeds 5 --out conv_learning.jsonl \
+        --settings "canonical conv-standard" --operators conjunctive
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--out", default="conv_learning.jsonl")
     ap.add_argument("--settings", nargs="*", default=list(SETTINGS))
+    ap.add_argument("--operators", nargs="*", default=["none", "variance"])
     args = ap.parse_args()
     out = Path(args.out)
     done = set()
@@ -91,7 +94,7 @@ def main() -> None:
             rows.append(r)
             done.add((r["setting"], r["operator"], r["seed"]))
     for name in args.settings:
-        for operator in ("none", "variance"):
+        for operator in args.operators:
             for seed in range(1, args.seeds + 1):
                 if (name, operator, seed) in done:
                     continue
@@ -106,7 +109,7 @@ def main() -> None:
         mean_l1.append(float((d.test - d.train.mean(0)).abs().mean()))
     summary: dict[str, object] = {"mean_predictor_test_l1": _q(mean_l1)}
     for name in args.settings:
-        for operator in ("none", "variance"):
+        for operator in args.operators:
             sel = [r for r in rows if r["setting"] == name and r["operator"] == operator]
             if not sel:
                 continue

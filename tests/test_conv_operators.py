@@ -155,3 +155,25 @@ def test_the_conformance_kit_runs_every_builtin_on_a_conv_network() -> None:
     assert not bool(first.weight_mask[:, 0].any()) and not bool(first.bias_mask[:, 0].any())
     for op in (RandomPruning, MagnitudePruning, VariancePruning, ConjunctivePruning):
         check_operator(op)
+
+
+def test_a_dense_only_operator_is_refused_before_a_conv_run_starts() -> None:
+    from evoprune_core.config import RunConfig
+    from evoprune_core.data import builtin_datasets
+    from evoprune_core.errors import ConfigError
+    from evoprune_core.resolved import check_network
+
+    cfg = RunConfig.model_validate(
+        {"data": {"name": "digits"}, "network": {"preset": "conv-small"}}
+    )
+    digits = next(s for s in builtin_datasets() if s.name == "digits")
+    with pytest.raises(ConfigError) as info:
+        check_network(cfg, digits, DenseOnly, "dense-only")
+    assert str(info.value) == (
+        "pruning.operator: 'dense-only' handles dense layers only; the 'conv-small' network "
+        "has conv layers (allowed: an operator whose layer_kinds include conv2d and "
+        "conv_transpose2d)"
+    )
+    check_network(cfg, digits, VariancePruning, "variance")  # the built-ins pass
+    dense = RunConfig.model_validate({"data": {"name": "digits"}})
+    check_network(dense, digits, DenseOnly, "dense-only")  # a dense network takes it

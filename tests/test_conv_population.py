@@ -132,6 +132,10 @@ def test_same_seed_same_training_and_take_follows_networks() -> None:
     assert mixed.steps.tolist() == [a.steps[2].item(), a.steps[0].item()]
     pairs = a.pair_l1(rows(7, 3))
     torch.testing.assert_close(pairs.diagonal(), a.l1(rows(7, 3)), rtol=1e-5, atol=1e-7)
+    # only the listed pairings: decoder 2 with encoders 0 and 1, decoder 0 with 2 and 2
+    listed = a.pairings_l1(rows(7, 3), torch.tensor([2, 0]), torch.tensor([[0, 1], [2, 2]]))
+    want = torch.stack([pairs[[0, 1], 2], pairs[[2, 2], 0]])
+    torch.testing.assert_close(listed, want, rtol=1e-5, atol=1e-7)
 
 
 def test_compact_export_removes_dead_channels_and_keeps_the_output() -> None:

@@ -4,7 +4,8 @@ The first SIGINT, SIGTERM or SIGHUP raises in the main thread (``KeyboardInterru
 subclass ``Terminated``), so the code that is running fails its trial, marks its MLflow runs
 KILLED and stops its workers on the way out. A second signal during that clean-up is noted
 but does not break it off; a third ends the process at once. One that arrives during an import
-or while SQLAlchemy closes a connection is raised once the main thread is out of it.
+or while SQLAlchemy works (a statement, a commit, a connection's close) is raised once the main
+thread is out of it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ __all__ = ["Terminated", "exit_status", "interruptible"]
 
 _CAUGHT = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _RECHECK = 0.05
-_POOL = "/sqlalchemy/pool/"
+_SQLALCHEMY = "/sqlalchemy/"
 
 
 class Terminated(KeyboardInterrupt):
@@ -38,12 +39,13 @@ def exit_status(exc: KeyboardInterrupt) -> int:
 
 def _held_back(frame: FrameType | None) -> bool:
     """Whether the main thread is where an interruption must wait: inside an import (module
-    code or its loader), or closing a connection in SQLAlchemy's pool, which logs an exception
-    that interrupts the close with its traceback before passing it on."""
+    code or its loader), or anywhere in SQLAlchemy: an interrupted close is logged with its
+    traceback, and a write interrupted half-way through a statement or commit left its
+    connection holding the sqlite lock, so the clean-up's own writes found the store locked."""
     while frame is not None:
         code = frame.f_code
         if code.co_filename.startswith("<frozen importlib") or (
-            code.co_name == "_close_connection" and _POOL in code.co_filename.replace("\\", "/")
+            _SQLALCHEMY in code.co_filename.replace("\\", "/")
         ):
             return True
         frame = frame.f_back
@@ -61,8 +63,8 @@ def interruptible(insist: bool = True) -> Iterator[None]:
     A signal that arrives while a module is being imported is held back until the import is
     over (checked every 50 ms with SIGALRM): an exception raised inside a library's import can
     be swallowed by it (numpy, scipy) and leave the library half-initialised. So is one that
-    arrives while SQLAlchemy's pool closes a store's connection, which would print the
-    interruption's traceback.
+    arrives while SQLAlchemy works - a statement, a commit, a connection's close - which it
+    ends cleanly before the interruption is raised.
     """
     state: dict[str, int] = {"seen": 0, "pending": 0}
 

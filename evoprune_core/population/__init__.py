@@ -5,14 +5,15 @@ buffers: batched forward/backward), ``_population`` (N autoencoders: masks, Adam
 inference, accounting, persistence), ``_export`` (a member as a dense ``nn.Module``);
 ``_layers`` (generic layer specs: conv2d, conv_transpose2d, dense, pools, flatten/unflatten,
 activations), ``_layerstack`` (N networks of one layer list as one grouped program, with Adam
-and persistent masks), ``_conv`` (N conv autoencoders, the presets ``conv-small`` and
-``conv-standard``), ``_conv_export`` (a conv member with dead channels removed).
+and persistent masks), ``_conv_arch`` (the conv presets ``conv-small`` and ``conv-standard``),
+``_conv`` (N conv autoencoders), ``_conv_export`` (a conv member with dead channels removed).
 """
 
 from __future__ import annotations
 
 from ._arch import PRESETS, Architecture, n_params
-from ._conv import CONV_PRESETS, ConvArchitecture, ConvPopulation
+from ._conv import ConvPopulation
+from ._conv_arch import CONV_PRESETS, ConvArchitecture
 from ._export import CompactAutoencoder, compact
 from ._layers import (
     ACTIVATIONS,

@@ -1,10 +1,6 @@
 """N convolutional autoencoders in flat buffers: the conv counterpart of ``Population``.
 
-A :class:`ConvArchitecture` is an encoder and a decoder layer list (see ``_layers``) for one
-image shape; the presets ``conv-small`` and ``conv-standard`` are a conv encoder (two 3x3
-stride-2 convolutions with ReLU), a dense rectified latent and a mirrored decoder (a dense
-layer, two 3x3 stride-2 transposed convolutions; the last one's output is the logit of each
-pixel). :class:`ConvPopulation` has the same interface as ``Population`` - ``(N, P)`` buffers
+:class:`ConvPopulation` (of a ``ConvArchitecture``, see ``_conv_arch``) has the same interface as ``Population`` - ``(N, P)`` buffers
 ``params``, ``masks``, ``exp_avg``, ``exp_avg_sq`` with the encoder's columns first, ``steps``,
 ``take``, ``adam_step``, ``prune``, inference on flat rows - so both engines drive it
 unchanged; its two halves are :class:`~evoprune_core.population.LayerStack` views.
@@ -14,111 +10,20 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError
-from ._layers import (
-    LayerSpec,
-    activation,
-    conv2d,
-    conv_transpose2d,
-    dense,
-    flatten,
-    infer_shapes,
-    unflatten,
-)
+from ._conv_arch import CONV_PRESETS, ConvArchitecture
 from ._layerstack import LayerStack, adam_update, apply_keep
 from ._population import Sparsity
 
 __all__ = ["CONV_PRESETS", "ConvArchitecture", "ConvPopulation", "LossFn"]
 
-#: Conv presets: (channels of the first conv, channels of the second conv, latent width).
-CONV_PRESETS: dict[str, tuple[int, int, int]] = {
-    "conv-small": (8, 16, 10),
-    "conv-standard": (16, 32, 32),
-}
-
 #: Per-member training loss of decoder logits ``(N, B, D)`` against rows ``(B, D)``: ``(N,)``.
 LossFn = Callable[[Tensor, Tensor], Tensor]
-
-
-@dataclass(frozen=True)
-class ConvArchitecture:
-    """A conv autoencoder: layer lists of the encoder and the decoder for ``input_shape``."""
-
-    preset: str
-    input_shape: tuple[int, int, int]
-    encoder: tuple[LayerSpec, ...]
-    decoder: tuple[LayerSpec, ...]
-
-    kind = "conv"
-
-    def __post_init__(self) -> None:
-        enc = infer_shapes(self.encoder, self.input_shape)
-        dec = infer_shapes(self.decoder, enc[-1])
-        if dec[-1] != tuple(self.input_shape):
-            raise ConfigError(
-                f"network: the decoder outputs {dec[-1]}, not the input shape {self.input_shape}"
-            )
-
-    @classmethod
-    def from_preset(cls, preset: str, shape: tuple[int, ...]) -> ConvArchitecture:
-        """The preset ``preset`` for samples of ``shape`` (``(c, h, w)``, h and w multiples of 4)."""
-        if preset not in CONV_PRESETS:
-            raise ConfigError(
-                f"network.preset: unknown {preset!r}; allowed: {', '.join(CONV_PRESETS)}"
-            )
-        if len(shape) != 3:
-            raise ConfigError(
-                f"network.preset: {preset!r} takes (c, h, w) images; the dataset's samples are "
-                f"flat rows of shape {tuple(shape)} (use a dense preset: standard, small, large)"
-            )
-        c, h, w = shape
-        if h % 4 or w % 4:
-            raise ConfigError(
-                f"network.preset: {preset!r} takes images whose height and width are multiples "
-                f"of 4 (got {tuple(shape)})"
-            )
-        c1, c2, latent = CONV_PRESETS[preset]
-        relu = activation("relu")
-        encoder = (conv2d(c1, 3, 2, 1), relu, conv2d(c2, 3, 2, 1), relu, flatten())
-        encoder += (dense(latent), relu)
-        decoder = (dense(c2 * (h // 4) * (w // 4)), relu, unflatten(c2, h // 4, w // 4))
-        decoder += (conv_transpose2d(c1, 3, 2, 1, 1), relu, conv_transpose2d(c, 3, 2, 1, 1))
-        return cls(preset, (c, h, w), encoder, decoder)
-
-    @property
-    def input_dim(self) -> int:
-        c, h, w = self.input_shape
-        return c * h * w
-
-    @property
-    def latent_shape(self) -> tuple[int, ...]:
-        return infer_shapes(self.encoder, self.input_shape)[-1]
-
-    @property
-    def encoder_size(self) -> int:
-        return LayerStack.count(self.encoder, self.input_shape)
-
-    @property
-    def n_params(self) -> int:
-        return self.encoder_size + LayerStack.count(self.decoder, self.latent_shape)
-
-    def describe(self) -> dict[str, Any]:
-        """JSON-able: the preset, input shape and every layer (what results record)."""
-        return {
-            "kind": "conv",
-            "preset": self.preset,
-            "input_shape": list(self.input_shape),
-            "encoder": [s.describe() for s in self.encoder],
-            "decoder": [s.describe() for s in self.decoder],
-            "n_params": self.n_params,
-        }
 
 
 class ConvPopulation:
@@ -353,6 +258,28 @@ class ConvPopulation:
             y = torch.sigmoid(dec.forward(z.reshape(enc.n * b, -1)).flatten(2))
             err = (y.view(dec.n, enc.n, b, -1) - xd).abs().mean((2, 3))  # (Nd, Ne)
             return err.t().contiguous().cpu()
+
+    def pairings_l1(self, x: Tensor, decoders: Tensor, encoders: Tensor) -> Tensor:
+        """L1 on ``x`` of decoder ``decoders[j]`` with each encoder ``encoders[j, s]``: ``(n, m)``
+        on the CPU. Only the listed pairings are evaluated; each equals the matching entry of
+        ``pair_l1(x)`` to rounding (the decoders read per-member latents here)."""
+        with torch.no_grad():
+            b = x.shape[0]
+            n, m = encoders.shape
+            if n == 0:
+                return torch.zeros(0, m)
+            xd = x.to(self.device)
+            used = torch.unique(encoders)  # sorted
+            z = self.encoders.take(used).forward(self.images(x))  # (used, B, L)
+            at = torch.searchsorted(used, encoders).to(self.device)
+            per_dec = max(1, (4 << 20) // max(1, m * b * x.shape[1]))
+            out = []
+            for s in range(0, n, per_dec):
+                dec = self.decoders.take(decoders[s : s + per_dec])
+                lat = z[at[s : s + per_dec]]  # (n_s, m, B, L)
+                y = torch.sigmoid(dec.forward(lat.reshape(dec.n, m * b, -1)).flatten(2))
+                out.append((y.view(dec.n, m, b, -1) - xd).abs().mean((2, 3)))
+            return torch.cat(out).cpu()
 
     # -- accounting and export -----------------------------------------------------------
     def sparsity(self, member: int = 0) -> Sparsity:

@@ -27,8 +27,8 @@ How it runs: image activations are kept as ``(B, N*C, H, W)`` - member ``m``'s c
 member (the first layer, whose input all members share, is one ungrouped convolution with the
 members' filters stacked); flat activations are ``(N, B, F)`` and a dense layer is one
 ``baddbmm``. Image activations and conv weights are kept channels-last (NHWC): oneDNN's
-grouped convolutions measured 2-5x faster that way on this CPU than in NCHW, where they
-were slower than N separate convolutions. Backward is autograd over that single program; Adam is one set of element-wise
+grouped convolutions measured several times faster that way on this CPU than in NCHW,
+where they were slower than N separate convolutions. Backward is autograd over that single program; Adam is one set of element-wise
 ops over all ``(N, P)`` entries with a learning rate per member.
 """
 

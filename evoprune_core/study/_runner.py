@@ -64,13 +64,13 @@ def run_study(
 
     n = n_trials or cfg.n_trials
     target = target_trials(cfg, registry, n)
-    store.prepare()
-    tracker = tracker_for(cfg, store, registry)
-    ids = setup_study(cfg, store, registry, tracker)
 
     def complete() -> int:
         return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
+    store.prepare()
+    tracker = tracker_for(cfg, store, registry)
+    ids = setup_study(cfg, store, registry, tracker)
     try:
         _, study = open_study(cfg, store, tracker)
         bar = tqdm(
