@@ -109,7 +109,10 @@ def test_tiny_evolution_end_to_end_outputs_tracking_and_resume(
     assert set(rows[0]["fitness_per_task"]) == {"digits"}
     assert [h["generation"] for h in hof["history"]] == [0, 1, 2]
     table = hof["transfer"]
-    assert table["held_out"] == "bc-10-100-1000" and table["tasks"] == ["digits", "bc-10-100-1000"]
+    assert table["held_out"] == ["bc-10-100-1000"] and table["tasks"] == [
+        "digits",
+        "bc-10-100-1000",
+    ]
     labels = [m["label"] for m in table["methods"]]
     assert labels[:2] == [lab for lab in labels if lab.startswith("evolved #")]
     assert {"random", "magnitude", "seed symdiv"} <= set(labels)
