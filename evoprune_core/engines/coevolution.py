@@ -287,7 +287,7 @@ def run_coevolution(
     run: ResolvedRun,
     observer: Observer | None = None,
     dataset: Dataset | None = None,
-    prepare: Callable[[Population], None] | None = None,
+    prepare: Callable[[Population | ConvPopulation], None] | None = None,
 ) -> RunResult:
     """Coevolve a ring of autoencoders as ``run`` says; see the module docstring.
 

@@ -40,7 +40,7 @@ def conv_layer_views(
             gw = gb = None
             if grads is not None:
                 g = grads[:, :, offset : offset + stack.size]
-                gw = g[:, :, pl.start : pl.bias_start].unflatten(2, pl.weight_shape)
+                gw = torch.unflatten(g[:, :, pl.start : pl.bias_start], 2, pl.weight_shape)
                 gw = _out_first(kind, gw).contiguous()
                 gb = g[:, :, pl.bias_start : pl.end].contiguous()
             last = part == "decoder" and i == stack.n_layers - 1

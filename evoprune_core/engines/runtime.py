@@ -35,6 +35,13 @@ class Streams:
     """Independent, seeded random streams (one per purpose) derived from one seed."""
 
     NAMES = ("init", "data", "prune", "operator", "select", "mutate", "eval")
+    init: torch.Generator
+    data: torch.Generator
+    prune: torch.Generator
+    operator: torch.Generator
+    select: torch.Generator
+    mutate: torch.Generator
+    eval: torch.Generator
 
     def __init__(self, seed: int) -> None:
         seeds = np.random.SeedSequence(seed).spawn(len(self.NAMES))

@@ -6,6 +6,7 @@ operator); the expression is parsed and compiled when the operator is constructe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -76,7 +77,7 @@ def layer_scores(scorer: Any, ctx: PruneContext) -> list[Tensor | None]:
 
 
 def structured_masks(
-    ctx: PruneContext, scores: list[Tensor | None], amount: float
+    ctx: PruneContext, scores: Sequence[Tensor | None], amount: float
 ) -> list[LayerMask]:
     """Remove ``round(amount * alive)`` alive units of lowest score in every scored layer."""
     out = ctx.unchanged()

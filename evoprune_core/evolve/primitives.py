@@ -69,7 +69,7 @@ class Matrix(metaclass=_TypeMeta):
 
 
 TYPES: dict[str, type] = {"Scalar": Scalar, "Vector": Vector, "Matrix": Matrix}
-_CODE = {Scalar: "s", Vector: "v", Matrix: "m"}
+_CODE: dict[type, str] = {Scalar: "s", Vector: "v", Matrix: "m"}
 
 #: Division by |b| below this returns 1 (so div(x, x) = 1 everywhere, as sympy simplifies it).
 DIVISION_EPS = 1e-12
@@ -260,7 +260,7 @@ def _mv(a: Shape, b: Shape) -> Shape:
 # -- the table ---------------------------------------------------------------------------------
 S, V, M = Scalar, Vector, Matrix
 _RANK = {S: 0, V: 1, M: 2}
-_ELEMENTWISE_BINARY: dict[str, tuple[Callable[[Tensor, Tensor], Tensor], Callable[..., Any]]] = {
+_ELEMENTWISE_BINARY: dict[str, tuple[Callable[[Tensor, Tensor], Tensor], str]] = {
     "add": (torch.add, "add"),
     "sub": (torch.sub, "sub"),
     "mul": (torch.mul, "mul"),
@@ -293,9 +293,9 @@ def _build() -> tuple[Prim, ...]:
             ret = a if _RANK[a] >= _RANK[b] else b
             shape = _same if a is b else (_first if _RANK[a] > _RANK[b] else _second)
             out.append(Prim(name, (a, b), ret, _binary(tf, _RANK[a], _RANK[b]), shape, sf))
-    for name, (tf, sf, doc) in _ELEMENTWISE_UNARY.items():
+    for name, (uf, usf, doc) in _ELEMENTWISE_UNARY.items():
         for a in (S, V, M):
-            out.append(Prim(name, (a,), a, _unary(tf), _first, sf, doc))
+            out.append(Prim(name, (a,), a, _unary(uf), _first, usf, doc))
     stats: list[tuple[str, Callable[[Value], Tensor], str]] = [
         ("mean", _vmean, "mean of the entries"),
         ("sum", lambda v: v.dense().sum(-1), "sum of the entries"),

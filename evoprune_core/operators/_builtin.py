@@ -115,7 +115,7 @@ class MagnitudePruning(Operator):
         flats = [t.reshape(ctx.n, -1) for lv in ctx.layers for t in (lv.weight_mask, lv.bias_mask)]
         vals = [t.abs().reshape(ctx.n, -1) for lv in ctx.layers for t in (lv.weight, lv.bias)]
         keep = prune_fraction(torch.cat(flats, 1), torch.cat(vals, 1), ctx.amount)
-        parts = keep.split([f.shape[1] for f in flats], 1)
+        parts = torch.split(keep, [f.shape[1] for f in flats], 1)
         return [
             LayerMask(parts[2 * i].view_as(lv.weight_mask), parts[2 * i + 1].view_as(lv.bias_mask))
             for i, lv in enumerate(ctx.layers)

@@ -41,10 +41,15 @@ class ConvPopulation:
         self.buffers = buffers
         self.steps = steps
         split = arch.encoder_size
-        enc = [buffers[k][:, :split] for k in self.BUFFERS]
-        dec = [buffers[k][:, split:] for k in self.BUFFERS]
-        self.encoders = LayerStack(arch.encoder, arch.input_shape, *enc, steps)
-        self.decoders = LayerStack(arch.decoder, arch.latent_shape, *dec, steps)
+        p, m, a, a2 = (buffers[k] for k in self.BUFFERS)
+        self.encoders = LayerStack(
+            arch.encoder, arch.input_shape,
+            p[:, :split], m[:, :split], a[:, :split], a2[:, :split], steps,
+        )  # fmt: skip
+        self.decoders = LayerStack(
+            arch.decoder, arch.latent_shape,
+            p[:, split:], m[:, split:], a[:, split:], a2[:, split:], steps,
+        )  # fmt: skip
 
     @classmethod
     def create(

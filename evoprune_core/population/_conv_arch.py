@@ -72,9 +72,13 @@ class ConvArchitecture:
             )
         c1, c2, latent = CONV_PRESETS[preset]
         relu = activation("relu")
-        encoder = (conv2d(c1, 3, 2, 1), relu, conv2d(c2, 3, 2, 1), relu, flatten())
+        encoder: tuple[LayerSpec, ...] = (
+            conv2d(c1, 3, 2, 1), relu, conv2d(c2, 3, 2, 1), relu, flatten()
+        )  # fmt: skip
         encoder += (dense(latent), relu)
-        decoder = (dense(c2 * (h // 4) * (w // 4)), relu, unflatten(c2, h // 4, w // 4))
+        decoder: tuple[LayerSpec, ...] = (
+            dense(c2 * (h // 4) * (w // 4)), relu, unflatten(c2, h // 4, w // 4)
+        )  # fmt: skip
         decoder += (conv_transpose2d(c1, 3, 2, 1, 1), relu, conv_transpose2d(c, 3, 2, 1, 1))
         return cls(preset, (c, h, w), encoder, decoder)
 

@@ -41,7 +41,8 @@ class CompactConvAutoencoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         img = x.reshape(x.shape[0], *self.input_shape)
-        return self.decoder(self.encoder(img)).flatten(1)
+        out: Tensor = self.decoder(self.encoder(img))
+        return out.flatten(1)
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -110,6 +111,7 @@ def compact_conv(pop: ConvPopulation, member: int = 0) -> CompactConvAutoencoder
             else:
                 w = w[ko][:, ki]
                 mod = nn.Linear(w.shape[1], w.shape[0])
+            assert mod.bias is not None  # built with a bias
             with torch.no_grad():
                 mod.weight.copy_(w)
                 mod.bias.copy_(b[ko])

@@ -24,7 +24,8 @@ class CompactAutoencoder(nn.Module):
         self.decoder = _dense(dec_w, dec_b, final=nn.Sigmoid())
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.decoder(self.encoder(x))
+        out: Tensor = self.decoder(self.encoder(x))
+        return out
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -176,7 +176,7 @@ class LayerStack:
         """Parameter layer ``layer``'s weights, ``(N, *torch layout)``, a view of ``buffer``."""
         buf = self.params if buffer is None else buffer
         pl = self.layers[layer]
-        return buf[:, pl.start : pl.bias_start].unflatten(1, pl.weight_shape)
+        return torch.unflatten(buf[:, pl.start : pl.bias_start], 1, pl.weight_shape)
 
     def bias(self, layer: int, buffer: Tensor | None = None) -> Tensor:
         buf = self.params if buffer is None else buffer
@@ -186,11 +186,12 @@ class LayerStack:
     def take(self, index: Tensor | list[int]) -> LayerStack:
         """A standalone stack with copies of the members at ``index`` (repeats allowed)."""
         idx = torch.as_tensor(index, dtype=torch.long, device=self.params.device)
-        bufs = [t.index_select(0, idx) for t in (self.params, self.masks, self.exp_avg)]
         return LayerStack(
             self.specs,
             self.in_shape,
-            *bufs,
+            self.params.index_select(0, idx),
+            self.masks.index_select(0, idx),
+            self.exp_avg.index_select(0, idx),
             self.exp_avg_sq.index_select(0, idx),
             self.steps.index_select(0, idx),
         )
@@ -244,9 +245,9 @@ class LayerStack:
                     h = h.flatten(-3)
             else:  # unflatten
                 if form == "members":
-                    h, form = _group(h.unflatten(2, s.shape)), "grouped"
+                    h, form = _group(torch.unflatten(h, 2, s.shape)), "grouped"
                 else:
-                    h = h.unflatten(1, s.shape)
+                    h = torch.unflatten(h, 1, s.shape)
             i += 1
         return _as_members(h, form, n, self.out_shape)
 
@@ -346,6 +347,7 @@ class LayerStack:
                     )
                 else:
                     mod = nn.Linear(pl.in_shape[0], s.out)
+                assert mod.bias is not None  # built with a bias
                 with torch.no_grad():
                     mod.weight.copy_(self.weight(layer)[member])
                     mod.bias.copy_(self.bias(layer)[member])
@@ -365,9 +367,13 @@ def _module(s: LayerSpec, in_shape: tuple[int, ...]) -> nn.Module:
         return nn.Flatten()
     if s.kind == "unflatten":
         return nn.Unflatten(1, s.shape)
-    return {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "identity": nn.Identity}[
-        s.fn
-    ]()
+    activations: dict[str, type[nn.Module]] = {
+        "relu": nn.ReLU,
+        "sigmoid": nn.Sigmoid,
+        "tanh": nn.Tanh,
+        "identity": nn.Identity,
+    }
+    return activations[s.fn]()
 
 
 def _group(x: Tensor) -> Tensor:
