@@ -16,7 +16,7 @@ import re
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeAlias, TypeVar, cast, overload
 
 import pluggy
 
@@ -25,7 +25,20 @@ from .hookspecs import KINDS, PROJECT, HookSpecs, hookimpl, hookspec
 
 if TYPE_CHECKING:
     from .config import RunConfig
+    from .data import DatasetSpec
+    from .engines.base import Engine
+    from .operators import Operator
     from .resolved import ResolvedRun
+    from .schedules import Schedule
+    from .tracking import TrackerBackend
+
+    #: what a plugin provides: a component class, or a dataset spec
+    Component: TypeAlias = (
+        type[Engine] | type[Operator] | type[Schedule] | type[TrackerBackend] | DatasetSpec
+    )
+
+#: the kind of component a ``Provided`` holds
+C = TypeVar("C", covariant=True)
 
 __all__ = [
     "KINDS",
@@ -43,12 +56,12 @@ class PluginWarning(UserWarning):
 
 
 @dataclass(frozen=True)
-class Provided:
+class Provided(Generic[C]):
     """One registered component and where it came from."""
 
     kind: str
     name: str
-    obj: Any
+    obj: C
     plugin: str
     distribution: str
     version: str
@@ -123,12 +136,15 @@ class Registry:
     """
 
     def __init__(
-        self, plugins: list[PluginInfo], items: list[Provided], unmatched: Iterable[str] = ()
+        self,
+        plugins: list[PluginInfo],
+        items: list[Provided[Component]],
+        unmatched: Iterable[str] = (),
     ) -> None:
         self.plugins = plugins
         #: ``EVOPRUNE_PLUGINS`` entries that matched no installed plugin
         self.unmatched = tuple(unmatched)
-        self._items: dict[str, dict[str, list[Provided]]] = {k: {} for k in KINDS}
+        self._items: dict[str, dict[str, list[Provided[Component]]]] = {k: {} for k in KINDS}
         for it in items:
             self._items[it.kind].setdefault(it.name, []).append(it)
 
@@ -150,7 +166,7 @@ class Registry:
         pm = pluggy.PluginManager(PROJECT)
         pm.add_hookspecs(HookSpecs)
         infos: list[PluginInfo] = []
-        items: list[Provided] = []
+        items: list[Provided[Component]] = []
         unmatched: list[str] = []
 
         candidates: list[tuple[str, str, str, bool, Any]] = [
@@ -201,7 +217,7 @@ class Registry:
                     pm.unregister(obj)
                 cls._broken(info, f"invalid plugin: {_one_line(exc)}")
                 continue
-            got: list[Provided] = []
+            got: list[Provided[Component]] = []
             try:
                 for kind, hook in KINDS.items():
                     impls = [i for i in getattr(pm.hook, hook).get_hookimpls() if i.plugin is obj]
@@ -216,7 +232,8 @@ class Registry:
                             item_name = _validate_item(kind, item)
                             if any(g.kind == kind and g.name == item_name for g in got):
                                 raise TypeError(f"{kind} {item_name!r} registered twice")
-                            got.append(Provided(kind, item_name, item, name, dist, version))
+                            valid = cast("Component", item)  # checked by _validate_item
+                            got.append(Provided(kind, item_name, valid, name, dist, version))
             except Exception as exc:  # noqa: BLE001
                 pm.unregister(obj)
                 info.hooks.clear()
@@ -243,10 +260,44 @@ class Registry:
             out.extend([name] if len(provs) == 1 else [p.qualified for p in provs])
         return out
 
-    def entries(self, kind: str) -> list[Provided]:
+    @overload
+    def entries(self, kind: Literal["engine"]) -> list[Provided[type[Engine]]]: ...
+    @overload
+    def entries(self, kind: Literal["operator"]) -> list[Provided[type[Operator]]]: ...
+    @overload
+    def entries(self, kind: Literal["schedule"]) -> list[Provided[type[Schedule]]]: ...
+    @overload
+    def entries(self, kind: Literal["dataset"]) -> list[Provided[DatasetSpec]]: ...
+    @overload
+    def entries(self, kind: Literal["tracker"]) -> list[Provided[type[TrackerBackend]]]: ...
+    @overload
+    def entries(self, kind: str) -> list[Provided[Component]]: ...
+    def entries(self, kind: str) -> list[Provided[Any]]:
         return [p for provs in self._items[kind].values() for p in provs]
 
-    def get(self, kind: str, name: str, where: str = "") -> Provided:
+    @overload
+    def get(
+        self, kind: Literal["engine"], name: str, where: str = ""
+    ) -> Provided[type[Engine]]: ...
+    @overload
+    def get(
+        self, kind: Literal["operator"], name: str, where: str = ""
+    ) -> Provided[type[Operator]]: ...
+    @overload
+    def get(
+        self, kind: Literal["schedule"], name: str, where: str = ""
+    ) -> Provided[type[Schedule]]: ...
+    @overload
+    def get(
+        self, kind: Literal["dataset"], name: str, where: str = ""
+    ) -> Provided[DatasetSpec]: ...
+    @overload
+    def get(
+        self, kind: Literal["tracker"], name: str, where: str = ""
+    ) -> Provided[type[TrackerBackend]]: ...
+    @overload
+    def get(self, kind: str, name: str, where: str = "") -> Provided[Component]: ...
+    def get(self, kind: str, name: str, where: str = "") -> Provided[Component]:
         """The component called ``name`` (or ``dist:name``); errors name the allowed values."""
         label = where or kind
         dist, _, short = name.rpartition(":")
@@ -265,7 +316,7 @@ class Registry:
             )
         return provs[0]
 
-    def engine(self, name: str, where: str = "engine") -> Provided:
+    def engine(self, name: str, where: str = "engine") -> Provided[type[Engine]]:
         return self.get("engine", name, where)
 
     def collisions(self) -> dict[str, list[str]]:
@@ -277,13 +328,13 @@ class Registry:
             if len(provs) > 1
         }
 
-    def operator(self, name: str, where: str = "pruning.operator") -> Provided:
+    def operator(self, name: str, where: str = "pruning.operator") -> Provided[type[Operator]]:
         return self.get("operator", name, where)
 
-    def schedule(self, name: str, where: str = "pruning.schedule") -> Provided:
+    def schedule(self, name: str, where: str = "pruning.schedule") -> Provided[type[Schedule]]:
         return self.get("schedule", name, where)
 
-    def tracker(self, name: str, where: str = "tracking") -> Provided:
+    def tracker(self, name: str, where: str = "tracking") -> Provided[type[TrackerBackend]]:
         return self.get("tracker", name, where)
 
     def resolve(self, cfg: RunConfig, source: str = "<config>") -> ResolvedRun:
@@ -292,7 +343,7 @@ class Registry:
 
         return resolve(cfg, self, source)
 
-    def dataset(self, name: str, where: str = "data.name") -> Provided:
+    def dataset(self, name: str, where: str = "data.name") -> Provided[DatasetSpec]:
         return self.get("dataset", name, where)
 
     def describe(self) -> list[dict[str, Any]]:
@@ -319,13 +370,16 @@ class Registry:
         return out
 
 
-def _describe_item(p: Provided) -> dict[str, Any]:
+def _describe_item(p: Provided[Component]) -> dict[str, Any]:
+    from .engines.base import Engine
+    from .operators import Operator
+
     obj = p.obj
     d: dict[str, Any] = {"name": p.name, "parameters": [q.describe() for q in obj.parameters]}
-    if p.kind == "operator":
+    if p.kind == "operator" and isinstance(obj, type) and issubclass(obj, Operator):
         d["needs"] = sorted(obj.needs)
         d["uses_amount"] = bool(obj.uses_amount)
-    if p.kind == "engine":
+    if p.kind == "engine" and isinstance(obj, type) and issubclass(obj, Engine):
         d["keys"] = list(obj.own_keys()) if obj.section or obj.parameters else []
     d["description"] = getattr(obj, "description", "") or getattr(obj, "help", "")
     return d

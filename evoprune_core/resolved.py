@@ -27,7 +27,8 @@ from .schedules import Schedule
 
 if TYPE_CHECKING:
     from .engines.result import Observer, RunResult
-    from .plugins import Provided, Registry
+    from .params import Param
+    from .plugins import Component, Provided, Registry
 
 __all__ = ["Provenance", "ResolvedRun", "check_network", "resolve"]
 
@@ -96,7 +97,11 @@ class ResolvedRun:
 
 
 def _params(
-    kind: str, declared: Any, tables: dict[str, dict[str, Any]], flat: dict[str, Any], name: str
+    kind: str,
+    declared: tuple[Param, ...],
+    tables: dict[str, dict[str, Any]],
+    flat: dict[str, Any],
+    name: str,
 ) -> dict[str, Any]:
     """The chosen component's parameters: its own table merged with the flat (effective) form.
 
@@ -126,7 +131,9 @@ def _check_tables(registry: Registry, kind: str, tables: dict[str, dict[str, Any
         validate_params(found.obj.parameters, dict(table), where)
 
 
-def check_network(cfg: RunConfig, dataset: DatasetSpec, operator: Any, operator_name: str) -> None:
+def check_network(
+    cfg: RunConfig, dataset: DatasetSpec, operator: type[Operator], operator_name: str
+) -> None:
     """A conv preset needs an image dataset and an operator that handles conv layers; CUDA
     must exist where ``compute.device = "cuda"`` asks for it."""
     net = cfg.network
@@ -153,34 +160,38 @@ def check_network(cfg: RunConfig, dataset: DatasetSpec, operator: Any, operator_
 def resolve(cfg: RunConfig, registry: Registry, source: str = "<config>") -> ResolvedRun:
     """Look up and build every component of ``cfg`` once; errors are one ``ConfigError`` line."""
     try:
-        found: dict[str, Provided] = {
-            "engine": registry.engine(cfg.engine),
-            "operator": registry.operator(cfg.pruning.operator),
-            "schedule": registry.schedule(cfg.pruning.schedule),
-            "dataset": registry.dataset(cfg.data.name),
+        engine_p = registry.engine(cfg.engine)
+        operator_p = registry.operator(cfg.pruning.operator)
+        schedule_p = registry.schedule(cfg.pruning.schedule)
+        dataset_p = registry.dataset(cfg.data.name)
+        found: dict[str, Provided[Component]] = {
+            "engine": engine_p,
+            "operator": operator_p,
+            "schedule": schedule_p,
+            "dataset": dataset_p,
         }
         pr = cfg.pruning
         _check_tables(registry, "operator", pr.operators)
         _check_tables(registry, "schedule", pr.schedules)
         op_params = _params(
             "operator",
-            found["operator"].obj.parameters,
+            operator_p.obj.parameters,
             pr.operators,
             pr.operator_params,
             cfg.pruning.operator,
         )
         sched_params = _params(
             "schedule",
-            found["schedule"].obj.parameters,
+            schedule_p.obj.parameters,
             pr.schedules,
             pr.schedule_params,
             cfg.pruning.schedule,
         )
         data_params = validate_params(
-            found["dataset"].obj.parameters, dict(cfg.data.params), "data.params"
+            dataset_p.obj.parameters, dict(cfg.data.params), "data.params"
         )
-        check_network(cfg, found["dataset"].obj, found["operator"].obj, cfg.pruning.operator)
-        engine_cls: type[Engine] = found["engine"].obj
+        check_network(cfg, dataset_p.obj, operator_p.obj, cfg.pruning.operator)
+        engine_cls: type[Engine] = engine_p.obj
         short = cfg.engine.rpartition(":")[2]
         unknown = set(cfg.engines) - {short, cfg.engine}
         if unknown:
@@ -208,8 +219,8 @@ def resolve(cfg: RunConfig, registry: Registry, source: str = "<config>") -> Res
     )
     try:
         engine = engine_cls(**engine_params)
-        operator = found["operator"].obj(**op_params)
-        schedule = found["schedule"].obj(pr.probability, **sched_params)
+        operator = operator_p.obj(**op_params)
+        schedule = schedule_p.obj(pr.probability, **sched_params)
     except (ConfigError, ValueError) as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return ResolvedRun(
@@ -217,7 +228,7 @@ def resolve(cfg: RunConfig, registry: Registry, source: str = "<config>") -> Res
         engine=engine,
         operator=operator,
         schedule=schedule,
-        dataset=found["dataset"].obj,
+        dataset=dataset_p.obj,
         provenance=tuple(
             Provenance(kind, found[kind].name, found[kind].distribution, found[kind].version)
             for kind in COMPONENTS
