@@ -43,6 +43,7 @@ from ..population import (
 from .compile import layer_sizes, unit_inputs
 
 if TYPE_CHECKING:
+    from ..plugins import Registry
     from .config import FitnessConfig
 
 __all__ = [
@@ -88,7 +89,7 @@ def split_task(task: str) -> tuple[str, str]:
     return net, data
 
 
-def check_classifier_task(task: str, registry: Any, where: str) -> None:
+def check_classifier_task(task: str, registry: Registry, where: str) -> None:
     """One-line ``ConfigError`` unless ``task`` is a known network on a labelled image set
     of a shape it takes."""
     net, data_name = split_task(task)
@@ -256,7 +257,7 @@ def prepare_classifier(
     task: str,
     cfg: FitnessConfig,
     seed: int,
-    registry: Any,
+    registry: Registry,
     cache_dir: Path | None,
     log: Callable[[str], None] | None = None,
 ) -> ClassifierTask:

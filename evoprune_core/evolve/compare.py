@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import EvolveFile, SearchConfig, selection_seeds
 from .fresh import FreshScores, score_fresh, spread
@@ -22,6 +22,10 @@ from .loop import Evolution, EvolutionState, fitness_reliability, hall_of_fame
 from .paired import paired_tests
 from .seeds import SEEDS
 from .transfer import Method
+
+if TYPE_CHECKING:
+    from ..engines.runtime import Compute
+    from ..plugins import Registry
 
 __all__ = ["compare_text", "run_compare"]
 
@@ -43,8 +47,8 @@ def comparators(cfg: EvolveFile) -> list[Method]:
 def run_compare(
     cfg: EvolveFile,
     prepare: Callable[[str, int], Any],
-    compute: Any,
-    registry: Any,
+    compute: Compute,
+    registry: Registry,
     work: Path,
     progress: Callable[[str], None] | None = None,
     done: dict[tuple[str, int], EvolutionState] | None = None,

@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ from ..population import Architecture, Population
 from .compile import ShapeError, check_shapes, compile_tree, layer_sizes
 from .config import FitnessConfig
 from .operator import FormulaOperator, layer_inputs, score_layers, structured_masks
+
+if TYPE_CHECKING:
+    from ..plugins import Registry
 
 __all__ = [
     "Task",
@@ -101,7 +104,7 @@ def prepare_task(
     cfg: FitnessConfig,
     seed: int,
     compute: Compute,
-    registry: Any,
+    registry: Registry,
     cache_dir: Path | None,
 ) -> Task:
     """Build the dataset, pre-train (or load the cached network) and the calibration context."""

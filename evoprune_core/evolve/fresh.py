@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,6 +21,10 @@ import torch
 from .config import EvolveFile, FitnessConfig
 from .fitness import Task, combine, finetune_val
 from .transfer import Method, _keeps
+
+if TYPE_CHECKING:
+    from ..engines.runtime import Compute
+    from ..plugins import Registry
 
 __all__ = ["FreshScores", "score_fresh", "spread"]
 
@@ -69,8 +73,8 @@ def score_fresh(
     cfg: EvolveFile,
     methods: Sequence[Method],
     prepare: Callable[[str, int], Task],
-    compute: Any,
-    registry: Any,
+    compute: Compute,
+    registry: Registry,
     progress: Callable[[str], None] | None = None,
 ) -> FreshScores:
     """Every method on every fitness task's network of every fresh seed."""

@@ -7,7 +7,7 @@ operator); the expression is parsed and compiled when the operator is constructe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -23,6 +23,9 @@ from ..operators import (
     structured_mask,
 )
 from ..params import Param
+
+if TYPE_CHECKING:
+    from .compile import Scorer
 
 __all__ = [
     "DEFAULT_EXPRESSION",
@@ -65,7 +68,7 @@ def score_layers(scorer: Any, inputs: list[dict[str, Any] | None]) -> list[Tenso
     return [None if inp is None else scorer(inp) for inp in inputs]
 
 
-def layer_scores(scorer: Any, ctx: PruneContext) -> list[Tensor | None]:
+def layer_scores(scorer: Scorer, ctx: PruneContext) -> list[Tensor | None]:
     """Per layer: the formula's scores of its units ``(n, units)``; None for the output layer.
 
     Non-finite scores become -inf (such units are pruned first).
