@@ -16,6 +16,8 @@ import sys
 from collections.abc import Iterator
 from types import FrameType
 
+from .._parent import parent_gone
+
 __all__ = ["Terminated", "exit_status", "interruptible"]
 
 _CAUGHT = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -50,6 +52,16 @@ def _held_back(frame: FrameType | None) -> bool:
     return False
 
 
+def _leave(signum: int) -> None:
+    """A worker without its study: nothing waits for its results, stop now."""
+    print(
+        f"evoprune: worker {os.getpid()}: the study process is gone; exiting",
+        file=sys.stderr,
+        flush=True,
+    )
+    os._exit(128 + signum)
+
+
 @contextlib.contextmanager
 def interruptible(insist: bool = True) -> Iterator[None]:
     """Within: the first signal raises; later ones wait for the clean-up to finish.
@@ -63,6 +75,10 @@ def interruptible(insist: bool = True) -> Iterator[None]:
     be swallowed by it (numpy, scipy) and leave the library half-initialised. So is one that
     arrives while SQLAlchemy's pool closes a store's connection, which would print the
     interruption's traceback.
+
+    A study's worker whose study process is gone (``parent_gone``) is not held back: a signal
+    that arrives while it imports, or a repeated one, ends it at once; a trial it leaves
+    RUNNING is failed by the next run of the study (its process is gone).
     """
     state: dict[str, int] = {"seen": 0, "pending": 0}
 
@@ -84,6 +100,9 @@ def interruptible(insist: bool = True) -> Iterator[None]:
         raise Terminated(signum)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
+        orphan = parent_gone()
+        if orphan and (state["seen"] or state["pending"] or _held_back(frame)):
+            _leave(signum)
         if state["pending"]:
             return  # one is already on its way
         if state["seen"] == 0 and _held_back(frame):

@@ -39,6 +39,12 @@ def cmd_study(args: argparse.Namespace) -> int:
         raise ConfigError(f"--n-trials: expected a positive integer, got {args.n_trials}")
     if args.workers < 1:
         raise ConfigError(f"--workers: expected a positive integer, got {args.workers}")
+    cores = _cores()
+    if args.workers > 4 * cores:
+        raise ConfigError(
+            f"--workers: at most {4 * cores} (4 x the {cores} cores this process may use), "
+            f"got {args.workers}"
+        )
     registry = Registry.load()
     cfg = load_study_config(args.file, registry)
     store = resolve_store(cfg.name, args.store, args.storage, args.tracking_uri)
@@ -46,7 +52,10 @@ def cmd_study(args: argparse.Namespace) -> int:
     if args.worker_index is None:
         check_study(cfg, registry)
     _quiet_libraries()
-    from ..study import run_study, work
+    from ..study import open_storage, run_study, work
+
+    if store.journal is None and args.worker_index is None:
+        open_storage(store)  # an unreachable database is refused before anything is written
 
     if args.worker_index is not None:
         if args.worker_threads:
@@ -76,6 +85,14 @@ def cmd_study(args: argparse.Namespace) -> int:
         print(f"error: {_short_of_target(outcome)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the system has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
 
 
 def _short_of_target(outcome: Any) -> str:

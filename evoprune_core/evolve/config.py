@@ -25,7 +25,7 @@ __all__ = ["EvolutionConfig", "EvolveFile", "FitnessConfig", "TransferConfig", "
 class _Model(BaseModel):
     """Strict like the run configuration: ``generations = "5"`` is refused, not coerced."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 # TOML has arrays, not tuples: a (low, high) pair is read from a list, its items strictly.

@@ -16,6 +16,7 @@ a replaying enumerator for full-factorial (grid) designs, so both follow the sam
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,7 +80,7 @@ Chooser = Callable[[str, Dist], Any]
 
 
 class _StudyFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
     description: str = ""
@@ -216,9 +217,16 @@ def _parse_dist(
     numeric = (int, float)
     if any(isinstance(v, bool) or not isinstance(v, numeric) for v in (low, high)):
         raise ConfigError(f"{where}: low and high must be numbers")
+    if not all(math.isfinite(v) for v in (low, high)):
+        raise ConfigError(f"{where}: low and high must be finite numbers (got {low}, {high})")
     if not isinstance(log, bool):
         raise ConfigError(f"{where}.log: expected true or false")
-    if step is not None and (isinstance(step, bool) or not isinstance(step, numeric) or step <= 0):
+    if step is not None and (
+        isinstance(step, bool)
+        or not isinstance(step, numeric)
+        or not math.isfinite(step)
+        or step <= 0
+    ):
         raise ConfigError(f"{where}.step: expected a positive number")
     if low > high or (log and low <= 0):
         raise ConfigError(f"{where}: need low <= high (and low > 0 with log = true)")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._compat import enqueued_params, storage_of, trial_id
+from .._parent import PARENT_ENV, parent_gone
 from ..config import flatten
 from ..errors import EvopruneError
 from ..tracking import StudyRun
@@ -207,6 +208,11 @@ def work(
     ran = failures = 0
     while True:
         trial = None
+        if parent_gone():
+            print(
+                f"evoprune: worker {worker}: the study process is gone; stopping", file=sys.stderr
+            )
+            break
         with study_lock(store, storage, cfg.name):
             reap_dead_trials(study, lambda run, why: fail_reaped_run(tracker, run, why))
             states = [t.state for t in study.get_trials(deepcopy=False)]
@@ -252,23 +258,33 @@ def _spawn(cfg: StudyConfig, store: Store, n_trials: int, workers: int) -> list[
         ]  # fmt: skip
         # Their own process group: a terminal's Ctrl-C reaches the parent, which passes exactly
         # one SIGTERM on to each worker (see _stop_workers).
+        env = {**os.environ, PARENT_ENV: str(os.getpid())}
         procs.append(
-            subprocess.Popen(cmd, preexec_fn=_die_with_parent(os.getpid()), start_new_session=True)
+            subprocess.Popen(
+                cmd, env=env, preexec_fn=_die_with_parent(os.getpid()), start_new_session=True
+            )
         )
     return procs
 
 
 def _die_with_parent(parent: int) -> Callable[[], None] | None:
-    """Linux: a worker gets SIGTERM when the process that started it dies, even by SIGKILL."""
+    """Linux: a worker gets SIGTERM when the process that started it dies, even by SIGKILL.
+
+    Armed in the forked child before it executes Python (the request survives ``exec``), so
+    it holds while the worker imports; ``prctl`` is looked up here, in the parent, so that the
+    child imports nothing between fork and exec.
+    """
     if not sys.platform.startswith("linux"):
         return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    term = int(signal.SIGTERM)
 
     def arm() -> None:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        prctl(1, term)  # PR_SET_PDEATHSIG
         if os.getppid() != parent:  # the parent died before the request was armed
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), term)
 
     return arm
 
