@@ -47,6 +47,8 @@ def cmd_study(args: argparse.Namespace) -> int:
         )
     registry = Registry.load()
     cfg = load_study_config(args.file, registry)
+    if args.fork is not None:
+        cfg = _forked(cfg, args.fork, quiet=args.worker_index is not None)
     store = resolve_store(cfg.name, args.store, args.storage, args.tracking_uri)
     check_store_path(store)
     if args.worker_index is None:
@@ -85,6 +87,25 @@ def cmd_study(args: argparse.Namespace) -> int:
         print(f"error: {_short_of_target(outcome)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _forked(cfg: Any, name: str, quiet: bool) -> Any:
+    """The study file's content under another study name (``--fork NAME``)."""
+    import dataclasses
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", name):
+        raise ConfigError(
+            f"--fork: {name!r}: expected a study name (letters, digits, '_', '.', '-'; "
+            "at most 100, starting with a letter or digit)"
+        )
+    if not quiet and name != cfg.name:
+        print(
+            f"study {name!r}: forked from {cfg.name!r} with the content of {cfg.path} "
+            f"(report it with: evoprune report {name})",
+            file=sys.stderr,
+        )
+    return dataclasses.replace(cfg, name=name)
 
 
 def _cores() -> int:
@@ -236,6 +257,12 @@ def register(sub: Any) -> None:
     p.add_argument("--storage", help="Optuna storage: a journal file, or an RDB URL")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite in --store)")
     p.add_argument("--store", default="mlruns", help=_STORE_HELP)
+    p.add_argument(
+        "--fork",
+        metavar="NAME",
+        help="run the file as a new study NAME (after editing a study that has run); "
+        "the stored study keeps its content",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     p.add_argument("--worker-threads", type=int, help=argparse.SUPPRESS)

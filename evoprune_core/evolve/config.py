@@ -140,16 +140,25 @@ class EvolveFile(_Model):
     transfer: TransferConfig = Field(default_factory=TransferConfig)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
 
-    def identity(self) -> str:
-        """A hash of everything that determines the evolution except ``generations`` and transfer
-        (a checkpoint resumes, or extends, only an evolution with the same identity)."""
+    def _identity_data(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
         data["evolution"].pop("generations")
         data.pop("transfer")
         data.pop("description")
         data["compute"].pop("threads")
-        text = json.dumps(data, sort_keys=True)
+        return data
+
+    def identity(self) -> str:
+        """A hash of everything that determines the evolution except ``generations`` and transfer
+        (a checkpoint resumes, or extends, only an evolution with the same identity)."""
+        text = json.dumps(self._identity_data(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def content(self) -> dict[str, Any]:
+        """What ``identity`` hashes, as dotted keys (a checkpoint keeps it to name changes)."""
+        from ..config import flatten
+
+        return flatten(self._identity_data())
 
 
 def load_evolve_config(

@@ -28,6 +28,7 @@ from ..config import flatten
 from ..errors import EvopruneError
 from ..tracking import StudyRun
 from ._config import Dist, StudyConfig, grid_designs
+from ._identity import check_identity
 from ._keys import Attr
 from ._reconcile import close_orphan_runs, fail_reaped_run
 from ._storage import (
@@ -130,17 +131,21 @@ def setup_study(cfg: StudyConfig, store: Store, registry: Registry, tracker: Tra
 
     storage = open_storage(store, _stale_callback(store))
     with study_lock(store, storage, cfg.name):
-        study = optuna.create_study(
-            study_name=cfg.name,
-            storage=storage,
-            directions=cfg.directions,
-            load_if_exists=True,
-        )
+        try:  # found first: create_study(load_if_exists=True) appends to a journal
+            study = optuna.load_study(study_name=cfg.name, storage=storage)
+        except KeyError:
+            study = optuna.create_study(
+                study_name=cfg.name,
+                storage=storage,
+                directions=cfg.directions,
+                load_if_exists=True,
+            )
         if [d.name.lower() for d in study.directions] != cfg.directions:
             raise EvopruneError(
                 f"{cfg.path}: objectives: the stored study {cfg.name!r} has "
                 f"{len(study.directions)} objective(s); use a new name to change them"
             )
+        check_identity(study, cfg, adopt=True)  # before anything is written
         params = {
             "n_trials": cfg.n_trials,
             "seeds": list(cfg.seeds),
@@ -203,6 +208,7 @@ def work(
     target = target_trials(cfg, registry, n_trials)
     tracker = _tracker(store)
     storage, study = _open(cfg, store, make_sampler(cfg, target, worker))
+    check_identity(study, cfg, adopt=False)  # the file was edited after the study started
     ids = StudyRun(study.user_attrs[Attr.EXPERIMENT_ID], study.user_attrs[Attr.PARENT_RUN_ID])
     finite = cfg.sampler == "grid"
     ran = failures = 0
@@ -255,6 +261,7 @@ def _spawn(cfg: StudyConfig, store: Store, n_trials: int, workers: int) -> list[
             "--store", str(store.root), "--storage", store.storage,
             "--tracking-uri", store.tracking_uri, "--n-trials", str(n_trials),
             "--quiet", "--worker-index", str(i), "--worker-threads", str(threads),
+            "--fork", cfg.name,
         ]  # fmt: skip
         # Their own process group: a terminal's Ctrl-C reaches the parent, which passes exactly
         # one SIGTERM on to each worker (see _stop_workers).
