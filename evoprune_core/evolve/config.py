@@ -132,9 +132,13 @@ class TransferConfig(_Model):
 class EvolveFile(_Model):
     """A whole evolution file."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$",
+        description="the evolution's name: its checkpoint directory and MLflow experiment",
+        examples=["quickstart"],
+    )
     description: str = ""
-    seed: int = Field(default=1, ge=0, le=2**63 - 1)
+    seed: int = Field(default=1, ge=0, le=2**63 - 1, description="seed of the GP and the tasks")
     evolution: EvolutionConfig = Field(default_factory=EvolutionConfig)
     fitness: FitnessConfig = Field(default_factory=FitnessConfig)
     transfer: TransferConfig = Field(default_factory=TransferConfig)

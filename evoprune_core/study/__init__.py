@@ -25,7 +25,15 @@ from ._config import (
 from ._journal import repair_journal
 from ._keys import Attr
 from ._preflight import check_study
-from ._runner import StudyOutcome, make_sampler, run_study, setup_study, target_trials, work
+from ._runner import (
+    StudyOutcome,
+    make_sampler,
+    plan_text,
+    run_study,
+    setup_study,
+    target_trials,
+    work,
+)
 from ._storage import (
     HEARTBEAT_INTERVAL,
     Store,
@@ -55,6 +63,7 @@ __all__ = [
     "load_study_config",
     "make_sampler",
     "open_storage",
+    "plan_text",
     "process_identity",
     "reap_dead_trials",
     "repair_journal",

@@ -82,19 +82,58 @@ Chooser = Callable[[str, Dist], Any]
 class _StudyFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
-    description: str = ""
-    n_trials: int = Field(default=20, ge=1, le=1_000_000)
-    seeds: list[int] = Field(default_factory=lambda: [1], min_length=1, max_length=1000)
-    objectives: list[Literal["val_loss", "remaining_fraction"]] = Field(
-        default_factory=lambda: ["val_loss"], min_length=1, max_length=2
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$",
+        description="the study's name: its Optuna study, MLflow experiment and journal file",
+        examples=["quickstart"],
     )
-    sampler: Literal["tpe", "nsga2", "random", "grid"] = "tpe"
-    sampler_seed: int | None = Field(default=0, ge=0)
-    baseline: bool = True
-    tune_plugin_params: bool = True
-    base: dict[str, Any] = Field(default_factory=dict)
-    space: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    description: str = Field(default="", description="free text, shown nowhere else")
+    n_trials: int = Field(
+        default=20,
+        ge=1,
+        le=1_000_000,
+        description="COMPLETE trials to reach, baselines included (a grid runs all of its "
+        "combinations and baselines whatever this says); may grow on a resume",
+    )
+    seeds: list[int] = Field(
+        default_factory=lambda: [1],
+        min_length=1,
+        max_length=1000,
+        description="distinct non-negative seeds: each trial runs once per seed, its value is "
+        "their mean",
+    )
+    objectives: list[Literal["val_loss", "remaining_fraction"]] = Field(
+        default_factory=lambda: ["val_loss"],
+        min_length=1,
+        max_length=2,
+        description='["val_loss"], or ["val_loss", "remaining_fraction"] minimised together '
+        "(a Pareto front)",
+    )
+    sampler: Literal["tpe", "nsga2", "random", "grid"] = Field(
+        default="tpe", description="grid: every combination of a finite space"
+    )
+    sampler_seed: int | None = Field(
+        default=0, ge=0, description="seed of the sampler (worker k adds k); absent: random"
+    )
+    baseline: bool = Field(
+        default=True, description="enqueue one no-pruning trial per engine first"
+    )
+    tune_plugin_params: bool = Field(
+        default=True,
+        description="also sample the chosen operator's and schedule's declared parameters",
+    )
+    base: dict[str, Any] = Field(
+        default_factory=dict,
+        description="[base]: the run configuration every trial starts from (the run-file keys "
+        "below, except seed)",
+        examples=[{"generations": 20}],
+    )
+    space: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="[space]: dotted run-file key -> { choices = [...] } or { low = ..., "
+        "high = ..., log = false, step = ... }",
+        examples=[{'"pruning.amount"': {"low": 0.02, "high": 0.3, "log": True}}],
+    )
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from ..plugins import Registry
     from ..tracking import Tracking
 
-__all__ = ["StudyOutcome", "run_study", "target_trials", "work"]
+__all__ = ["StudyOutcome", "plan_text", "run_study", "target_trials", "work"]
 
 
 @dataclass(frozen=True)
@@ -75,9 +75,29 @@ def _designs(cfg: StudyConfig, registry: Registry) -> list[tuple[dict[str, Any],
 
 
 def target_trials(cfg: StudyConfig, registry: Registry, n_trials: int | None = None) -> int:
-    """How many COMPLETE trials the study aims at (a grid has at most its combinations)."""
+    """How many COMPLETE trials the study aims at: ``n_trials`` (baselines included), or for
+    a grid all of its combinations and baselines whatever ``n_trials`` says."""
+    if cfg.sampler == "grid":
+        return len(_designs(cfg, registry))
+    return n_trials or cfg.n_trials
+
+
+def plan_text(cfg: StudyConfig, registry: Registry, n_trials: int | None = None) -> str:
+    """What the study will run, said at its start: ``48 trials: 2 baselines + 46 sampled``."""
+    target = target_trials(cfg, registry, n_trials)
+    baselines = min(target, sum(1 for _, baseline in _designs(cfg, registry) if baseline))
+    rest = target - baselines
+    what = "grid combinations" if cfg.sampler == "grid" else "sampled"
+    parts = [f"{baselines} baseline{'s' * (baselines != 1)}"] if baselines else []
+    if rest or not parts:
+        parts.append(
+            f"{rest} {what}" if cfg.sampler != "grid" or rest != 1 else "1 grid combination"
+        )
+    text = f"study {cfg.name!r}: {target} trial{'s' * (target != 1)}: " + " + ".join(parts)
     n = n_trials or cfg.n_trials
-    return min(n, len(_designs(cfg, registry))) if cfg.sampler == "grid" else n
+    if cfg.sampler == "grid" and n != target:
+        text += f" (a grid runs all of them; n_trials = {n} does not apply)"
+    return text
 
 
 def make_sampler(cfg: StudyConfig, n_trials: int, worker: int) -> Any:
@@ -324,6 +344,8 @@ def run_study(
 
     n = n_trials or cfg.n_trials
     target = target_trials(cfg, registry, n)
+    if not quiet:
+        print(plan_text(cfg, registry, n), file=sys.stderr, flush=True)
     store.prepare()
     tracker = _tracker(store)
     ids = setup_study(cfg, store, registry, tracker)
