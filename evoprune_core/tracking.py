@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from .config import RunConfig, flatten
 from .version import __version__
@@ -59,7 +59,13 @@ class TrialTracking(Protocol):
 
     run_id: str
 
-    def log_config(self, cfg: RunConfig, seeds: Iterable[int], number: int) -> None: ...
+    def log_config(
+        self,
+        cfg: RunConfig,
+        seeds: Iterable[int],
+        number: int,
+        short: dict[str, Any] | None = None,
+    ) -> None: ...
 
     def set_tags(self, tags: dict[str, str]) -> None: ...
 
@@ -99,7 +105,13 @@ class Tracking(Protocol):
 
     def running_trial_runs(self, study: StudyRun, name: str) -> list[tuple[str, int]]: ...
 
-    def finish_study(self, study: StudyRun, status: str = "FINISHED") -> None: ...
+    def finish_study(
+        self,
+        study: StudyRun,
+        status: str = "FINISHED",
+        active_seconds: float | None = None,
+        sessions: int | None = None,
+    ) -> None: ...
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None: ...
 
@@ -198,11 +210,13 @@ class Tracker:
     def start_trial(
         self, study: StudyRun, name: str, number: int, tags: dict[str, str]
     ) -> TrialRun:
-        """A child run of the study's parent run for trial ``number``."""
+        """A child run of the study's parent run for trial ``number``, named by the
+        ``mlflow.runName`` tag if given (what ran: ``t0007 coevolution magnitude/fixed``)."""
+        tags = dict(tags)
         run = _retry(
             self.client.create_run,
             study.experiment_id,
-            run_name=f"trial-{number:04d}",
+            run_name=tags.pop(MLFLOW_RUN_NAME, f"t{number:04d}"),
             tags={
                 MLFLOW_PARENT_RUN_ID: study.run_id,
                 ROLE: "trial",
@@ -243,8 +257,26 @@ class Tracker:
         )
         return [(r.info.run_id, int(r.data.tags.get("trial_number", -1))) for r in found]
 
-    def finish_study(self, study: StudyRun, status: str = "FINISHED") -> None:
-        _retry(self.client.set_terminated, study.run_id, status)
+    def finish_study(
+        self,
+        study: StudyRun,
+        status: str = "FINISHED",
+        active_seconds: float | None = None,
+        sessions: int | None = None,
+    ) -> None:
+        """End the study's run. With ``active_seconds`` (the study's sessions together) its
+        duration is the time the study ran, not the time since it first started; the
+        sessions (1 + resumes) and those seconds are tags."""
+        if active_seconds is None:
+            _retry(self.client.set_terminated, study.run_id, status)
+            return
+        ms = int(round(active_seconds * 1000))
+        tags = [RunTag("active_seconds", f"{ms / 1000:.3f}")]
+        if sessions is not None:
+            tags += [RunTag("sessions", str(sessions)), RunTag("resumes", str(sessions - 1))]
+        _retry(self.client.log_batch, study.run_id, tags=tags)
+        start = self.client.get_run(study.run_id).info.start_time
+        _retry(self.client.set_terminated, study.run_id, status, start + ms)
 
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
         """Log a local file as an artifact of the run (under ``artifact_path``, if given)."""
@@ -291,12 +323,21 @@ class TrialRun:
     def client(self) -> MlflowClient:
         return self.tracker.client
 
-    def log_config(self, cfg: RunConfig, seeds: Iterable[int], number: int) -> None:
-        """Params: the resolved configuration (dotted keys), its seeds and the trial number."""
+    def log_config(
+        self,
+        cfg: RunConfig,
+        seeds: Iterable[int],
+        number: int,
+        short: dict[str, Any] | None = None,
+    ) -> None:
+        """Params: the resolved configuration (dotted keys), its seeds, the trial number, and
+        ``short`` (what the trial sampled under short names: operator, schedule, ...)."""
         flat = flatten(cfg)
         flat.pop("seed", None)
         flat["seeds"] = ",".join(str(s) for s in seeds)
         flat["trial_number"] = number
+        for key, value in (short or {}).items():
+            flat.setdefault(key, value)
         params = [Param(k, param_value(v)[:6000]) for k, v in sorted(flat.items())]
         for i in range(0, len(params), 100):
             _retry(self.client.log_batch, self.run_id, params=params[i : i + 100])

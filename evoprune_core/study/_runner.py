@@ -346,6 +346,7 @@ def run_study(
     target = target_trials(cfg, registry, n)
     if not quiet:
         print(plan_text(cfg, registry, n), file=sys.stderr, flush=True)
+    started = time.monotonic()
     store.prepare()
     tracker = _tracker(store)
     ids = setup_study(cfg, store, registry, tracker)
@@ -395,7 +396,7 @@ def run_study(
         done = complete()
         if status == "FINISHED" and done < target:
             status = "FAILED"
-        text, plot = _finish(cfg, study, tracker, ids, status)
+        text, plot = _finish(cfg, study, tracker, ids, status, time.monotonic() - started)
     fails = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     errors = tuple(
         str(t.user_attrs.get(Attr.ERROR, "the worker died during the trial")) for t in fails
@@ -415,11 +416,22 @@ def _reconcile(
         close_orphan_runs(study, tracker, ids)
 
 
+def _sessions(study: Any, seconds: float) -> tuple[float, int]:
+    """This session's seconds added to the study's: (active seconds in all, sessions)."""
+    active = float(study.user_attrs.get(Attr.ACTIVE_SECONDS, 0.0)) + seconds
+    sessions = int(study.user_attrs.get(Attr.SESSIONS, 0)) + 1
+    with contextlib.suppress(Exception):  # a storage that fails here must not hide the result
+        study.set_user_attr(Attr.ACTIVE_SECONDS, active)
+        study.set_user_attr(Attr.SESSIONS, sessions)
+    return active, sessions
+
+
 def _finish(
-    cfg: StudyConfig, study: Any, tracker: Tracking, ids: StudyRun, status: str
+    cfg: StudyConfig, study: Any, tracker: Tracking, ids: StudyRun, status: str, seconds: float
 ) -> tuple[str, str]:
-    """Study artifacts on the parent run (tables, Optuna plots, statistics); end it; return
-    the table and where the Pareto front plot went."""
+    """Study artifacts on the parent run (tables, Optuna plots, statistics); end it with the
+    time the study was running (over all its sessions) as its duration; return the table and
+    where the Pareto front plot went."""
     from ..plots import study_figures
     from ..report import study_report
 
@@ -434,7 +446,8 @@ def _finish(
                 tracker.log_artifact(ids.run_id, path, "optuna")
         plot = _log_stats(cfg, trials, tracker, ids.run_id)
     finally:
-        tracker.finish_study(ids, status)
+        active, sessions = _sessions(study, seconds)
+        tracker.finish_study(ids, status, active, sessions)
     return text, plot
 
 

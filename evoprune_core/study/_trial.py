@@ -55,6 +55,20 @@ def _combination(run: ResolvedRun, baseline: bool) -> dict[str, Any]:
     }
 
 
+def run_name(number: int, combo: dict[str, Any] | None, baseline: bool) -> str:
+    """What the MLflow UI lists for a trial: ``t0007 coevolution magnitude/population``,
+    ``t0000 canonical baseline``; ``t0007`` when it failed before its configuration was known."""
+    if combo is None:
+        return f"t{number:04d}"
+    what = "baseline" if baseline else f"{combo['operator']}/{combo['schedule']}"
+    return f"t{number:04d} {combo['engine']} {what}"
+
+
+def _short_params(combo: dict[str, Any]) -> dict[str, Any]:
+    """The combination under short names, for the columns of the runs table."""
+    return {k: v for k, v in combo.items() if v is not None}
+
+
 def run_trial(
     cfg: StudyConfig,
     registry: Registry,
@@ -80,10 +94,11 @@ def run_trial(
         rc = resolved.config
         combo = _combination(resolved, baseline)
         tags.update(resolved.tags())
+        tags["mlflow.runName"] = run_name(trial.number, combo, baseline)
         run = tracking.start_trial(ids, cfg.name, trial.number, tags)
         trial.set_user_attr(Attr.MLFLOW_RUN_ID, run.run_id)
         trial.set_user_attr(Attr.COMBINATION, combo)
-        run.log_config(rc, cfg.seeds, trial.number)
+        run.log_config(rc, cfg.seeds, trial.number, _short_params(combo))
         summaries, results, best = [], [], None
         for seed in cfg.seeds:
             seeded = resolved.with_seed(seed)
@@ -134,6 +149,7 @@ def run_trial(
         raise
     except Exception as exc:  # noqa: BLE001 - a trial that raises fails alone
         if run is None:
+            tags["mlflow.runName"] = run_name(trial.number, None, baseline)
             run = tracking.start_trial(ids, cfg.name, trial.number, tags)
             trial.set_user_attr(Attr.MLFLOW_RUN_ID, run.run_id)
         trial.set_user_attr(Attr.ERROR, f"{type(exc).__name__}: {exc}"[:2000])
