@@ -61,3 +61,26 @@ def test_trial_runs_are_named_and_the_study_run_lasts_its_active_time(
     total = float(tags["active_seconds"])
     assert total > first
     assert parent.info.end_time - parent.info.start_time == round(total * 1000)
+
+
+def test_help_is_plain_text_and_ui_documents_host_and_port(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for args in ([], ["study"], ["report"], ["ui"], ["evolve"], ["run"], ["plugins"]):
+        with pytest.raises(SystemExit):
+            main([*args, "--help"])
+        out = capsys.readouterr().out
+        assert "``" not in out and ":class:" not in out, args
+    with pytest.raises(SystemExit):
+        main(["ui", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--host HOST address to listen on (default 127.0.0.1: this machine only;" in out
+    assert "--port PORT port to listen on (default 5000)" in out
+
+
+def test_ui_refuses_a_bad_host(stored_project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(stored_project.store)
+    assert main(["ui", "--store", store, "--host", "not a host"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --host: expected an IP address or a host name, got 'not a host'\n"
+    )

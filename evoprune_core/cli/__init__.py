@@ -14,7 +14,13 @@ from typing import Any
 from ..errors import EvopruneError
 from ._signals import Terminated, exit_status, interruptible
 
-__all__ = ["main"]
+__all__ = ["DESCRIPTION", "main"]
+
+DESCRIPTION = (
+    "Evolutionary pruning of neural networks: Optuna studies tracked in MLflow, single runs, "
+    "typed-GP evolution of pruning functions. Bad input is one 'error:' line (exit 2); "
+    "--quiet silences progress."
+)
 
 
 class _Progress:
@@ -143,7 +149,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from ..version import __version__
 
-    parser = argparse.ArgumentParser(prog="evoprune", description=__doc__)
+    parser = argparse.ArgumentParser(prog="evoprune", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"evoprune {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 

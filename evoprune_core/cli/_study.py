@@ -234,18 +234,34 @@ def cmd_ui(args: argparse.Namespace) -> int:
         )
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port: expected 1..65535, got {args.port}")
+    host = _check_host(args.host)
     cmd = [
         sys.executable, "-m", "mlflow", "ui",
         "--backend-store-uri", default_tracking_uri(root),
-        "--host", "127.0.0.1", "--port", str(args.port),
+        "--host", host, "--port", str(args.port),
     ]  # fmt: skip
-    base = f"http://127.0.0.1:{args.port}"
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = f"http://{'[' + shown + ']' if ':' in shown else shown}:{args.port}"
     print(f"MLflow UI at {base}  (store {root}; Ctrl-C stops it)", flush=True)
     for name, exp_id in _experiments(root):
         print(f"  {name}: {base}{runs_page(exp_id)}", flush=True)
     sys.stderr.flush()
     os.execv(sys.executable, cmd)  # become the UI: signals reach it, nothing is left behind
     return 0  # pragma: no cover
+
+
+def _check_host(host: str) -> str:
+    """An IP address or a host name to listen on (one line naming --host otherwise)."""
+    import ipaddress
+    import re
+
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if re.fullmatch(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*", host):
+        return host
+    raise ConfigError(f"--host: expected an IP address or a host name, got {host!r}")
 
 
 def register(sub: Any) -> None:
@@ -301,7 +317,19 @@ def register(sub: Any) -> None:
     )
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("ui", help="start the MLflow UI on the project's store")
-    p.add_argument("--port", type=int, default=5000)
+    p = sub.add_parser(
+        "ui",
+        help="start the MLflow UI on the project's store",
+        description="Start the MLflow UI on the project's local store and print the address "
+        "of each study's runs table. It listens on 127.0.0.1 (this machine only) unless "
+        "--host says otherwise.",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every "
+        "network interface, which lets anyone who can reach it read and change the runs)",
+    )
+    p.add_argument("--port", type=int, default=5000, help="port to listen on (default 5000)")
     p.add_argument("--store", default="mlruns", help=_STORE_HELP)
     p.set_defaults(func=cmd_ui)

@@ -27,6 +27,13 @@ def _prepare_fn(cfg: Any, compute: Any, registry: Any, cache: Path) -> Any:
     return prepare
 
 
+def _phase(quiet: bool, total: int, desc: str, unit: str) -> Any:
+    """A progress bar for one phase of ``evolve`` on stderr (a silent one with ``--quiet``)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, disable=quiet)
+
+
 def cmd_evolve(args: argparse.Namespace) -> int:
     from ..cli._study import _quiet_libraries
     from ..config import flatten
@@ -60,13 +67,6 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     params = flatten(cfg.model_dump(mode="json"))
     run_id = tracker.named_run(experiment, "evolution", f"{cfg.name}-{cfg.identity()}", params)
     bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=cfg.evolution.generations + 1, desc=f"evolve {cfg.name}", unit="gen",
-            file=sys.stderr, leave=False,
-        )  # fmt: skip
 
     def on_generation(record: dict[str, float]) -> None:
         metrics = {k: v for k, v in record.items() if k != "generation"}
@@ -81,7 +81,14 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     try:
         with cpu_numerics():
             prepare = _prepare_fn(cfg, compute, registry, work / "cache")
-            tasks = [prepare(name, cfg.seed) for name in cfg.fitness.tasks]
+            tasks = []
+            with _phase(args.quiet, len(cfg.fitness.tasks), "pre-train", "task") as pre:
+                for name in cfg.fitness.tasks:
+                    pre.set_postfix_str(name)
+                    tasks.append(prepare(name, cfg.seed))
+                    pre.update(1)
+            if not args.quiet:
+                bar = _phase(False, cfg.evolution.generations + 1, f"evolve {cfg.name}", "gen")
             evo = Evolution(cfg, tasks, compute, work / "checkpoint.json", on_generation)
             state = evo.run()
             if bar is not None:
@@ -92,7 +99,14 @@ def cmd_evolve(args: argparse.Namespace) -> int:
             transfer = None
             if cfg.transfer.enabled and not args.no_transfer:
                 top = [e.text for e in hall[: cfg.transfer.top]]
-                transfer = run_transfer(cfg, top, registry, compute, prepare)
+                steps = (len(cfg.fitness.tasks) + 1) * len(cfg.transfer.seeds)
+                with _phase(args.quiet, steps, "transfer", "task-seed") as tb:
+
+                    def step(name: str, seed: int) -> None:
+                        tb.set_postfix_str(f"{name} seed {seed}")
+                        tb.update(1)
+
+                    transfer = run_transfer(cfg, top, registry, compute, prepare, step)
         json_path = Path(args.output) if args.output else work / "hall_of_fame.json"
         extra = {"transfer": transfer.to_json()} if transfer is not None else {}
         rows = hall_rows(hall)
@@ -139,5 +153,9 @@ def register(sub: Any) -> None:
     p.add_argument("--store", default="mlruns", help=_STORE_HELP)
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite in --store)")
     p.add_argument("--no-transfer", action="store_true", help="skip the transfer table")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress (pre-training, generations, transfer)",
+    )
     p.set_defaults(func=cmd_evolve)
