@@ -43,7 +43,7 @@ __all__ = [
 
 ROLE = "evoprune.role"
 _KIND = "mlflow.experimentKind"  # the UI opens such experiments on their runs, not GenAI views
-_FLUSH_SECONDS = 2.0
+_FLUSH_SECONDS = 10.0  # per-generation metrics go out in few batches
 
 
 @dataclass(frozen=True)

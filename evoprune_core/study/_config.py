@@ -122,6 +122,11 @@ class _StudyFile(BaseModel):
         default=True,
         description="also sample the chosen operator's and schedule's declared parameters",
     )
+    artifacts: Literal["all", "best", "none"] = Field(
+        default="best",
+        description="per-trial plots and model: for every trial, for the best and "
+        "Pareto-front trials (written when the study ends and on resume), or none",
+    )
     base: dict[str, Any] = Field(
         default_factory=dict,
         description="[base]: the run configuration every trial starts from (the run-file keys "
@@ -153,6 +158,7 @@ class StudyConfig:
     space: dict[str, Dist]
     description: str = ""
     tune_plugin_params: bool = True
+    artifacts: str = "best"
 
     @property
     def directions(self) -> list[str]:
@@ -200,6 +206,7 @@ def load_study_config(path: str | Path, registry: Registry) -> StudyConfig:
         space=space,
         description=raw.description,
         tune_plugin_params=raw.tune_plugin_params,
+        artifacts=raw.artifacts,
     )
     if cfg.sampler == "grid" and len(grid_designs(cfg, registry)) > _GRID_MAX:
         raise ConfigError(f"{src}: space: the grid has more than {_GRID_MAX} combinations")

@@ -232,6 +232,7 @@ def work(
     ids = StudyRun(study.user_attrs[Attr.EXPERIMENT_ID], study.user_attrs[Attr.PARENT_RUN_ID])
     finite = cfg.sampler == "grid"
     ran = failures = 0
+    datasets: dict[tuple[str, str, int], Any] = {}  # built once per worker, name and seed
     while True:
         trial = None
         if parent_gone():
@@ -263,7 +264,7 @@ def work(
             time.sleep(poll)
             continue
         with heartbeat(storage, trial_id(trial)):
-            ok = run_trial(cfg, registry, study, trial, tracker, ids)
+            ok = run_trial(cfg, registry, study, trial, tracker, ids, datasets)
         ran += 1
         failures += not ok
         if failures >= max(3, target):
@@ -445,10 +446,34 @@ def _finish(
             for path in study_figures(study, cfg.objectives, Path(tmp)):
                 tracker.log_artifact(ids.run_id, path, "optuna")
         plot = _log_stats(cfg, trials, tracker, ids.run_id)
+        if cfg.artifacts == "best":
+            _best_artifacts(study, tracker)
     finally:
         active, sessions = _sessions(study, seconds)
         tracker.finish_study(ids, status, active, sessions)
     return text, plot
+
+
+def _best_artifacts(study: Any, tracker: Tracking) -> None:
+    """Plots and models of the best (Pareto-front) trials whose runs have only their state."""
+    from ..trial_artifacts import complete
+
+    if not hasattr(tracker, "client"):
+        return
+    try:
+        best = study.best_trials
+    except (ValueError, RuntimeError):  # no complete trial yet
+        return
+    for t in best:
+        run_id = t.user_attrs.get(Attr.MLFLOW_RUN_ID)
+        if not run_id:
+            continue
+        try:
+            complete(tracker, run_id)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - artifacts must not fail a finished study
+            warnings.warn(
+                f"evoprune: trial {t.number}: plots and model not written: {exc}", stacklevel=2
+            )
 
 
 def _log_stats(cfg: StudyConfig, trials: list[Any], tracker: Tracking, run_id: str) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TrialFailed
+from ..trial_artifacts import TAG, save_state
 from ._config import Dist, StudyConfig, sample_updates
 from ._keys import Attr
 
@@ -76,8 +78,13 @@ def run_trial(
     trial: Any,
     tracking: Tracking,
     ids: StudyRun,
+    datasets: dict[tuple[str, str, int], Any] | None = None,
 ) -> bool:
-    """Sample, run every seed, track in MLflow, tell Optuna. A raising trial fails alone."""
+    """Sample, run every seed, track in MLflow, tell Optuna. A raising trial fails alone.
+
+    ``datasets`` (a worker's own) keeps each dataset built, by name, parameters and seed: a
+    worker builds it once, not once per trial.
+    """
     from optuna.trial import TrialState
 
     from ..resolved import resolve
@@ -102,7 +109,7 @@ def run_trial(
         summaries, results, best = [], [], None
         for seed in cfg.seeds:
             seeded = resolved.with_seed(seed)
-            data = seeded.build_dataset()
+            data = _dataset(seeded, datasets)
             prefix = "" if len(cfg.seeds) == 1 else f"seed{seed}."
             result = seeded.run(_Observer(run, prefix), data)
             summary = result.summary()
@@ -126,14 +133,21 @@ def run_trial(
         assert best is not None
         res, data = best
         run.set_tags({"backend": str(res.extra.get("backend", ""))})
-        run.artifacts(
-            rc,
-            cfg.seeds,
-            summaries,
-            res.population.compact(res.best),
-            res.population.take([res.best]),
-            data.val[:4].numpy(),
-        )
+        if cfg.artifacts == "all":
+            run.artifacts(
+                rc,
+                cfg.seeds,
+                summaries,
+                res.population.compact(res.best),
+                res.population.take([res.best]),
+                data.val[:4].numpy(),
+            )
+            run.set_tags({TAG: "complete"})
+        else:  # "best": the state the plots and model are made from at the end; "none"
+            save_state(
+                run, cfg.artifacts, rc, cfg.seeds, summaries,
+                res.population.take([res.best]), data.val[:4].numpy(),
+            )  # fmt: skip
         trial.set_user_attr(Attr.RESULTS, results)
         run.succeed()
         values = [means[k] for k in cfg.objectives]
@@ -156,6 +170,17 @@ def run_trial(
         run.fail(exc)
         study.tell(trial, state=TrialState.FAIL)
         return False
+
+
+def _dataset(run: ResolvedRun, cache: dict[tuple[str, str, int], Any] | None) -> Any:
+    """The run's dataset, from ``cache`` when this worker built it before."""
+    if cache is None:
+        return run.build_dataset()
+    cfg = run.config
+    key = (cfg.data.name, json.dumps(cfg.data.params, sort_keys=True, default=str), cfg.data_seed)
+    if key not in cache:
+        cache[key] = run.build_dataset()
+    return cache[key]
 
 
 def _log_mean_curves(run: TrialTracking, summaries: list[dict[str, Any]]) -> None:
