@@ -11,9 +11,11 @@ only (params and metrics are always logged).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +69,21 @@ def save_state(
     run.set_tags({TAG: "deferred" if mode == "best" else "none"})
 
 
+@contextlib.contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """MLflow draws a download progress bar on stderr unless told not to (``--quiet``)."""
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
+
+
 def complete(tracker: Tracker, run_id: str) -> bool:
     """Write the plots and the model of a trial whose state was saved (``deferred``); True
     when it did. A run already complete (or with nothing saved) is left alone."""
@@ -81,7 +98,8 @@ def complete(tracker: Tracker, run_id: str) -> bool:
         return False
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        state = Path(client.download_artifacts(run_id, "state", str(d)))
+        with _no_progress_bar():
+            state = Path(client.download_artifacts(run_id, "state", str(d)))
         summaries = json.loads((state / "summaries.json").read_text("utf-8"))
         population = Population.load(state / "population.pt")
         example = np.load(state / "input_example.npy", allow_pickle=False)
