@@ -19,8 +19,7 @@ import time
 
 import torch
 
-from evoprune_core.config import load_run_config
-from evoprune_core.engines import run
+from evoprune_core.loading import load_run_config, run
 from evoprune_core.plugins import Registry
 
 

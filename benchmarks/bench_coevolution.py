@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from evoprune_core.config import load_run
+from evoprune_core.loading import load_run
 from evoprune_core.plugins import Registry
 
 

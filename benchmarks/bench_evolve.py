@@ -24,7 +24,7 @@ import torch
 from deap import gp
 
 from evoprune_core.cli import main as cli_main
-from evoprune_core.engines.common import cpu_numerics, resolve_compute
+from evoprune_core.engines.runtime import cpu_numerics, resolve_compute
 from evoprune_core.evolve.config import load_evolve_config
 from evoprune_core.evolve.fitness import evaluate, prepare_task, task_scores
 from evoprune_core.evolve.grammar import parse

@@ -22,7 +22,7 @@ from typing import Any
 
 import optuna
 
-from evoprune_core.stats import holm, mann_whitney, summarize
+from evoprune_core.reporting import holm, mann_whitney, summarize
 
 # (study base without the protocol, baseline trial?, operator) -> row label
 CELLS = {

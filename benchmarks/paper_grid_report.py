@@ -26,7 +26,7 @@ import optuna
 from paper_claims_report import PROTOCOLS, add_seeds, cell, chunk_trials
 from paper_claims_report import collect as collect_claims
 
-from evoprune_core.stats import holm, kruskal_wallis, mann_whitney, summarize
+from evoprune_core.reporting import holm, kruskal_wallis, mann_whitney, summarize
 
 SCHEDULES = ("fixed", "increase", "population", "decrease", "exponential", "final_n")
 # grid study base (without the protocol) -> engine label

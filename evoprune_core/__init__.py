@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 from .version import __version__
 
 if TYPE_CHECKING:
-    from .config import RunConfig, load_run, load_run_config
+    from .config import RunConfig
     from .data import Dataset, DatasetSpec, binary_clustering, digits, from_file
-    from .engines import Engine, Observer, RunResult, run
+    from .engines import Engine, Observer, RunResult
     from .errors import ConfigError, DataError, EvopruneError, PluginError, TrialFailed
+    from .loading import load_run, load_run_config, run
     from .operators import LayerMask, LayerView, Operator, PruneContext
     from .params import Param
     from .plugins import Registry, hookimpl
@@ -61,8 +62,8 @@ __all__ = [
 
 _EXPORTS = {
     "RunConfig": ".config",
-    "load_run": ".config",
-    "load_run_config": ".config",
+    "load_run": ".loading",
+    "load_run_config": ".loading",
     "Dataset": ".data",
     "DatasetSpec": ".data",
     "binary_clustering": ".data",
@@ -71,7 +72,7 @@ _EXPORTS = {
     "Engine": ".engines",
     "Observer": ".engines",
     "RunResult": ".engines",
-    "run": ".engines",
+    "run": ".loading",
     "ConfigError": ".errors",
     "DataError": ".errors",
     "EvopruneError": ".errors",

@@ -1,7 +1,7 @@
-"""Plugin registry: pluggy hook specifications, discovery, isolation and lookup by name.
+"""Plugin registry: discovery, isolation and lookup by name (the hooks are in ``hookspecs``).
 
-Engines, operators, schedules and datasets all arrive through the same four hooks; the
-built-ins are one more plugin (``evoprune_core.builtins``). Third-party packages declare an entry point in
+Engines, operators, schedules, datasets and trackers all arrive through the same hooks; the
+built-ins are one more plugin (``evoprune_core._builtin_plugins``). Third-party packages declare an entry point in
 the ``evoprune`` group. A plugin that fails to import, fails pluggy's validation, raises in a
 hook or returns something malformed is skipped with one warning and listed as broken; the
 rest keeps working. ``EVOPRUNE_PLUGINS`` limits what loads: unset = every installed plugin,
@@ -16,11 +16,16 @@ import re
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from .errors import PluginError
+from .hookspecs import KINDS, PROJECT, HookSpecs, hookimpl, hookspec
+
+if TYPE_CHECKING:
+    from .config import RunConfig
+    from .resolved import ResolvedRun
 
 __all__ = [
     "KINDS",
@@ -32,41 +37,9 @@ __all__ = [
     "hookspec",
 ]
 
-PROJECT = "evoprune"
-hookspec = pluggy.HookspecMarker(PROJECT)
-hookimpl = pluggy.HookimplMarker(PROJECT)
-
-#: kind -> hook that provides it
-KINDS = {
-    "engine": "evoprune_register_engines",
-    "operator": "evoprune_register_operators",
-    "schedule": "evoprune_register_schedules",
-    "dataset": "evoprune_register_datasets",
-}
-
 
 class PluginWarning(UserWarning):
     """A plugin was skipped (import error, failing hook, malformed result)."""
-
-
-class HookSpecs:
-    """The hooks a plugin may implement (each returns a list)."""
-
-    @hookspec
-    def evoprune_register_engines(self) -> list[Any]:
-        """Engine classes (subclasses of ``evoprune_core.Engine``)."""
-
-    @hookspec
-    def evoprune_register_operators(self) -> list[Any]:
-        """Operator classes (subclasses of ``evoprune_core.Operator``)."""
-
-    @hookspec
-    def evoprune_register_schedules(self) -> list[Any]:
-        """Schedule classes (subclasses of ``evoprune_core.Schedule``)."""
-
-    @hookspec
-    def evoprune_register_datasets(self) -> list[Any]:
-        """``evoprune_core.DatasetSpec`` instances."""
 
 
 @dataclass(frozen=True)
@@ -119,12 +92,18 @@ def _validate_item(kind: str, item: Any) -> str:
     from .engines.base import Engine
     from .operators import NEEDS, Operator
     from .schedules import Schedule
+    from .tracking import TrackerBackend
 
     if kind == "dataset":
         if not isinstance(item, DatasetSpec):
             raise TypeError(f"dataset hook returned {item!r}, not a DatasetSpec")
         return item.name
-    base = {"engine": Engine, "operator": Operator, "schedule": Schedule}[kind]
+    base = {
+        "engine": Engine,
+        "operator": Operator,
+        "schedule": Schedule,
+        "tracker": TrackerBackend,
+    }[kind]
     if not (isinstance(item, type) and issubclass(item, base)):
         raise TypeError(f"{kind} hook returned {item!r}, not a {base.__name__} subclass")
     if not item.name or not re.fullmatch(r"[A-Za-z0-9_.\-]+", item.name):
@@ -164,7 +143,7 @@ class Registry:
 
         ``extra`` holds ``(plugin, distribution-name)`` pairs registered in-process (tests).
         """
-        from . import builtins
+        from . import _builtin_plugins as builtins
         from .version import __version__
 
         env = os.environ if env is None else env
@@ -303,6 +282,15 @@ class Registry:
 
     def schedule(self, name: str, where: str = "pruning.schedule") -> Provided:
         return self.get("schedule", name, where)
+
+    def tracker(self, name: str, where: str = "tracking") -> Provided:
+        return self.get("tracker", name, where)
+
+    def resolve(self, cfg: RunConfig, source: str = "<config>") -> ResolvedRun:
+        """``cfg`` resolved against this registry (``evoprune_core.resolve(cfg, self, source)``)."""
+        from .resolved import resolve  # engines and torch load on first use, not with the CLI
+
+        return resolve(cfg, self, source)
 
     def dataset(self, name: str, where: str = "data.name") -> Provided:
         return self.get("dataset", name, where)

@@ -24,10 +24,10 @@ from .params import validate_params
 from .schedules import Schedule
 
 if TYPE_CHECKING:
-    from .engines.common import Observer, RunResult
+    from .engines.result import Observer, RunResult
     from .plugins import Provided, Registry
 
-__all__ = ["Provenance", "ResolvedRun", "resolve", "run_config"]
+__all__ = ["Provenance", "ResolvedRun", "resolve"]
 
 COMPONENTS = ("engine", "operator", "schedule", "dataset")
 
@@ -196,19 +196,3 @@ def resolve(cfg: RunConfig, registry: Registry, source: str = "<config>") -> Res
             for kind in COMPONENTS
         ),
     )
-
-
-def run_config(
-    cfg: RunConfig | ResolvedRun,
-    registry: Registry | None = None,
-    observer: Observer | None = None,
-    dataset: Dataset | None = None,
-) -> RunResult:
-    """Resolve ``cfg`` against ``registry`` (default: the installed plugins) and run it."""
-    if isinstance(cfg, RunConfig):
-        if registry is None:
-            from .plugins import Registry
-
-            registry = Registry.load()
-        cfg = resolve(cfg, registry)
-    return cfg.run(observer, dataset)

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from evoprune_core.config import load_run_config
-from evoprune_core.engines import run
 from evoprune_core.errors import TrialFailed
+from evoprune_core.loading import load_run_config, run
 from evoprune_core.plugins import Registry
 
 ROOT = Path(__file__).resolve().parents[1]

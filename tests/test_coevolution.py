@@ -9,8 +9,6 @@ import torch
 from conftest import reference_loss
 from torch import nn
 
-from evoprune_core.config import load_run_config
-from evoprune_core.engines import run
 from evoprune_core.engines.coevolution import (
     centre_positions,
     draw_candidates,
@@ -20,9 +18,10 @@ from evoprune_core.engines.coevolution import (
     sub_populations,
     tournament,
 )
-from evoprune_core.engines.common import RunResult
+from evoprune_core.engines.result import RunResult
 from evoprune_core.engines.training import Trainer
 from evoprune_core.errors import ConfigError
+from evoprune_core.loading import load_run_config, run
 from evoprune_core.plugins import Registry
 from evoprune_core.population import Architecture, Population
 

@@ -13,11 +13,11 @@ from evoprune_core.config import (
     RunConfig,
     apply_overrides,
     flatten,
-    load_run_config,
     parse_override,
 )
 from evoprune_core.data import Dataset, DatasetSpec
 from evoprune_core.errors import ConfigError
+from evoprune_core.loading import load_run_config
 from evoprune_core.plugins import Registry
 
 ROOT = Path(__file__).resolve().parents[1]

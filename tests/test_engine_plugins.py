@@ -12,10 +12,11 @@ from optuna.trial import TrialState
 
 from evoprune_core import Engine, Param, ResolvedRun, hookimpl
 from evoprune_core.cli import main
-from evoprune_core.config import load_run
 from evoprune_core.data import Dataset
-from evoprune_core.engines.common import Observer, RunResult, Streams
+from evoprune_core.engines.result import Observer, RunResult
+from evoprune_core.engines.runtime import Streams
 from evoprune_core.errors import ConfigError
+from evoprune_core.loading import load_run
 from evoprune_core.plugins import Registry
 from evoprune_core.population import Population
 from evoprune_core.study import load_study_config, resolve_store, run_study

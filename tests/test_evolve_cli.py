@@ -9,7 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 from evoprune_core.cli import main
-from evoprune_core.config import load_run_config
+from evoprune_core.loading import load_run_config
 
 TINY = """
 name = "tiny"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from evoprune_core.engines.common import cpu_numerics, resolve_compute
+from evoprune_core.engines.runtime import cpu_numerics, resolve_compute
 from evoprune_core.errors import ConfigError
 from evoprune_core.evolve.config import EvolveFile
 from evoprune_core.evolve.fitness import evaluate, prepare_task, task_scores

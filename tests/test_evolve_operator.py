@@ -7,11 +7,10 @@ import torch
 from conftest import Project
 
 from evoprune_core.cli import main
-from evoprune_core.config import load_run_config
-from evoprune_core.engines import run
 from evoprune_core.errors import ConfigError
 from evoprune_core.evolve.operator import FormulaOperator
 from evoprune_core.evolve.seeds import SEEDS
+from evoprune_core.loading import load_run_config, run
 from evoprune_core.operators import builtin_operators
 from evoprune_core.plugins import Registry
 from evoprune_core.testing import parametrize_with_checks
@@ -35,8 +34,10 @@ def registry() -> Registry:
     return Registry.load(entry_points=False)
 
 
-def test_formula_is_a_builtin_operator() -> None:
-    assert FormulaOperator in builtin_operators()
+def test_formula_is_a_builtin_operator(registry: Registry) -> None:
+    found = registry.operator("formula")
+    assert found.obj is FormulaOperator and found.distribution == "evoprune"
+    assert FormulaOperator not in builtin_operators()  # registered by the built-in plugin
     assert FormulaOperator.needs == {"activations", "labels"}
 
 

@@ -143,7 +143,7 @@ _MIDDLE = """
 import os, subprocess, sys, time
 from pathlib import Path
 from evoprune_core._parent import PARENT_ENV
-from evoprune_core.study._runner import _die_with_parent
+from evoprune_core.study._workers import _die_with_parent
 child, mods, marker, pidfile, log = sys.argv[1:6]
 env = {{**os.environ, PARENT_ENV: str(os.getpid())}}
 proc = subprocess.Popen(

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from evoprune_core import Dataset, DatasetSpec, Operator, Param, Schedule, hookimpl
-from evoprune_core.config import load_run
 from evoprune_core.data import build_dataset, builtin_datasets
 from evoprune_core.errors import DataError
+from evoprune_core.loading import load_run
 from evoprune_core.operators import LayerMask, PruneContext, prune_fraction
 from evoprune_core.plugins import Registry
 from evoprune_core.schedules import builtin_schedules

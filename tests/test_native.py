@@ -15,10 +15,9 @@ from test_coevolution import TINY
 from torch import nn
 
 from evoprune_core import native
-from evoprune_core.config import load_run_config
-from evoprune_core.engines import run
-from evoprune_core.engines.common import cpu_numerics, resolve_compute
+from evoprune_core.engines.runtime import cpu_numerics, resolve_compute
 from evoprune_core.engines.training import Trainer
+from evoprune_core.loading import load_run_config, run
 from evoprune_core.plugins import Registry
 from evoprune_core.population import Architecture, Population
 

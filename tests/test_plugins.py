@@ -131,8 +131,10 @@ def test_builtins_are_a_plugin() -> None:
         "evoprune_register_operators",
         "evoprune_register_schedules",
         "evoprune_register_datasets",
+        "evoprune_register_trackers",
     ]
     assert sorted(o["name"] for o in info["provides"]["operators"]) == BUILTIN_OPERATORS
+    assert [t["name"] for t in info["provides"]["trackers"]] == ["mlflow", "none"]
     magnitude = next(o for o in info["provides"]["operators"] if o["name"] == "magnitude")
     assert magnitude["parameters"] == [
         {

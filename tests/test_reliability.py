@@ -29,8 +29,8 @@ from optuna.trial import TrialState
 
 from evoprune_core import LayerMask, Operator, hookimpl
 from evoprune_core.cli import main
-from evoprune_core.config import load_run_config
 from evoprune_core.errors import ConfigError
+from evoprune_core.loading import load_run_config
 from evoprune_core.plugins import Registry
 from evoprune_core.study import load_study_config
 from evoprune_core.study._journal import whole_records

@@ -13,7 +13,7 @@ import pytest
 from conftest import study_trial
 from optuna.trial import TrialState
 
-from evoprune_core.report import (
+from evoprune_core.reporting import (
     best_combinations,
     format_rows,
     mean_std,

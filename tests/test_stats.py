@@ -19,19 +19,23 @@ from scipy.stats import PermutationMethod, kruskal, mannwhitneyu
 
 from evoprune_core.cli import main
 from evoprune_core.errors import ConfigError
-from evoprune_core.stats import (
+from evoprune_core.reporting import (
+    StatsReport,
     Summary,
     TestResult,
     a12,
     a12_magnitude,
+    build_stats,
+    format_stats,
+    groups_from_trials,
     holm,
     kruskal_wallis,
     mann_whitney,
+    pareto_groups,
     summarize,
+    verdict,
+    write_figures,
 )
-from evoprune_core.stats_format import format_stats, verdict
-from evoprune_core.stats_plots import write_figures
-from evoprune_core.stats_report import StatsReport, build_stats, groups_from_trials, pareto_groups
 
 # -- the numbers, by hand --------------------------------------------------------------------
 X, Y = [0.1, 0.3, 0.5], [0.2, 0.4, 0.6, 0.8]

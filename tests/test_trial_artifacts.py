@@ -86,8 +86,7 @@ def test_all_and_none(stored_project: Project) -> None:
 
 def test_a_deferred_trial_is_completed_on_resume(stored_project: Project) -> None:
     """A best trial whose study ended before its plots were written gets them next time."""
-    from evoprune_core.tracking import Tracker
-    from evoprune_core.trial_artifacts import complete
+    from evoprune_core.tracking import Tracker, complete_artifacts
 
     project = stored_project
     path = project.study_file(n_trials=2, space=SPACE)
@@ -100,7 +99,7 @@ def test_a_deferred_trial_is_completed_on_resume(stored_project: Project) -> Non
         shutil.rmtree(root / sub)
     assert _files(client, done.info.run_id) == STATE
     tracker = Tracker(project.tracking_uri, project.store / "artifacts")
-    assert complete(tracker, done.info.run_id) is True
+    assert complete_artifacts(tracker, done.info.run_id) is True
     assert STATE | RICH <= _files(client, done.info.run_id)
     assert client.get_run(done.info.run_id).data.tags["artifacts"] == "complete"
-    assert complete(tracker, done.info.run_id) is False  # once
+    assert complete_artifacts(tracker, done.info.run_id) is False  # once

@@ -15,12 +15,14 @@ from typing import Any
 import pytest
 import torch
 
-from evoprune_core.config import TrainingConfig, load_run_config
+from evoprune_core.config import TrainingConfig
 from evoprune_core.data import Dataset
-from evoprune_core.engines import coevolution, run
+from evoprune_core.engines import coevolution
 from evoprune_core.engines.coevolution import FULL_MATRIX_CELLS, neighbourhoods, select, sub_losses
-from evoprune_core.engines.common import RunResult, Streams
+from evoprune_core.engines.result import RunResult
+from evoprune_core.engines.runtime import Streams
 from evoprune_core.errors import TrialFailed
+from evoprune_core.loading import load_run_config, run
 from evoprune_core.operators import LayerMask, Operator, PruneContext
 from evoprune_core.params import Param
 from evoprune_core.plugins import Registry, hookimpl
@@ -435,14 +437,14 @@ def test_a_diverged_cell_is_never_the_best_and_the_run_goes_on(
 ) -> None:
     """Cell 0's weights become NaN right after its pruning event (fault injection: a cell that
     diverged); the others go on, and the best cell is the best finite one."""
-    prune = coevolution.apply_operator
+    prune = coevolution.prune_event
 
     def prune_then_poison(pop: Population, members: list[int], *args: Any) -> Any:
         out = prune(pop, members, *args)
         pop.params[members.index(0)] = float("nan")
         return out
 
-    monkeypatch.setattr(coevolution, "apply_operator", prune_then_poison)
+    monkeypatch.setattr(coevolution, "prune_event", prune_then_poison)
     r = go(Registry.load(entry_points=False), *COEVO, "generations=1", 'pruning.operator="random"',
            "pruning.probability=1.0")  # fmt: skip
     vals = r.extra["cell_val_losses"]

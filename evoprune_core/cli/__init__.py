@@ -47,7 +47,7 @@ class _Progress:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .._fs import check_output_file, write_output
-    from ..config import load_run
+    from ..loading import load_run
     from ..plugins import Registry
 
     registry = Registry.load()
@@ -184,7 +184,7 @@ def _extensions() -> list[Any]:
     except ImportError:
         return out
     out.append(study_register)
-    from ..evolve.cli import register as evolve_register
+    from ._evolve import register as evolve_register
 
     out.append(evolve_register)
     return out

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..study import Attr
+from ..reporting import Attr
 
 if TYPE_CHECKING:
     from ..plugins import Registry
@@ -23,6 +23,7 @@ _STORE_HELP = "local store directory for Optuna journals and MLflow (default: ml
 
 
 def _quiet_libraries() -> None:
+    import mlflow  # noqa: F401 - its import configures its loggers: quiet them after it
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -49,7 +50,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     cfg = load_study_config(args.file, registry)
     if args.fork is not None:
         cfg = _forked(cfg, args.fork, quiet=args.worker_index is not None)
-    store = resolve_store(cfg.name, args.store, args.storage, args.tracking_uri)
+    tracked = registry.tracker(cfg.tracking).obj.uses_store
+    store = resolve_store(cfg.name, args.store, args.storage, args.tracking_uri, tracked)
     check_store_path(store)
     if args.worker_index is None:
         check_study(cfg, registry)
@@ -74,9 +76,16 @@ def cmd_study(args: argparse.Namespace) -> int:
     print(
         f"\n{outcome.complete}/{outcome.target} trials complete"
         + (f", {outcome.failed} failed" if outcome.failed else "")
-        + f"; Optuna storage: {store.storage}; MLflow: {store.tracking_uri}".replace(here, "")
+        + f"; Optuna storage: {store.storage}; ".replace(here, "")
+        + (
+            f"MLflow: {store.tracking_uri}".replace(here, "")
+            if tracked
+            else f"tracking: {cfg.tracking}"
+        )
     )
-    if store.tracking_uri.startswith("sqlite:///"):
+    if not tracked:
+        pass
+    elif store.tracking_uri.startswith("sqlite:///"):
         ui = "evoprune ui" + ("" if args.store == "mlruns" else f" --store {args.store}")
         print(
             f"Open the MLflow UI: {ui}  -> http://127.0.0.1:5000" + runs_page(outcome.experiment_id)
@@ -141,7 +150,7 @@ def _study_name_and_objectives(
 
 def cmd_report(args: argparse.Namespace) -> int:
     from ..plugins import Registry
-    from ..report import study_report
+    from ..reporting import study_report
     from ..study import open_storage, repair_journal, resolve_store
 
     with warnings.catch_warnings():
@@ -187,14 +196,13 @@ def _print_stats(
     args: argparse.Namespace, name: str, trials: list[Any], objectives: tuple[str, ...]
 ) -> int:
     """``report --stats``: tests across seeds (see ``evoprune_core.stats_report``), plots."""
-    from ..stats_format import format_stats
-    from ..stats_report import build_stats
+    from ..reporting import build_stats, format_stats
 
     metrics = tuple(dict.fromkeys(args.metric)) if args.metric else objectives
     report = build_stats(trials, metrics, name, args.group or "trial", args.against)
     print(format_stats(report, args.format))
     if args.plots is not None:
-        from ..stats_plots import write_figures
+        from ..reporting import write_figures
 
         for path in write_figures(report, Path(args.plots)):
             print(f"wrote {path}", file=sys.stderr)

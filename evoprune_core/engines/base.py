@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ..config import RunConfig
     from ..data import Dataset
     from ..resolved import ResolvedRun
-    from .common import Observer, RunResult
+    from .result import Observer, RunResult
 
 __all__ = ["SHARED_KEYS", "Engine"]
 

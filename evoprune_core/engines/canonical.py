@@ -15,19 +15,16 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..data import Dataset
-from ..operators import NoPruning
 from ..population import Population
 from .base import Engine
-from .common import (
-    Observer,
-    RunResult,
+from .pruning import counted, prune_event
+from .result import Observer, RunResult
+from .runtime import (
     Streams,
-    calibration,
     check_finite,
     cpu_numerics,
     resolve_compute,
 )
-from .pruning import apply_operator, counted
 
 if TYPE_CHECKING:
     from ..resolved import ResolvedRun
@@ -71,22 +68,8 @@ def run_canonical(
             p_t = run.schedule(t, cfg.generations, 1)
             events = removed = zeroed = 0
             if p_t > 0 and streams.uniform("prune") < p_t:
-                rows, labels = calibration(data, cfg.pruning.calibration_rows, streams.prune)
-                out = apply_operator(
-                    pop,
-                    [0],
-                    run.operator,
-                    cfg.pruning.amount,
-                    rows,
-                    labels,
-                    streams.operator,
-                    loss,
-                    cfg.pruning.calibration_batches,
-                    cfg.pruning.masks,
-                )
-                # drawn either way (same streams), but the baseline prunes nothing
-                events = 0 if isinstance(run.operator, NoPruning) else 1
-                removed, zeroed = out.removed, out.zeroed
+                out = prune_event(pop, [0], run.operator, cfg.pruning, data, streams, loss)
+                events, removed, zeroed = out.events, out.removed, out.zeroed
             fr = counted(pop, cfg.pruning.masks).remaining_fractions()
             record = {
                 "generation": t,

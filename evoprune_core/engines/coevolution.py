@@ -36,20 +36,17 @@ from torch import Tensor
 from ..config import RunConfig
 from ..data import Dataset
 from ..errors import ConfigError
-from ..operators import NoPruning
 from ..population import Population
 from .base import Engine
-from .common import (
+from .pruning import counted, prune_event
+from .result import Observer, RunResult
+from .runtime import (
     Compute,
-    Observer,
-    RunResult,
     Streams,
-    calibration,
     check_finite,
     cpu_numerics,
     resolve_compute,
 )
-from .pruning import apply_operator, counted
 
 if TYPE_CHECKING:
     from ..resolved import ResolvedRun
@@ -193,22 +190,10 @@ class _Generation:
         pruning: list[int] = []
         if p_t > 0:
             pruning = (torch.rand(sel.n, generator=s.prune) < p_t).nonzero().flatten().tolist()
-        removed = zeroed = 0
+        removed = zeroed = events = 0
         if pruning:
-            rows, labels = calibration(data, cfg.pruning.calibration_rows, s.prune)
-            out = apply_operator(
-                sel,
-                pruning,
-                self.run.operator,
-                cfg.pruning.amount,
-                rows,
-                labels,
-                s.operator,
-                loss,
-                cfg.pruning.calibration_batches,
-                cfg.pruning.masks,
-            )
-            removed, zeroed = out.removed, out.zeroed
+            out = prune_event(sel, pruning, self.run.operator, cfg.pruning, data, s, loss)
+            removed, zeroed, events = out.removed, out.zeroed, out.events
         if replacement is None:
             replacement = self.compute.l1(sel, xe)
         if co.replacement == "elitist":
@@ -230,7 +215,7 @@ class _Generation:
             "selection": chosen.loss,
             "replacement": replacement,
             # drawn either way (same streams), but the baseline prunes nothing
-            "events": 0 if isinstance(self.run.operator, NoPruning) else len(pruning),
+            "events": events,
             "removed": removed,
             "zeroed": zeroed,
             "p_t": p_t,

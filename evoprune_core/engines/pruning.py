@@ -1,22 +1,30 @@
-"""The engine side of a pruning event: build an operator's context, apply its masks."""
+"""One pruning event, as both engines run it: calibration rows, the operator's context, its
+masks intersected with the population's (``prune_event``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from ..errors import PluginError
-from ..operators import LayerMask, LayerView, NoPruning, Operator, PruneContext
+from ..operators import LayerMask, LayerView, Operator, PruneContext
 from ..population import Population
+from .runtime import Streams, calibration
 from .training import Trainer
+
+if TYPE_CHECKING:
+    from ..config import PruningConfig
+    from ..data import Dataset
 
 __all__ = [
     "PruneOutcome",
     "apply_operator",
     "build_context",
     "counted",
+    "prune_event",
     "pseudo_labels",
     "zero_entries",
 ]
@@ -33,6 +41,7 @@ class PruneOutcome:
     alive_before: int
     alive_after: int
     zeroed: int = 0
+    events: int = 0
 
     @property
     def removed(self) -> int:
@@ -150,6 +159,38 @@ def masks_to_flat(
     return torch.cat(parts, 1).to(pop.masks.dtype)
 
 
+def prune_event(
+    pop: Population,
+    members: list[int],
+    operator: Operator,
+    pruning: PruningConfig,
+    data: Dataset,
+    streams: Streams,
+    loss: str,
+) -> PruneOutcome:
+    """One pruning event on ``members``: calibration rows from the training set (stream
+    ``prune``), the operator on their context (stream ``operator``), its masks applied.
+
+    ``events`` counts the members pruned; an operator with ``prunes = False`` (the baseline)
+    draws the same random numbers and counts none.
+    """
+    rows, labels = calibration(data, pruning.calibration_rows, streams.prune)
+    out = apply_operator(
+        pop,
+        members,
+        operator,
+        pruning.amount,
+        rows,
+        labels,
+        streams.operator,
+        loss,
+        pruning.calibration_batches,
+        pruning.masks,
+    )
+    events = len(members) if operator.prunes else 0
+    return PruneOutcome(out.alive_before, out.alive_after, out.zeroed, events)
+
+
 def apply_operator(
     pop: Population,
     members: list[int],
@@ -170,7 +211,7 @@ def apply_operator(
     if not members:
         return PruneOutcome(0, 0)
     idx = torch.as_tensor(members, dtype=torch.long)
-    if isinstance(operator, NoPruning):  # the baseline: no context to build
+    if not operator.prunes:  # the baseline: no context to build
         alive = int(counted(pop, masks).masks.index_select(0, idx).sum().item())
         return PruneOutcome(alive, alive)
     ctx = build_context(pop, members, operator, amount, rows, labels, rng, loss, batches)

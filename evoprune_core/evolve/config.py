@@ -143,12 +143,14 @@ class EvolveFile(_Model):
     fitness: FitnessConfig = Field(default_factory=FitnessConfig)
     transfer: TransferConfig = Field(default_factory=TransferConfig)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
+    tracking: str = Field(default="mlflow", pattern=r"^[A-Za-z0-9_.:\-]+$")
 
     def _identity_data(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
         data["evolution"].pop("generations")
         data.pop("transfer")
         data.pop("description")
+        data.pop("tracking")
         data["compute"].pop("threads")
         return data
 
@@ -165,10 +167,9 @@ class EvolveFile(_Model):
         return flatten(self._identity_data())
 
 
-def load_evolve_config(
-    path: str | Path, overrides: list[str] | None = None, registry: Any = None
-) -> EvolveFile:
-    """Read, override (``--set key=value``) and validate an evolution file."""
+def load_evolve_config(path: str | Path, overrides: list[str] | None, registry: Any) -> EvolveFile:
+    """Read, override (``--set key=value``) and validate an evolution file; its dataset and
+    operator names are checked against ``registry`` (an ``evoprune_core.Registry``)."""
     src = str(path)
     data = read_toml(path)
     apply_overrides(data, overrides or [], source=f"{src}: --set")
@@ -176,10 +177,7 @@ def load_evolve_config(
         cfg = EvolveFile.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, EvolveFile, src)) from None
-    if registry is None:
-        from ..plugins import Registry
-
-        registry = Registry.load()
+    registry.tracker(cfg.tracking, f"{src}: tracking")
     names = registry.names("dataset")
     for key, task in [("fitness.tasks", t) for t in cfg.fitness.tasks] + [
         ("transfer.task", cfg.transfer.task)

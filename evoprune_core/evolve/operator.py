@@ -16,9 +16,9 @@ from ..operators import (
     LayerMask,
     Operator,
     PruneContext,
-    _structured,
     alive_units,
     prune_fraction,
+    structured_mask,
 )
 from ..params import Param
 
@@ -82,7 +82,7 @@ def structured_masks(
             continue
         alive = alive_units(lv)
         keep = prune_fraction(alive, s, amount)
-        out[i] = _structured(lv, alive & ~keep)
+        out[i] = structured_mask(lv, alive & ~keep)
     return out
 
 

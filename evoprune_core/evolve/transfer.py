@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..engines.common import Compute
 from ..engines.pruning import build_context, masks_to_flat
+from ..engines.runtime import Compute
 from .compile import compile_tree
 from .config import EvolveFile
 from .fitness import Task, finetune_val

@@ -14,6 +14,9 @@ here as ``ctypes.Structure`` classes; on load the library is asked for its ABI v
 constants (layer limit, loss codes), struct sizes and field offsets, and refused (one-line
 ``NativeUnavailable``) if any differs from what this module expects.
 
+This module is the wrapper (``NativeKernels``) and the loader (``load``); the compiler and
+its cache are in ``_compiler``, the argument structs and the ABI check in ``_abi``.
+
 The source is compiled on first use with the system C compiler (``$CC``, default ``cc``;
 ``-O3 -march=native``) into a cache folder (``$EVOPRUNE_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/evoprune``, else ``~/.cache/evoprune``), keyed by the source, the flags,
@@ -25,21 +28,44 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import os
-import platform
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError
+from ._abi import (
+    ABI_VERSION,
+    LOSS_CODES,
+    MAX_LAYERS,
+    L1Args,
+    TrainArgs,
+    _f32p,
+    _f64p,
+    _i32p,
+    abi_expected,
+    abi_mismatches,
+)
+from ._compiler import (
+    FLAGS,
+    HEADERS,
+    SOURCE,
+    NativeUnavailable,
+    cache_dir,
+    compile_kernels,
+    cpu_count,
+)
 
 __all__ = [
+    "ABI_VERSION",
+    "FLAGS",
+    "HEADERS",
+    "LOSS_CODES",
+    "MAX_LAYERS",
+    "SOURCE",
     "L1Args",
     "NativeKernels",
     "NativeUnavailable",
@@ -52,88 +78,6 @@ __all__ = [
     "load",
 ]
 
-SOURCE = Path(__file__).with_name("kernels.c")
-HEADERS = (Path(__file__).with_name("abi.h"), Path(__file__).with_name("dense.h"))
-FLAGS = (
-    "-O3",
-    "-fno-math-errno",
-    "-fno-trapping-math",
-    "-fPIC",
-    "-shared",
-    "-pthread",
-)
-#: The boundary with the C side (``abi.h``): checked against the library when it loads.
-ABI_VERSION = 1
-LOSS_CODES = {"l1": 0, "mse": 1, "bce": 2}
-MAX_LAYERS = 32
-
-
-class NativeUnavailable(ConfigError):
-    """The C kernels cannot be built or loaded here (the message says why)."""
-
-
-def cache_dir() -> Path:
-    env = os.environ.get("EVOPRUNE_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "evoprune"
-
-
-def cpu_count() -> int:
-    """CPUs this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _cpu_signature() -> str:
-    """What ``-march=native`` depends on: the CPU's model and feature flags."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return platform.processor() + platform.machine()
-    keep = [ln for ln in text.splitlines() if ln.split(":")[0].strip() in ("model name", "flags")]
-    return "\n".join(sorted(set(keep)))
-
-
-def _compile(cc: str, march: str = "native") -> Path:
-    version = subprocess.run(
-        [cc, "--version"], capture_output=True, text=True, check=False, timeout=60
-    ).stdout
-    source = b"\0".join(p.read_bytes() for p in (SOURCE, *HEADERS))
-    key = hashlib.sha256(
-        b"\0".join(
-            [source, " ".join(FLAGS).encode(), march.encode(), version.encode()]
-            + [_cpu_signature().encode()]
-        )
-    ).hexdigest()[:20]
-    folder = cache_dir()
-    target = folder / f"kernels-{key}.so"
-    if target.exists():
-        return target
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".kernels-", suffix=".so", dir=folder)
-    os.close(fd)
-    try:
-        proc = subprocess.run(
-            [cc, *FLAGS, f"-march={march}", "-I", str(SOURCE.parent), str(SOURCE), "-o", tmp]
-            + ["-lm"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=300,
-        )
-        if proc.returncode != 0:
-            first = (proc.stderr.strip().splitlines() or ["no output"])[0]
-            raise NativeUnavailable(f"native kernels: {cc} failed: {first}")
-        os.replace(tmp, target)  # atomic: concurrent builders race harmlessly
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
-
 
 @functools.lru_cache(maxsize=4)
 def _load_cached(cc: str) -> NativeKernels | NativeUnavailable:
@@ -143,7 +87,7 @@ def _load_cached(cc: str) -> NativeKernels | NativeUnavailable:
             f"native kernels: no C compiler {cc!r} on PATH (set $CC, or compute.backend = 'torch')"
         )
     try:
-        path = _compile(cc)
+        path = compile_kernels(cc)
         return NativeKernels(ctypes.CDLL(str(path)), path)
     except NativeUnavailable as exc:
         return exc
@@ -155,7 +99,7 @@ def build(march: str) -> NativeKernels:
     """The kernels compiled for another instruction set (``-march=<march>``), uncached in
     memory; for testing the narrower SIMD paths on a wider machine."""
     cc = os.environ.get("CC", "cc")
-    path = _compile(cc, march)
+    path = compile_kernels(cc, march)
     return NativeKernels(ctypes.CDLL(str(path)), path)
 
 
@@ -168,57 +112,6 @@ def load() -> NativeKernels:
     if isinstance(got, NativeUnavailable):
         raise NativeUnavailable(str(got))
     return got
-
-
-_f32p = ctypes.POINTER(ctypes.c_float)
-_f64p = ctypes.POINTER(ctypes.c_double)
-_i32p = ctypes.POINTER(ctypes.c_int32)
-_i32, _f32 = ctypes.c_int32, ctypes.c_float
-
-
-class TrainArgs(ctypes.Structure):
-    """Mirror of ``evp_train_args`` (abi.h): one epoch of a population."""
-
-    _fields_ = [
-        ("n", _i32), ("L", _i32), ("dims", _i32p),
-        ("params", _f32p), ("exp_avg", _f32p), ("exp_avg_sq", _f32p), ("steps", _f32p),
-        ("lrs", _f64p), ("rows", _f32p),
-        ("n_rows", _i32), ("batch", _i32), ("loss", _i32), ("threads", _i32),
-        ("b1", _f32), ("b2", _f32), ("eps", _f32),
-        ("reset_each_step", _i32),
-        ("pool", _f32p), ("picks", _i32p), ("n_pool", _i32), ("enc_layers", _i32),
-    ]  # fmt: skip
-
-
-class L1Args(ctypes.Structure):
-    """Mirror of ``evp_l1_args`` (abi.h): the L1 evaluation of a population."""
-
-    _fields_ = [
-        ("n", _i32), ("L", _i32), ("dims", _i32p), ("params", _f32p), ("rows", _f32p),
-        ("n_rows", _i32), ("threads", _i32), ("out", _f64p),
-    ]  # fmt: skip
-
-
-def abi_expected() -> dict[str, int]:
-    """What this loader expects of the library: constants, struct sizes and field offsets."""
-    want = {"version": ABI_VERSION, "max_layers": MAX_LAYERS}
-    want.update({f"loss.{name}": code for name, code in LOSS_CODES.items()})
-    for struct, cname in ((TrainArgs, "evp_train_args"), (L1Args, "evp_l1_args")):
-        want[f"sizeof.{cname}"] = ctypes.sizeof(struct)
-        for name, *_ in struct._fields_:
-            want[f"{cname}.{name}"] = getattr(struct, name).offset
-    return want
-
-
-def abi_mismatches(lib: ctypes.CDLL) -> list[str]:
-    """Every ``key: library value != expected`` where the library disagrees with the loader."""
-    query = lib.evp_abi
-    query.restype = ctypes.c_int64
-    query.argtypes = [ctypes.c_char_p]
-    got = {key: int(query(key.encode())) for key in abi_expected()}
-    return [
-        f"{k}: library {got[k]} != loader {v}" for k, v in abi_expected().items() if got[k] != v
-    ]
 
 
 def _ptr(t: Tensor, kind: type = _f32p):  # noqa: ANN202 - a ctypes pointer

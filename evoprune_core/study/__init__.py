@@ -4,15 +4,18 @@
 study, its MLflow experiment and parent run, runs the workers and reports. The implementation
 lives in private modules: ``_config`` (study files and the conditional search space),
 ``_trial`` (one trial: sample, run every seed, track, tell Optuna), ``_storage`` (where a
-study lives, its lock, dead workers), ``_runner`` (set-up, workers, resume, report), ``_keys``
-(the attribute names stored in Optuna); and for reliability ``_store_setup``, ``_sqlite_store``
-(the MLflow store built atomically, checked, repaired), ``_journal`` (a torn journal tail),
-``_preflight`` (checks before anything is created).
+study lives, its lock, dead workers), ``_runner`` (``run_study``), ``_setup`` (designs, sampler,
+tracker, parent run), ``_workers`` (in-process and K worker processes), ``_reconcile`` (resume
+after faults), ``_report`` (the finished study's artifacts); and for reliability
+``_store_setup`` (directories and the tracker's store before any work), ``_journal`` (a torn
+journal tail), ``_preflight`` (checks before anything is created). The attribute names stored
+in Optuna are ``evoprune_core.reporting.Attr`` (also exported here).
 """
 
 from __future__ import annotations
 
 from ..errors import StoreError
+from ..reporting import Attr
 from ._config import (
     OBJECTIVES,
     Dist,
@@ -23,17 +26,9 @@ from ._config import (
     with_owned_params,
 )
 from ._journal import repair_journal
-from ._keys import Attr
 from ._preflight import check_study
-from ._runner import (
-    StudyOutcome,
-    make_sampler,
-    plan_text,
-    run_study,
-    setup_study,
-    target_trials,
-    work,
-)
+from ._runner import StudyOutcome, run_study
+from ._setup import make_sampler, plan_text, setup_study, target_trials, tracker_for
 from ._storage import (
     HEARTBEAT_INTERVAL,
     Store,
@@ -46,6 +41,7 @@ from ._storage import (
 )
 from ._store_setup import check_store_path
 from ._trial import run_trial
+from ._workers import work
 
 __all__ = [
     "HEARTBEAT_INTERVAL",
@@ -74,6 +70,7 @@ __all__ = [
     "setup_study",
     "study_lock",
     "target_trials",
+    "tracker_for",
     "with_owned_params",
     "work",
 ]

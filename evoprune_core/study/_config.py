@@ -139,6 +139,12 @@ class _StudyFile(BaseModel):
         "high = ..., log = false, step = ... }",
         examples=[{'"pruning.amount"': {"low": 0.02, "high": 0.3, "log": True}}],
     )
+    tracking: str = Field(
+        default="mlflow",
+        pattern=r"^[A-Za-z0-9_.:\-]+$",
+        description='the tracker plugin: "mlflow", or "none" (no MLflow store; the Optuna '
+        "storage keeps the results)",
+    )
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,7 @@ class StudyConfig:
     description: str = ""
     tune_plugin_params: bool = True
     artifacts: str = "best"
+    tracking: str = "mlflow"
 
     @property
     def directions(self) -> list[str]:
@@ -187,6 +194,7 @@ def load_study_config(path: str | Path, registry: Registry) -> StudyConfig:
         raise ConfigError(f"{src}: seeds: expected distinct non-negative integers")
     if "seed" in raw.base:
         raise ConfigError(f"{src}: base.seed: not allowed; the study's seeds = [...] set it")
+    registry.tracker(raw.tracking, f"{src}: tracking")
     base = RunConfig().with_updates(flatten(raw.base), registry, source=f"{src} [base]")
     space = {
         key: _parse_dist(src, key, spec, base, registry, raw.sampler)
@@ -207,6 +215,7 @@ def load_study_config(path: str | Path, registry: Registry) -> StudyConfig:
         description=raw.description,
         tune_plugin_params=raw.tune_plugin_params,
         artifacts=raw.artifacts,
+        tracking=raw.tracking,
     )
     if cfg.sampler == "grid" and len(grid_designs(cfg, registry)) > _GRID_MAX:
         raise ConfigError(f"{src}: space: the grid has more than {_GRID_MAX} combinations")

@@ -17,8 +17,8 @@ from typing import Any
 from .._identity import changes, content_hash
 from ..config import flatten
 from ..errors import ConfigError
+from ..reporting import Attr
 from ._config import Dist, StudyConfig
-from ._keys import Attr
 
 __all__ = ["check_identity", "study_content"]
 

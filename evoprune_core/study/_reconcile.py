@@ -1,15 +1,19 @@
-"""Keeping tracking in step with Optuna after faults: reaped trials and orphaned runs."""
+"""Resuming after faults: fail the trials of dead workers, end the runs no live trial owns."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
-from ._keys import Attr
+from .._compat import storage_of
+from ..reporting import Attr
+from ._storage import Store, reap_dead_trials, study_lock
 
 if TYPE_CHECKING:
     from ..tracking import StudyRun, Tracking
+    from ._config import StudyConfig
 
-__all__ = ["close_orphan_runs", "fail_reaped_run"]
+__all__ = ["close_orphan_runs", "fail_reaped_run", "reconcile"]
 
 LOST = "the trial's result was lost from the Optuna journal (torn write); it is re-run"
 
@@ -39,3 +43,11 @@ def close_orphan_runs(study: Any, tracker: Tracking, ids: StudyRun) -> list[str]
         tracker.close_run(run_id, "FAILED", why)
         closed.append(run_id)
     return closed
+
+
+def reconcile(cfg: StudyConfig, store: Store, study: Any, tracker: Tracking, ids: StudyRun) -> None:
+    """Fail the trials of workers that are gone and end trial runs no live trial owns."""
+    storage = storage_of(study)
+    with contextlib.suppress(Exception), study_lock(store, storage, cfg.name):
+        reap_dead_trials(study, lambda run, why: fail_reaped_run(tracker, run, why))
+        close_orphan_runs(study, tracker, ids)

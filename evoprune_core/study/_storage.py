@@ -25,8 +25,8 @@ from typing import Any
 
 from .._compat import rdb_stale_callback_kwarg, storage_of
 from ..errors import ConfigError, StoreError
-from ._keys import Attr
-from ._sqlite_store import file_lock
+from ..reporting import Attr
+from ..tracking._sqlite_store import file_lock
 
 __all__ = [
     "HEARTBEAT_INTERVAL",
@@ -73,9 +73,17 @@ class Store:
 
 
 def resolve_store(
-    name: str, store_dir: str | Path, storage: str | None, tracking_uri: str | None
+    name: str,
+    store_dir: str | Path,
+    storage: str | None,
+    tracking_uri: str | None,
+    tracked: bool = True,
 ) -> Store:
-    """Defaults under ``store_dir``; ``storage`` is an RDB URL or a journal file path."""
+    """Defaults under ``store_dir``; ``storage`` is an RDB URL or a journal file path.
+
+    ``tracked=False`` (a tracker that writes no store, ``tracking = "none"``): no tracking URI,
+    so no MLflow file is created or checked.
+    """
     from ..tracking import default_tracking_uri
 
     root = Path(store_dir).resolve()
@@ -88,6 +96,8 @@ def resolve_store(
             f"--storage: {storage!r}: expected a journal file path or an RDB URL "
             "(postgresql://..., mysql://..., sqlite:///...)"
         )
+    if not tracked:
+        return Store(root, storage, "")
     uri = tracking_uri or default_tracking_uri(root)
     if not uri.startswith(_TRACKING_SCHEMES):
         raise ConfigError(

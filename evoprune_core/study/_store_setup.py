@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from .._fs import check_writable
 from ..errors import StoreError
+from ..tracking._sqlite_store import ensure_mlflow_db, inspect_mlflow_db
 from ._journal import repair_journal
-from ._sqlite_store import ensure_mlflow_db, inspect_mlflow_db
 
 if TYPE_CHECKING:
     from ._storage import Store

@@ -7,9 +7,9 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TrialFailed
-from ..trial_artifacts import TAG, save_state
+from ..reporting import Attr
+from ..tracking import TAG, save_state
 from ._config import Dist, StudyConfig, sample_updates
-from ._keys import Attr
 
 if TYPE_CHECKING:
     from ..plugins import Registry
@@ -125,7 +125,7 @@ def run_trial(
         means = {k: sum(r[k] for r in results) / len(results) for k in _FINAL}
         final = dict(means)
         if len(cfg.seeds) > 1:
-            from ..report import mean_std
+            from ..reporting import mean_std
 
             final.update({f"{k}_std": mean_std([r[k] for r in results])[1] for k in _FINAL})
             final.update({f"seed{r['seed']}.{k}": r[k] for r in results for k in _FINAL})

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .plugins import hookimpl
+from .hookspecs import hookimpl
 
 __all__ = [
     "evoprune_register_datasets",
     "evoprune_register_engines",
     "evoprune_register_operators",
     "evoprune_register_schedules",
+    "evoprune_register_trackers",
 ]
 
 
@@ -23,9 +24,10 @@ def evoprune_register_engines() -> list[Any]:
 
 @hookimpl
 def evoprune_register_operators() -> list[Any]:
+    from .evolve.operator import FormulaOperator
     from .operators import builtin_operators
 
-    return builtin_operators()
+    return [*builtin_operators(), FormulaOperator]
 
 
 @hookimpl
@@ -40,3 +42,10 @@ def evoprune_register_datasets() -> list[Any]:
     from .data import builtin_datasets
 
     return builtin_datasets()
+
+
+@hookimpl
+def evoprune_register_trackers() -> list[Any]:
+    from .tracking import builtin_trackers
+
+    return builtin_trackers()

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .study._keys import Attr
+from ._trials import pareto, read_trials
 
 __all__ = [
     "FORMATS",
@@ -70,13 +70,8 @@ class TrialRow:
 def rows_from_trials(trials: Iterable[Any]) -> list[TrialRow]:
     """Rows of the completed trials that carry evoprune results (others are ignored)."""
     rows = []
-    for t in trials:
-        if getattr(t.state, "name", "") != "COMPLETE":
-            continue
-        res = t.user_attrs.get(Attr.RESULTS)
-        combo = t.user_attrs.get(Attr.COMBINATION)
-        if not res or not combo:
-            continue
+    for t in read_trials(trials):
+        res, combo = t.results, t.combination
         val = mean_std([r["val_loss"] for r in res])
         test = mean_std([r["test_loss"] for r in res])
         rem = mean_std([r["remaining_fraction"] for r in res])
@@ -96,8 +91,8 @@ def rows_from_trials(trials: Iterable[Any]) -> list[TrialRow]:
                 test_loss_std=test[1],
                 remaining_fraction=rem[0],
                 remaining_fraction_std=rem[1],
-                baseline=bool(t.user_attrs.get(Attr.BASELINE, False)),
-                mlflow_run_id=str(t.user_attrs.get(Attr.MLFLOW_RUN_ID, "")),
+                baseline=t.baseline,
+                mlflow_run_id=t.mlflow_run_id,
             )
         )
     return rows
@@ -116,17 +111,9 @@ def best_combinations(rows: Iterable[TrialRow], top: int | None = 10) -> list[Tr
 
 def pareto_front(rows: Iterable[TrialRow]) -> list[TrialRow]:
     """Trials no other trial beats on both mean val loss and remaining fraction."""
-    rows = list(rows)
-
-    def dominated(r: TrialRow) -> bool:
-        return any(
-            o.val_loss <= r.val_loss
-            and o.remaining_fraction <= r.remaining_fraction
-            and (o.val_loss < r.val_loss or o.remaining_fraction < r.remaining_fraction)
-            for o in rows
-        )
-
-    return sorted((r for r in rows if not dominated(r)), key=lambda r: (r.val_loss, r.trial))
+    return pareto(
+        list(rows), lambda r: (r.val_loss, r.remaining_fraction), lambda r: (r.val_loss, r.trial)
+    )
 
 
 _COLUMNS = (

@@ -20,9 +20,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .errors import ConfigError
-from .stats import Summary, TestResult, holm, mann_whitney, summarize
-from .study._keys import Attr
+from ..errors import ConfigError
+from ._statistics import Summary, TestResult, holm, mann_whitney, summarize
+from ._trials import TrialResults, pareto, read_trials
 
 __all__ = [
     "GROUPINGS",
@@ -144,13 +144,8 @@ def combination_key(engine: str, operator: str, schedule: str) -> str:
     return f"{engine}/{operator}" if schedule == "-" else f"{engine}/{operator}/{schedule}"
 
 
-def _trial_group(t: Any) -> Group | None:
-    if getattr(t.state, "name", "") != "COMPLETE":
-        return None
-    res = t.user_attrs.get(Attr.RESULTS)
-    combo = t.user_attrs.get(Attr.COMBINATION)
-    if not res or not combo:
-        return None
+def _trial_group(t: TrialResults) -> Group:
+    res, combo = t.results, t.combination
     values = {m: tuple(float(r[m]) for r in res) for m in METRICS if all(m in r for r in res)}
     return Group(
         key=f"trial:{t.number}",
@@ -160,7 +155,7 @@ def _trial_group(t: Any) -> Group | None:
         probability=combo.get("probability"),
         amount=combo.get("amount"),
         population=str(combo.get("population", "1")),
-        baseline=bool(t.user_attrs.get(Attr.BASELINE, False)),
+        baseline=t.baseline,
         trials=(t.number,),
         seeds=tuple(int(r["seed"]) for r in res),
         values=values,
@@ -171,9 +166,7 @@ def groups_from_trials(trials: Iterable[Any], grouping: str = "trial") -> list[G
     """The groups of the completed trials that carry evoprune results, in trial order."""
     if grouping not in GROUPINGS:
         raise ConfigError(f"--group: unknown grouping {grouping!r}; allowed: trial, combination")
-    per_trial = sorted(
-        (g for g in map(_trial_group, trials) if g is not None), key=lambda g: g.trials
-    )
+    per_trial = sorted(map(_trial_group, read_trials(trials)), key=lambda g: g.trials)
     if grouping == "trial":
         return per_trial
     pooled: dict[str, list[Group]] = {}
@@ -311,11 +304,8 @@ def pareto_groups(
 ) -> list[Group]:
     """Groups whose medians of ``x`` and ``y`` no other group beats on both (both minimised),
     sorted by ``y``."""
-    pts = [(g, g.summary(x).median, g.summary(y).median) for g in groups]
-    pts = [(g, a, b) for g, a, b in pts if a is not None and b is not None]
-
-    def dominated(a: float, b: float) -> bool:
-        return any(c <= a and d <= b and (c < a or d < b) for _, c, d in pts)
-
-    front = [(g, a, b) for g, a, b in pts if not dominated(a, b)]
-    return [g for g, _, b in sorted(front, key=lambda p: (p[2], p[0].trials))]
+    return pareto(
+        groups,
+        lambda g: (g.summary(x).median, g.summary(y).median),
+        lambda g: (g.summary(y).median, g.trials),
+    )

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from .stats_format import LABELS
-from .stats_report import Group, StatsReport, pareto_groups
+from ._compare import Group, StatsReport, pareto_groups
+from ._stats_text import LABELS
 
 __all__ = ["box_figure", "pareto_figure", "write_figures"]
 

@@ -15,7 +15,7 @@ _STORE_HELP = "local store directory (checkpoints, cached networks, MLflow); def
 
 
 def _prepare_fn(cfg: Any, compute: Any, registry: Any, cache: Path) -> Any:
-    from .fitness import prepare_task
+    from ..evolve.fitness import prepare_task
 
     made: dict[tuple[str, int], Any] = {}
 
@@ -35,11 +35,11 @@ def _phase(quiet: bool, total: int, desc: str, unit: str) -> Any:
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:
-    from ..cli._study import _quiet_libraries
     from ..config import flatten
+    from ..evolve.config import load_evolve_config
     from ..plugins import Registry
     from ..study import resolve_store
-    from .config import load_evolve_config
+    from ._study import _quiet_libraries
 
     registry = Registry.load()
     cfg = load_evolve_config(args.file, args.set, registry)
@@ -49,23 +49,25 @@ def cmd_evolve(args: argparse.Namespace) -> int:
             raise ConfigError(f"--output: {out}: expected a .json file name")
         if not out.resolve().parent.is_dir():
             raise ConfigError(f"--output: directory {out.resolve().parent} does not exist")
-    store = resolve_store(cfg.name, args.store, None, args.tracking_uri)
+    tracker_cls = registry.tracker(cfg.tracking, f"{args.file}: tracking").obj
+    store = resolve_store(cfg.name, args.store, None, args.tracking_uri, tracker_cls.uses_store)
     _quiet_libraries()
 
-    from ..engines.common import cpu_numerics, resolve_compute
-    from ..tracking import Tracker
-    from .loop import Evolution, hall_of_fame
-    from .report import hall_rows, hall_text, write_outputs
-    from .transfer import run_transfer, transfer_markdown
+    from ..engines.runtime import cpu_numerics, resolve_compute
+    from ..evolve.loop import Evolution, hall_of_fame
+    from ..evolve.report import hall_rows, hall_text, write_outputs
+    from ..evolve.transfer import run_transfer, transfer_markdown
 
     compute = resolve_compute(cfg.compute)
     store.prepare()
     work = store.root / "evolve" / cfg.name
     work.mkdir(parents=True, exist_ok=True)
-    tracker = Tracker(store.tracking_uri, store.artifact_root)
-    experiment = tracker.experiment(f"evolve-{cfg.name}")
+    tracker = tracker_cls(store.tracking_uri, store.artifact_root)
     params = flatten(cfg.model_dump(mode="json"))
-    run_id = tracker.named_run(experiment, "evolution", f"{cfg.name}-{cfg.identity()}", params)
+    params.pop("tracking")  # which tracker is not part of what the run records
+    run_id = tracker.start_run(
+        f"evolve-{cfg.name}", "evolution", f"{cfg.name}-{cfg.identity()}", params
+    ).run_id
     bar = None
 
     def on_generation(record: dict[str, float]) -> None:
@@ -135,7 +137,9 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     here = str(Path.cwd()) + "/"
     print(
         (f"\nhall of fame: {paths['json']} (+ .md); run file: {paths['run']}; "
-         f"checkpoint: {work / 'checkpoint.json'}; MLflow experiment evolve-{cfg.name}")
+         f"checkpoint: {work / 'checkpoint.json'}; "
+         + (f"MLflow experiment evolve-{cfg.name}" if tracker_cls.uses_store
+            else f"tracking: {cfg.tracking}"))
         .replace(here, "")
     )  # fmt: skip
     return 0

@@ -20,17 +20,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .config import RunConfig
-    from .tracking import Tracker, TrialRun
+    from ..config import RunConfig
+    from ._mlflow import Tracker, TrialRun
 
-__all__ = ["ARTIFACTS", "TAG", "complete", "save_state"]
+__all__ = ["ARTIFACTS", "TAG", "complete_artifacts", "save_state"]
 
 ARTIFACTS = ("all", "best", "none")
 TAG = "artifacts"  # on a trial's run: "complete", "deferred" (state saved) or "none"
 
 
 def _basics(d: Path, cfg: RunConfig, seeds: Iterable[int], summaries: list[dict[str, Any]]) -> None:
-    from .tracking import history_csv
+    from ._mlflow import history_csv
 
     config = cfg.model_dump(mode="json")
     config.pop("seed", None)
@@ -51,7 +51,7 @@ def save_state(
     """A finished trial's files for ``mode`` "best" or "none" (``all``: ``run.artifacts``)."""
     import numpy as np
 
-    from .tracking import _retry
+    from ._mlflow import _retry
 
     client = run.client
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,14 +84,14 @@ def _no_progress_bar() -> Iterator[None]:
             os.environ[key] = before
 
 
-def complete(tracker: Tracker, run_id: str) -> bool:
+def complete_artifacts(tracker: Tracker, run_id: str) -> bool:
     """Write the plots and the model of a trial whose state was saved (``deferred``); True
     when it did. A run already complete (or with nothing saved) is left alone."""
     import numpy as np
 
-    from .plots import layer_sparsity_figure, training_figure
-    from .population import Population
-    from .tracking import _retry, _save_model
+    from ..population import Population
+    from ._figures import layer_sparsity_figure, training_figure
+    from ._mlflow import _retry, _save_model
 
     client = tracker.client
     if client.get_run(run_id).data.tags.get(TAG) != "deferred":

@@ -8,8 +8,8 @@ import json
 import textwrap
 from collections.abc import Sequence
 
-from .stats import A12_THRESHOLDS, Summary
-from .stats_report import METRICS, ONE_SEED, Comparison, Group, StatsReport, pareto_groups
+from ._compare import METRICS, ONE_SEED, Comparison, Group, StatsReport, pareto_groups
+from ._statistics import A12_THRESHOLDS, Summary
 
 __all__ = ["ALPHA", "format_stats", "verdict"]
 

@@ -1,10 +1,5 @@
-"""Tracking of studies: the ``Tracking`` protocol a study needs, and its MLflow implementation.
-
-A study needs little from tracking (``Tracking``): start the study (an experiment and a parent
-run, found again on resume), start a trial (``TrialTracking``: configuration, per-generation
-records, final metrics, artifacts, success or failure), close a run whose worker died, finish
-the study, attach text and files. ``Tracker`` implements it with MLflow: one experiment and one
-parent run per study, a child run per trial. Another backend implements the same two protocols.
+"""The MLflow tracker (``tracking = "mlflow"``, the default): one experiment and one parent run
+per study, a child run per trial.
 
 Everything in ``Tracker`` goes through an ``MlflowClient`` bound to one tracking URI (a local sqlite store or
 an ``mlflow server``), never through MLflow's process-global active run, so any process on any
@@ -22,116 +17,27 @@ import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+from ..config import RunConfig, flatten
+from ..version import __version__
+from ._protocol import StudyRun, TrackerBackend, param_value
 
-from .config import RunConfig, flatten
-from .version import __version__
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
 
-__all__ = [
-    "StudyRun",
-    "Tracker",
-    "Tracking",
-    "TrialRun",
-    "TrialTracking",
-    "default_tracking_uri",
-    "param_value",
-]
+# mlflow (~1.6 s to import) loads when a tracker is built, not when the registry lists it
+__all__ = ["Tracker", "TrialRun", "default_tracking_uri", "history_csv"]
 
 ROLE = "evoprune.role"
 _KIND = "mlflow.experimentKind"  # the UI opens such experiments on their runs, not GenAI views
 _FLUSH_SECONDS = 10.0  # per-generation metrics go out in few batches
 
 
-@dataclass(frozen=True)
-class StudyRun:
-    """Where a study is tracked: its experiment and its parent run."""
-
-    experiment_id: str
-    run_id: str
-
-
-class TrialTracking(Protocol):
-    """What a trial reports while and after it runs."""
-
-    run_id: str
-
-    def log_config(
-        self,
-        cfg: RunConfig,
-        seeds: Iterable[int],
-        number: int,
-        short: dict[str, Any] | None = None,
-    ) -> None: ...
-
-    def set_tags(self, tags: dict[str, str]) -> None: ...
-
-    def generation(self, step: int, record: dict[str, float], prefix: str = "") -> None: ...
-
-    def flush(self) -> None: ...
-
-    def final(self, metrics: dict[str, float], step: int) -> None: ...
-
-    def artifacts(
-        self,
-        cfg: RunConfig,
-        seeds: Iterable[int],
-        summaries: list[dict[str, Any]],
-        model: Any,
-        population: Any,
-        input_example: Any,
-    ) -> None: ...
-
-    def succeed(self) -> None: ...
-
-    def fail(self, exc: BaseException, status: str = "FAILED") -> None: ...
-
-
-class Tracking(Protocol):
-    """What a study needs from a tracking backend."""
-
-    def start_study(self, name: str, params: dict[str, Any]) -> StudyRun: ...
-
-    def start_trial(
-        self, study: StudyRun, name: str, number: int, tags: dict[str, str]
-    ) -> TrialTracking: ...
-
-    def close_run(self, run_id: str, status: str, error: str | None = None) -> None: ...
-
-    def fail_finished_run(self, run_id: str, error: str) -> bool: ...
-
-    def running_trial_runs(self, study: StudyRun, name: str) -> list[tuple[str, int]]: ...
-
-    def finish_study(
-        self,
-        study: StudyRun,
-        status: str = "FINISHED",
-        active_seconds: float | None = None,
-        sessions: int | None = None,
-    ) -> None: ...
-
-    def log_text(self, run_id: str, text: str, artifact_file: str) -> None: ...
-
-    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None: ...
-
-    def artifact_location(self, run_id: str, artifact_file: str) -> str: ...
-
-
 def default_tracking_uri(store: Path) -> str:
     """``sqlite:///<abs store>/mlflow.db``."""
     return f"sqlite:///{(store / 'mlflow.db').resolve()}"
-
-
-def param_value(value: Any) -> str:
-    """How a configuration value is written as an MLflow param (and compared in tests)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (list, tuple, dict)):
-        return json.dumps(value)
-    return str(value)
 
 
 def _retry(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -146,12 +52,19 @@ def _retry(fn: Any, *args: Any, **kwargs: Any) -> Any:
     return None
 
 
-class Tracker:
+class Tracker(TrackerBackend):
     """``Tracking`` with MLflow: experiment, parent run, trial runs, study artifacts."""
+
+    name: ClassVar[str] = "mlflow"
+    description: ClassVar[str] = (
+        "MLflow: an experiment and a parent run per study, a child run per trial"
+    )
 
     def __init__(self, tracking_uri: str, artifact_root: Path | None = None) -> None:
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
+        from mlflow import MlflowClient
+
         self.client = MlflowClient(tracking_uri=tracking_uri)
 
     def experiment(self, name: str) -> str:
@@ -185,6 +98,8 @@ class Tracker:
     ) -> str:
         """The first run tagged with every ``key`` tag (set RUNNING again), else a new one
         named ``name`` with those tags and ``params``."""
+        from mlflow.entities import Param
+
         where = " and ".join(f"tags.`{k}` = '{v}'" for k, v in key.items())
         found = self.client.search_runs(
             [experiment_id], filter_string=where, max_results=1,
@@ -212,6 +127,8 @@ class Tracker:
     ) -> TrialRun:
         """A child run of the study's parent run for trial ``number``, named by the
         ``mlflow.runName`` tag if given (what ran: ``t0007 coevolution magnitude/fixed``)."""
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
         tags = dict(tags)
         run = _retry(
             self.client.create_run,
@@ -267,6 +184,8 @@ class Tracker:
         """End the study's run. With ``active_seconds`` (the study's sessions together) its
         duration is the time the study ran, not the time since it first started; the
         sessions (1 + resumes) and those seconds are tags."""
+        from mlflow.entities import RunTag
+
         if active_seconds is None:
             _retry(self.client.set_terminated, study.run_id, status)
             return
@@ -290,6 +209,12 @@ class Tracker:
         parsed = urlparse(uri)
         return unquote(parsed.path) if parsed.scheme == "file" else uri
 
+    def start_run(self, experiment: str, role: str, name: str, params: dict[str, Any]) -> StudyRun:
+        """The run tagged ``role``/``name`` in the experiment called ``experiment`` (found again
+        on resume), else a new one."""
+        exp_id = self.experiment(experiment)
+        return StudyRun(exp_id, self.named_run(exp_id, role, name, params))
+
     def named_run(self, experiment_id: str, role: str, name: str, params: dict[str, Any]) -> str:
         """The run tagged ``role``/``name`` in the experiment (found again on resume), else new."""
         return self._find_or_create(
@@ -298,6 +223,8 @@ class Tracker:
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
         """Numeric metrics at ``step`` (one batch)."""
+        from mlflow.entities import Metric
+
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         _retry(self.client.log_batch, run_id, metrics=batch)
@@ -332,6 +259,8 @@ class TrialRun:
     ) -> None:
         """Params: the resolved configuration (dotted keys), its seeds, the trial number, and
         ``short`` (what the trial sampled under short names: operator, schedule, ...)."""
+        from mlflow.entities import Param
+
         flat = flatten(cfg)
         flat.pop("seed", None)
         flat["seeds"] = ",".join(str(s) for s in seeds)
@@ -343,6 +272,8 @@ class TrialRun:
             _retry(self.client.log_batch, self.run_id, params=params[i : i + 100])
 
     def set_tags(self, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
         _retry(
             self.client.log_batch,
             self.run_id,
@@ -351,6 +282,8 @@ class TrialRun:
 
     def generation(self, step: int, record: dict[str, float], prefix: str = "") -> None:
         """Buffer one generation's numeric record; flush every couple of seconds."""
+        from mlflow.entities import Metric
+
         now = int(time.time() * 1000)
         for key, value in record.items():
             if key == "generation" or isinstance(value, bool):
@@ -367,6 +300,8 @@ class TrialRun:
         self._last_flush = time.monotonic()
 
     def final(self, metrics: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
         now = int(time.time() * 1000)
         self._buffer.extend(Metric(k, float(v), now, step) for k, v in metrics.items())
         self.flush()
@@ -381,7 +316,7 @@ class TrialRun:
         input_example: Any,
     ) -> None:
         """Resolved config, history CSV, plots, the compact model and the masks."""
-        from .plots import layer_sparsity_figure, training_figure
+        from ._figures import layer_sparsity_figure, training_figure
 
         with tempfile.TemporaryDirectory() as tmp:
             d = Path(tmp)

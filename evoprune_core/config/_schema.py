@@ -1,31 +1,22 @@
-"""Typed, validated run configuration: TOML in, clear one-line errors out.
+"""The run configuration's schema: strict pydantic models, one per TOML table.
 
-``load_run_config(path, overrides, registry)`` reads a TOML file, applies ``--set key=value``
-overrides, validates every key and value (unknown keys, wrong types, out-of-range numbers,
-unknown operator/schedule/dataset names and their parameters) and returns a fully resolved
-``RunConfig``: plugin parameters are filled with their defaults, so the config logged for a run
-says everything that determined it.
+Reading TOML, ``--set`` overrides and one-line validation errors live in ``_toml``; resolving
+component names against the installed plugins in ``evoprune_core.resolved`` (a resolved
+``RunConfig`` has every plugin parameter filled, so the config logged for a run says
+everything that determined it).
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .errors import ConfigError
-from .population import Architecture
+from ..population import Architecture
+from ._toml import set_dotted, validate
 
 if TYPE_CHECKING:
-    from .plugins import Registry
-    from .resolved import ResolvedRun
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+    from ..plugins import Registry
 
 __all__ = [
     "CoevolutionConfig",
@@ -35,13 +26,6 @@ __all__ = [
     "PruningConfig",
     "RunConfig",
     "TrainingConfig",
-    "apply_overrides",
-    "flatten",
-    "load_run",
-    "format_validation_error",
-    "load_run_config",
-    "parse_override",
-    "read_toml",
     "resolve_run",
 ]
 
@@ -232,8 +216,8 @@ class RunConfig(_Model):
         """A re-validated copy with dotted-key ``updates`` applied (components not resolved)."""
         data = self.model_dump(mode="python")
         for key, value in updates.items():
-            _set_dotted(data, key, value, source)
-        return _validate(RunConfig, data, source)
+            set_dotted(data, key, value, source)
+        return validate(RunConfig, data, source)
 
     def with_updates(
         self, updates: dict[str, Any], registry: Registry, source: str = "<updates>"
@@ -242,152 +226,6 @@ class RunConfig(_Model):
         return resolve_run(self.updated(updates, source), registry, source)
 
 
-# -- reading and errors ----------------------------------------------------------------------
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """Parse a TOML file; a missing file or a syntax error is a ``ConfigError`` naming it."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{p}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
-            "save the file as UTF-8"
-        ) from None
-    except IsADirectoryError:
-        raise ConfigError(f"{p}: is a directory, expected a TOML file") from None
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: invalid TOML: {exc}") from None
-
-
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
-    """Field names of the model at ``loc`` (for 'unknown key' messages)."""
-    current: Any = model
-    for part in loc[:-1]:
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return None
-        field = current.model_fields.get(str(part))
-        if field is None:
-            return None
-        current = field.annotation
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return None
-
-
-def format_validation_error(exc: ValidationError, model: type[BaseModel], source: str) -> str:
-    """One line: ``source: dotted.key: what is wrong; allowed: ...``."""
-    err = exc.errors()[0]
-    loc = tuple(err["loc"])
-    key = ".".join(str(p) for p in loc) or "(top level)"
-    if err["type"] == "extra_forbidden":
-        allowed = _allowed_keys(model, loc)
-        tail = f"; allowed: {', '.join(allowed)}" if allowed else ""
-        return f"{source}: {key}: unknown key{tail}"
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
-    got = err.get("input")
-    shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
-    return f"{source}: {key}: {msg}{shown}"
-
-
-def _validate(model: type[BaseModel], data: dict[str, Any], source: str) -> Any:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, model, source)) from None
-
-
-def parse_override(item: str, source: str = "--set") -> tuple[str, Any]:
-    """``"a.b=value"`` -> ``("a.b", value)``; the value is read as TOML, else as a string."""
-    key, sep, raw = item.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ConfigError(f"{source}: {item!r}: expected key=value, e.g. training.lr=0.001")
-    raw = raw.strip()
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
-    return key, value
-
-
-def _set_dotted(data: dict[str, Any], key: str, value: Any, source: str) -> None:
-    parts = key.split(".")
-    node = data
-    for part in parts[:-1]:
-        nxt = node.setdefault(part, {})
-        if not isinstance(nxt, dict):
-            raise ConfigError(f"{source}: {key}: {part!r} is not a table")
-        node = nxt
-    node[parts[-1]] = value
-
-
-def apply_overrides(
-    data: dict[str, Any], overrides: list[str], source: str = "--set"
-) -> dict[str, Any]:
-    for item in overrides:
-        key, value = parse_override(item, source)
-        _set_dotted(data, key, value, f"{source} {key}")
-    return data
-
-
 def resolve_run(cfg: RunConfig, registry: Registry, source: str) -> RunConfig:
     """Check component names and parameters against ``registry``; fill their defaults."""
-    from .resolved import resolve
-
-    return resolve(cfg, registry, source).config
-
-
-def load_run(
-    path: str | Path | None,
-    overrides: list[str] | None = None,
-    registry: Registry | None = None,
-    base: dict[str, Any] | None = None,
-) -> ResolvedRun:
-    """Read, override and validate a run configuration; resolve its components once.
-
-    ``path=None`` starts from the embedded defaults (or ``base``).
-    """
-    from .resolved import resolve
-
-    source = str(path) if path is not None else "<defaults>"
-    data = read_toml(path) if path is not None else dict(base or {})
-    apply_overrides(data, overrides or [], source=f"{source}: --set")
-    cfg = _validate(RunConfig, data, source)
-    if registry is None:
-        from .plugins import Registry
-
-        registry = Registry.load()
-    return resolve(cfg, registry, source)
-
-
-def load_run_config(
-    path: str | Path | None,
-    overrides: list[str] | None = None,
-    registry: Registry | None = None,
-    base: dict[str, Any] | None = None,
-) -> RunConfig:
-    """Read, override, validate and resolve a run configuration (see ``load_run``)."""
-    return load_run(path, overrides, registry, base).config
-
-
-def flatten(cfg: BaseModel | dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Dotted keys of a (nested) configuration, e.g. ``training.lr``; lists stay values."""
-    data = cfg.model_dump(mode="json") if isinstance(cfg, BaseModel) else cfg
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(flatten(value, dotted + "."))
-        elif isinstance(value, dict):
-            continue
-        else:
-            out[dotted] = value
-    return out
+    return registry.resolve(cfg, source).config

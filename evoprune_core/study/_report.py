@@ -1,0 +1,102 @@
+"""A finished study's artifacts on its parent run: tables, Optuna plots, statistics."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..reporting import Attr, build_stats, format_stats, study_figures, study_report, write_figures
+from ._config import StudyConfig
+
+if TYPE_CHECKING:
+    from ..tracking import StudyRun, Tracking
+
+__all__ = ["finish_study", "log_stats"]
+
+
+def _sessions(study: Any, seconds: float) -> tuple[float, int]:
+    """This session's seconds added to the study's: (active seconds in all, sessions)."""
+    active = float(study.user_attrs.get(Attr.ACTIVE_SECONDS, 0.0)) + seconds
+    sessions = int(study.user_attrs.get(Attr.SESSIONS, 0)) + 1
+    with contextlib.suppress(Exception):  # a storage that fails here must not hide the result
+        study.set_user_attr(Attr.ACTIVE_SECONDS, active)
+        study.set_user_attr(Attr.SESSIONS, sessions)
+    return active, sessions
+
+
+def finish_study(
+    cfg: StudyConfig,
+    study: Any,
+    tracker: Tracking,
+    ids: StudyRun,
+    status: str,
+    seconds: float | None = None,
+) -> tuple[str, str]:
+    """Study artifacts on the parent run (tables, Optuna plots, statistics, the best trials'
+    plots and models); end it with the time the study ran over all its sessions as its
+    duration (``seconds``: this session's); return the table and where the Pareto front plot
+    went."""
+
+    trials = study.get_trials(deepcopy=False)
+    text = study_report(trials, cfg.objectives, "text")
+    plot = ""
+    try:
+        tracker.log_text(ids.run_id, study_report(trials, cfg.objectives, "markdown"), "best.md")
+        tracker.log_text(ids.run_id, study_report(trials, cfg.objectives, "csv"), "best.csv")
+        with tempfile.TemporaryDirectory() as tmp:
+            for path in study_figures(study, cfg.objectives, Path(tmp)):
+                tracker.log_artifact(ids.run_id, path, "optuna")
+        plot = log_stats(cfg, trials, tracker, ids.run_id)
+        if cfg.artifacts == "best":
+            _best_artifacts(study, tracker)
+    finally:
+        if seconds is None:
+            tracker.finish_study(ids, status)
+        else:
+            active, sessions = _sessions(study, seconds)
+            tracker.finish_study(ids, status, active, sessions)
+    return text, plot
+
+
+def _best_artifacts(study: Any, tracker: Tracking) -> None:
+    """Plots and models of the best (Pareto-front) trials whose runs have only their state."""
+    from ..tracking import Tracker, complete_artifacts
+
+    if not isinstance(tracker, Tracker):
+        return  # another tracker keeps what it keeps
+    try:
+        best = study.best_trials
+    except (ValueError, RuntimeError):  # no complete trial yet
+        return
+    for t in best:
+        run_id = t.user_attrs.get(Attr.MLFLOW_RUN_ID)
+        if not run_id:
+            continue
+        try:
+            complete_artifacts(tracker, run_id)
+        except Exception as exc:  # noqa: BLE001 - artifacts must not fail a finished study
+            warnings.warn(
+                f"evoprune: trial {t.number}: plots and model not written: {exc}", stacklevel=2
+            )
+
+
+def log_stats(cfg: StudyConfig, trials: list[Any], tracker: Tracking, run_id: str) -> str:
+    """``evoprune report --stats`` (JSON, Markdown) and its plots under the study run's
+    ``stats/``; returns where ``pareto_front.png`` went ("" if nowhere)."""
+
+    report = build_stats(trials, cfg.objectives, cfg.name)
+    if not report.groups:
+        return ""
+    tracker.log_text(run_id, format_stats(report, "json"), "stats/stats.json")
+    tracker.log_text(run_id, format_stats(report, "markdown"), "stats/stats.md")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for path in write_figures(report, Path(tmp)):
+                tracker.log_artifact(run_id, path, "stats")
+    except Exception as exc:  # noqa: BLE001 - a plot must not fail a finished study
+        warnings.warn(f"evoprune: statistics plots skipped: {exc}", stacklevel=2)
+        return ""
+    return tracker.artifact_location(run_id, "stats/pareto_front.png")

@@ -1,0 +1,35 @@
+"""Tracking: the ``Tracking`` protocols and the trackers (plugins of kind ``tracker``).
+
+Built in: ``mlflow`` (``Tracker``, the default) and ``none`` (``NoTracker``). A study or an
+evolution selects one with ``tracking = "<name>"``; see ``_protocol`` for the contract.
+"""
+
+from __future__ import annotations
+
+from ._artifacts import ARTIFACTS, TAG, complete_artifacts, save_state
+from ._mlflow import Tracker, TrialRun, default_tracking_uri, history_csv
+from ._none import NoTracker, NoTrial
+from ._protocol import StudyRun, TrackerBackend, Tracking, TrialTracking, param_value
+
+__all__ = [
+    "ARTIFACTS",
+    "TAG",
+    "NoTracker",
+    "NoTrial",
+    "StudyRun",
+    "Tracker",
+    "TrackerBackend",
+    "Tracking",
+    "TrialRun",
+    "TrialTracking",
+    "builtin_trackers",
+    "complete_artifacts",
+    "default_tracking_uri",
+    "history_csv",
+    "param_value",
+    "save_state",
+]
+
+
+def builtin_trackers() -> list[type[TrackerBackend]]:
+    return [Tracker, NoTracker]

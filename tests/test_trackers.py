@@ -1,0 +1,125 @@
+"""Trackers are plugins: the built-ins pass the conformance kit, a study picks one by name,
+``tracking = "none"`` writes no MLflow store, and a plugin tracker receives the study."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, ClassVar
+
+import optuna
+import pytest
+from conftest import Project
+
+from evoprune_core import hookimpl
+from evoprune_core.cli import main
+from evoprune_core.plugins import Registry
+from evoprune_core.study import load_study_config, resolve_store, run_study
+from evoprune_core.testing import check_tracker
+from evoprune_core.tracking import NoTracker, StudyRun, Tracker, TrackerBackend
+
+
+def test_the_none_tracker_passes_the_kit() -> None:
+    check_tracker(NoTracker)
+
+
+def test_the_mlflow_tracker_passes_the_kit(tmp_path: Path, empty_mlflow_db: Path) -> None:
+    shutil.copy(empty_mlflow_db, tmp_path / "mlflow.db")
+    check_tracker(Tracker, f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts")
+
+
+class _Forgetful(NoTracker):
+    """Starts a new study run every time: a resumed study would lose its parent run."""
+
+    name: ClassVar[str] = "forgetful"
+
+    def __init__(self, tracking_uri: str, artifact_root: Path | None = None) -> None:
+        super().__init__(tracking_uri, artifact_root)
+        self.count = 0
+
+    def start_study(self, name: str, params: dict[str, Any]) -> StudyRun:
+        self.count += 1
+        return StudyRun("e", f"run-{id(self)}-{self.count}")
+
+
+def test_the_kit_names_what_a_broken_tracker_gets_wrong() -> None:
+    with pytest.raises(AssertionError, match=r"^check_study_is_found_again: forgetful: a resumed"):
+        check_tracker(_Forgetful)
+
+    class Nameless(NoTracker):
+        name: ClassVar[str] = "no name"
+
+    with pytest.raises(AssertionError, match=r"^check_declaration: Nameless: no valid name"):
+        check_tracker(Nameless)
+
+
+def test_a_study_with_tracking_none_runs_and_writes_no_mlflow_store(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = project.study_file("quiet", n_trials=2, header='tracking = "none"')
+    assert main(project.args(path)) == 0
+    out = capsys.readouterr().out
+    assert "2/2 trials complete" in out and "tracking: none" in out and "MLflow" not in out
+    assert not (project.store / "mlflow.db").exists()
+    assert not (project.store / "artifacts").exists()
+    assert sorted(p.name for p in project.store.iterdir()) == ["optuna"]
+    study = optuna.load_study(
+        study_name="quiet", storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(project.store / "optuna" / "quiet.journal"))
+        )
+    )  # fmt: skip
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(done) == 2 and all(t.user_attrs["evoprune.results"] for t in done)
+    assert {t.user_attrs["evoprune.mlflow_run_id"] for t in done} == {""}
+
+
+def test_an_unknown_tracker_is_one_line_naming_the_allowed(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = project.study_file("typo", header='tracking = "mlfow"')
+    assert main(project.args(path)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {path}: tracking: unknown tracker 'mlfow'; allowed: mlflow, none"]
+    assert not project.store.exists()
+
+
+class _Recording(NoTracker):
+    """A plugin tracker that remembers what the study told it."""
+
+    name: ClassVar[str] = "recording"
+    seen: ClassVar[list[tuple[str, Any]]] = []
+
+    def start_study(self, name: str, params: dict[str, Any]) -> StudyRun:
+        self.seen.append(("study", name))
+        return StudyRun("exp", "parent")
+
+    def start_trial(self, study: StudyRun, name: str, number: int, tags: dict[str, str]) -> Any:
+        self.seen.append(("trial", (study.run_id, number)))
+        return super().start_trial(study, name, number, tags)
+
+    def finish_study(self, study: StudyRun, status: str = "FINISHED") -> None:
+        self.seen.append(("finish", status))
+
+
+class _Plugin:
+    @hookimpl
+    def evoprune_register_trackers(self) -> list[type[TrackerBackend]]:
+        return [_Recording]
+
+
+def test_a_plugin_tracker_is_selected_by_name(project: Project) -> None:
+    registry = Registry.load(env={"EVOPRUNE_PLUGINS": "none"}, extra=[(_Plugin(), "rec-plugin")])
+    assert registry.names("tracker") == ["mlflow", "none", "recording"]
+    path = project.study_file("rec", n_trials=2, header='tracking = "recording"')
+    cfg = load_study_config(path, registry)
+    store = resolve_store(cfg.name, project.store, None, None, tracked=_Recording.uses_store)
+    _Recording.seen.clear()
+    outcome = run_study(cfg, store, registry, quiet=True)
+    assert (outcome.complete, outcome.parent_run_id) == (2, "parent")
+    assert _Recording.seen == [
+        ("study", "rec"),
+        ("trial", ("parent", 0)),
+        ("trial", ("parent", 1)),
+        ("finish", "FINISHED"),
+    ]
+    assert not (project.store / "mlflow.db").exists()
