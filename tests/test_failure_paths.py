@@ -26,10 +26,11 @@ from pydantic import BaseModel
 from test_reliability import pid_gone, wait_for
 
 from evoprune_core._fs import write_output
-from evoprune_core.config import RunConfig, load_run
+from evoprune_core.config import RunConfig
 from evoprune_core.data import from_file
 from evoprune_core.errors import ConfigError, DataError
 from evoprune_core.evolve.config import EvolveFile, load_evolve_config
+from evoprune_core.loading import load_run
 from evoprune_core.plugins import Registry
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -53,8 +53,10 @@ def finish_study(
         if cfg.artifacts == "best":
             _best_artifacts(study, tracker)
     finally:
-        if seconds is None:
-            tracker.finish_study(ids, status)
+        from ..tracking import Tracker
+
+        if seconds is None or not isinstance(tracker, Tracker):
+            tracker.finish_study(ids, status)  # the protocol's call: plugin trackers keep theirs
         else:
             active, sessions = _sessions(study, seconds)
             tracker.finish_study(ids, status, active, sessions)

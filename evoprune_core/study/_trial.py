@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import TrialFailed
 from ..reporting import Attr
-from ..tracking import TAG, save_state
+from ..tracking import TAG, TrialRun, save_state
 from ._config import Dist, StudyConfig, sample_updates
 
 if TYPE_CHECKING:
@@ -105,7 +105,10 @@ def run_trial(
         run = tracking.start_trial(ids, cfg.name, trial.number, tags)
         trial.set_user_attr(Attr.MLFLOW_RUN_ID, run.run_id)
         trial.set_user_attr(Attr.COMBINATION, combo)
-        run.log_config(rc, cfg.seeds, trial.number, _short_params(combo))
+        if isinstance(run, TrialRun):  # the MLflow runs table shows them under short names
+            run.log_config(rc, cfg.seeds, trial.number, _short_params(combo))
+        else:
+            run.log_config(rc, cfg.seeds, trial.number)
         summaries, results, best = [], [], None
         for seed in cfg.seeds:
             seeded = resolved.with_seed(seed)
@@ -133,7 +136,13 @@ def run_trial(
         assert best is not None
         res, data = best
         run.set_tags({"backend": str(res.extra.get("backend", ""))})
-        if cfg.artifacts == "all":
+        if isinstance(run, TrialRun) and cfg.artifacts != "all":
+            # "best": the state the plots and model are made from at the end; "none"
+            save_state(
+                run, cfg.artifacts, rc, cfg.seeds, summaries,
+                res.population.take([res.best]), data.val[:4].numpy(),
+            )  # fmt: skip
+        elif cfg.artifacts != "none":  # "all" (a plugin tracker cannot defer: "best" too)
             run.artifacts(
                 rc,
                 cfg.seeds,
@@ -143,11 +152,6 @@ def run_trial(
                 data.val[:4].numpy(),
             )
             run.set_tags({TAG: "complete"})
-        else:  # "best": the state the plots and model are made from at the end; "none"
-            save_state(
-                run, cfg.artifacts, rc, cfg.seeds, summaries,
-                res.population.take([res.best]), data.val[:4].numpy(),
-            )  # fmt: skip
         trial.set_user_attr(Attr.RESULTS, results)
         run.succeed()
         values = [means[k] for k in cfg.objectives]

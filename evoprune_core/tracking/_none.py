@@ -21,13 +21,7 @@ class NoTrial:
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
 
-    def log_config(
-        self,
-        cfg: RunConfig,
-        seeds: Iterable[int],
-        number: int,
-        short: dict[str, Any] | None = None,
-    ) -> None:
+    def log_config(self, cfg: RunConfig, seeds: Iterable[int], number: int) -> None:
         pass
 
     def set_tags(self, tags: dict[str, str]) -> None:
@@ -82,13 +76,7 @@ class NoTracker(TrackerBackend):
     def running_trial_runs(self, study: StudyRun, name: str) -> list[tuple[str, int]]:
         return []
 
-    def finish_study(
-        self,
-        study: StudyRun,
-        status: str = "FINISHED",
-        active_seconds: float | None = None,
-        sessions: int | None = None,
-    ) -> None:
+    def finish_study(self, study: StudyRun, status: str = "FINISHED") -> None:
         pass
 
     def start_run(self, experiment: str, role: str, name: str, params: dict[str, Any]) -> StudyRun:

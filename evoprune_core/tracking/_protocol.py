@@ -37,13 +37,7 @@ class TrialTracking(Protocol):
 
     run_id: str
 
-    def log_config(
-        self,
-        cfg: RunConfig,
-        seeds: Iterable[int],
-        number: int,
-        short: dict[str, Any] | None = None,
-    ) -> None: ...
+    def log_config(self, cfg: RunConfig, seeds: Iterable[int], number: int) -> None: ...
 
     def set_tags(self, tags: dict[str, str]) -> None: ...
 
@@ -83,13 +77,7 @@ class Tracking(Protocol):
 
     def running_trial_runs(self, study: StudyRun, name: str) -> list[tuple[str, int]]: ...
 
-    def finish_study(
-        self,
-        study: StudyRun,
-        status: str = "FINISHED",
-        active_seconds: float | None = None,
-        sessions: int | None = None,
-    ) -> None: ...
+    def finish_study(self, study: StudyRun, status: str = "FINISHED") -> None: ...
 
     def start_run(
         self, experiment: str, role: str, name: str, params: dict[str, Any]
@@ -137,13 +125,7 @@ class TrackerBackend:
     def running_trial_runs(self, study: StudyRun, name: str) -> list[tuple[str, int]]:
         raise NotImplementedError
 
-    def finish_study(
-        self,
-        study: StudyRun,
-        status: str = "FINISHED",
-        active_seconds: float | None = None,
-        sessions: int | None = None,
-    ) -> None:
+    def finish_study(self, study: StudyRun, status: str = "FINISHED") -> None:
         raise NotImplementedError
 
     def start_run(self, experiment: str, role: str, name: str, params: dict[str, Any]) -> StudyRun:
