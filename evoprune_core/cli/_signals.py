@@ -52,16 +52,6 @@ def _held_back(frame: FrameType | None) -> bool:
     return False
 
 
-def _leave(signum: int) -> None:
-    """A worker without its study: nothing waits for its results, stop now."""
-    print(
-        f"evoprune: worker {os.getpid()}: the study process is gone; exiting",
-        file=sys.stderr,
-        flush=True,
-    )
-    os._exit(128 + signum)
-
-
 @contextlib.contextmanager
 def interruptible(insist: bool = True) -> Iterator[None]:
     """Within: the first signal raises; later ones wait for the clean-up to finish.
@@ -76,9 +66,10 @@ def interruptible(insist: bool = True) -> Iterator[None]:
     arrives while SQLAlchemy's pool closes a store's connection, which would print the
     interruption's traceback.
 
-    A study's worker whose study process is gone (``parent_gone``) is not held back: a signal
-    that arrives while it imports, or a repeated one, ends it at once; a trial it leaves
-    RUNNING is failed by the next run of the study (its process is gone).
+    A study's worker whose study process is gone (``parent_gone``) is not held back: nothing
+    waits for it, so the interruption is raised at once even inside an import (a library that
+    swallows it leaves the worker to its loop, which stops before the next trial when its
+    study is gone). Its clean-up (the trial failed, its run ended) still runs.
     """
     state: dict[str, int] = {"seen": 0, "pending": 0}
 
@@ -100,12 +91,9 @@ def interruptible(insist: bool = True) -> Iterator[None]:
         raise Terminated(signum)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        orphan = parent_gone()
-        if orphan and (state["seen"] or state["pending"] or _held_back(frame)):
-            _leave(signum)
         if state["pending"]:
             return  # one is already on its way
-        if state["seen"] == 0 and _held_back(frame):
+        if state["seen"] == 0 and _held_back(frame) and not parent_gone():
             state["pending"] = signum
             signal.setitimer(signal.ITIMER_REAL, _RECHECK)
             return
@@ -114,7 +102,7 @@ def interruptible(insist: bool = True) -> Iterator[None]:
     def on_alarm(signum: int, frame: FrameType | None) -> None:
         if not state["pending"]:
             return
-        if _held_back(frame):
+        if _held_back(frame) and not parent_gone():
             signal.setitimer(signal.ITIMER_REAL, _RECHECK)
             return
         held, state["pending"] = state["pending"], 0

@@ -14,8 +14,6 @@ class Attr:
     OBJECTIVES = "evoprune.objectives"
     IDENTITY = "evoprune.identity"  # hash of the study's content (see _identity)
     CONTENT = "evoprune.content"  # that content, to name what changed
-    ACTIVE_SECONDS = "evoprune.active_seconds"  # wall time of all its sessions together
-    SESSIONS = "evoprune.sessions"  # how many times it was run (1 + resumes)
     # trial: what it is
     BASELINE = "evoprune.baseline"
     DESIGN = "evoprune.design"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 import warnings
 from pathlib import Path
@@ -15,16 +14,6 @@ if TYPE_CHECKING:
     from ..tracking import StudyRun, Tracking
 
 __all__ = ["finish_study", "log_stats"]
-
-
-def _sessions(study: Any, seconds: float) -> tuple[float, int]:
-    """This session's seconds added to the study's: (active seconds in all, sessions)."""
-    active = float(study.user_attrs.get(Attr.ACTIVE_SECONDS, 0.0)) + seconds
-    sessions = int(study.user_attrs.get(Attr.SESSIONS, 0)) + 1
-    with contextlib.suppress(Exception):  # a storage that fails here must not hide the result
-        study.set_user_attr(Attr.ACTIVE_SECONDS, active)
-        study.set_user_attr(Attr.SESSIONS, sessions)
-    return active, sessions
 
 
 def finish_study(
@@ -58,8 +47,7 @@ def finish_study(
         if seconds is None or not isinstance(tracker, Tracker):
             tracker.finish_study(ids, status)  # the protocol's call: plugin trackers keep theirs
         else:
-            active, sessions = _sessions(study, seconds)
-            tracker.finish_study(ids, status, active, sessions)
+            tracker.finish_study(ids, status, seconds)
     return text, plot
 
 

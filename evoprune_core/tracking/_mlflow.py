@@ -175,27 +175,27 @@ class Tracker(TrackerBackend):
         return [(r.info.run_id, int(r.data.tags.get("trial_number", -1))) for r in found]
 
     def finish_study(
-        self,
-        study: StudyRun,
-        status: str = "FINISHED",
-        active_seconds: float | None = None,
-        sessions: int | None = None,
+        self, study: StudyRun, status: str = "FINISHED", session_seconds: float | None = None
     ) -> None:
-        """End the study's run. With ``active_seconds`` (the study's sessions together) its
-        duration is the time the study ran, not the time since it first started; the
-        sessions (1 + resumes) and those seconds are tags."""
-        from mlflow.entities import RunTag
-
-        if active_seconds is None:
+        """End the study's run. With ``session_seconds`` (how long this command ran the study)
+        its duration becomes the time the study ran over all its sessions, not the time since
+        it first started; tags ``active_seconds``, ``sessions`` and ``resumes`` say so."""
+        if session_seconds is None:
             _retry(self.client.set_terminated, study.run_id, status)
             return
-        ms = int(round(active_seconds * 1000))
-        tags = [RunTag("active_seconds", f"{ms / 1000:.3f}")]
-        if sessions is not None:
-            tags += [RunTag("sessions", str(sessions)), RunTag("resumes", str(sessions - 1))]
+        from mlflow.entities import RunTag
+
+        run = self.client.get_run(study.run_id)
+        before = run.data.tags
+        ms = int(round(float(before.get("active_seconds", "0")) * 1000 + session_seconds * 1000))
+        sessions = int(before.get("sessions", "0")) + 1
+        tags = [
+            RunTag("active_seconds", f"{ms / 1000:.3f}"),
+            RunTag("sessions", str(sessions)),
+            RunTag("resumes", str(sessions - 1)),
+        ]
         _retry(self.client.log_batch, study.run_id, tags=tags)
-        start = self.client.get_run(study.run_id).info.start_time
-        _retry(self.client.set_terminated, study.run_id, status, start + ms)
+        _retry(self.client.set_terminated, study.run_id, status, run.info.start_time + ms)
 
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
         """Log a local file as an artifact of the run (under ``artifact_path``, if given)."""
