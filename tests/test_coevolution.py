@@ -13,6 +13,7 @@ from evoprune_core.engines.coevolution import (
     centre_positions,
     draw_candidates,
     neighbourhoods,
+    pairings,
     select,
     sub_losses,
     sub_populations,
@@ -98,6 +99,20 @@ def test_sub_losses_equal_a_loop_over_pairs() -> None:
                 dec = nn.Sequential(*_layers(pop, "decoder", d, nn.Sigmoid()))
                 want = (dec(enc(x)) - x).abs().mean()
                 assert torch.allclose(got[i, a, b], want, atol=1e-6)
+
+
+def test_all_vs_all_evaluates_each_pairing_once_and_a_ring_only_its_neighbourhoods() -> None:
+    gen = torch.Generator().manual_seed(1)
+    pop = Population.create(Architecture(12, (6, 3), (6,)), 6, gen)
+    x = (torch.rand(5, 12, generator=gen) < 0.5).float()
+    everyone = torch.arange(6).expand(6, -1).contiguous()
+    plan = pairings(everyone, 6)
+    assert plan.decoders.tolist() == list(range(6)) and plan.table.shape == (6, 6)
+    full = pop.pair_l1(x)
+    assert torch.equal(sub_losses(pop, x, everyone), full.expand(6, 6, 6))
+    ring = pairings(neighbourhoods(6, 1), 6)
+    # decoder 0 meets encoders 4, 5, 0, 1, 2 (within 2 of it), in ascending order
+    assert ring.table[0].tolist() == [0, 1, 2, 4, 5] and ring.table.shape == (6, 5)
 
 
 def test_tournament_hand_built() -> None:

@@ -321,10 +321,11 @@ def test_narrower_simd_builds_match_torch(march: str) -> None:
 def test_abi_constants_are_pinned_and_match_the_library(kernels) -> None:
     """The loader's view of the boundary (pinned here) equals the library's, key by key."""
     want = native.abi_expected()
-    assert want["version"] == 1 and want["max_layers"] == 32
+    assert want["version"] == 2 and want["max_layers"] == 32
     assert (want["loss.l1"], want["loss.mse"], want["loss.bce"]) == (0, 1, 2)
     if ctypes.sizeof(ctypes.c_void_p) == 8:  # 2 ints, 7 pointers, 4 ints, 3 floats, 1 int, ...
-        assert want["sizeof.evp_train_args"] == 120 and want["evp_train_args.reset_each_step"] == 92
+        assert want["sizeof.evp_train_args"] == 128 and want["evp_train_args.reset_each_step"] == 92
+        assert want["evp_train_args.compact"] == 120
         assert want["sizeof.evp_l1_args"] == 48 and want["evp_l1_args.out"] == 40
     assert native.abi_mismatches(kernels.lib) == []
     query = kernels.lib.evp_abi
@@ -336,7 +337,7 @@ def test_a_library_that_disagrees_is_refused(tmp_path: Path) -> None:
     """A build whose struct or constants differ from the loader's is refused at load time."""
     import shutil
 
-    for name in ("kernels.c", "dense.h", "abi.h"):
+    for name in ("kernels.c", "dense.h", "abi.h", "adam.h", "compact.h"):
         shutil.copy(native.SOURCE.with_name(name), tmp_path / name)
     abi = (tmp_path / "abi.h").read_text()
     (tmp_path / "abi.h").write_text(

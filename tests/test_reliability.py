@@ -28,6 +28,7 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from evoprune_core import LayerMask, Operator, hookimpl
+from evoprune_core._pause import ENV as PAUSE_ENV
 from evoprune_core.cli import main
 from evoprune_core.errors import ConfigError
 from evoprune_core.loading import load_run_config
@@ -91,7 +92,8 @@ def evoprune(project: Project, *args: str, **kw: Any) -> subprocess.Popen[str]:
     )
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 120.0, what: str = "") -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float = 600.0, what: str = "") -> Any:
+    """Poll ``predicate`` until it is truthy; the deadline is generous (a loaded machine)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -99,6 +101,14 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 120.0, what: str = "
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def until_interrupted(timeout: float = 120.0) -> None:
+    """Run Python code until a signal's handler raises (a generous deadline, then fail)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+    raise AssertionError(f"no interruption within {timeout} s")
 
 
 def running_trials(project: Project, name: str) -> list[Any]:
@@ -115,7 +125,7 @@ def running_trials(project: Project, name: str) -> list[Any]:
     ]
 
 
-def finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str]:
+def finish(proc: subprocess.Popen[str], timeout: float = 600) -> tuple[int, str]:
     try:
         _, err = proc.communicate(timeout=timeout)
     finally:
@@ -150,7 +160,7 @@ def test_sigkill_while_the_store_is_created_then_rerun(project: Project) -> None
     path = project.study_file(name="first", n_trials=2, space=SMALL_SPACE)
     proc = evoprune(project, *project.args(path))
     try:  # the chosen moment: the schema is being built in its temporary file
-        wait_for(lambda: list(project.store.glob("mlflow.db.creating-*")), 60, "the build")
+        wait_for(lambda: list(project.store.glob("mlflow.db.creating-*")), what="the build")
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         finish(proc)
@@ -181,7 +191,7 @@ def test_half_created_store_from_an_older_crash_is_rebuilt(
     path = project.study_file(name="healed", n_trials=1, space=SMALL_SPACE)
     assert main(project.args(path)) == 0
     err = capsys.readouterr().err
-    assert f"warning: {db}: an MLflow store left half-created" in err
+    assert f"warning: {db}: an MLflow store left half-created" in err, err
     backups = list(project.store.glob("mlflow.db.broken-*"))
     assert len(backups) == 1
     assert_intact(project, "healed", 1)
@@ -214,7 +224,9 @@ def test_current_store_with_a_leftover_scratch_table_is_used_with_a_note(
     path = project.study_file(name="used", n_trials=1, space=SMALL_SPACE)
     assert main(project.args(path)) == 0
     err = capsys.readouterr().err
-    assert f"warning: {db}: holds _alembic_tmp_latest_metrics, scratch of an interrupted" in err
+    assert f"warning: {db}: holds _alembic_tmp_latest_metrics, scratch of an interrupted" in err, (
+        err
+    )
     assert f"sqlite3 {db} 'DROP TABLE _alembic_tmp_latest_metrics;'" in err
     assert not list(project.store.glob("mlflow.db.broken-*"))  # not rebuilt
     assert MlflowClient(f"sqlite:///{db}").get_run(kept).info.run_id == kept
@@ -224,7 +236,7 @@ def test_current_store_with_a_leftover_scratch_table_is_used_with_a_note(
 def test_two_first_starts_at_once_share_one_store(project: Project) -> None:
     path = project.study_file(name="race", n_trials=2, space=SMALL_SPACE)
     procs = [evoprune(project, *project.args(path)) for _ in range(2)]
-    results = [finish(p, 300) for p in procs]
+    results = [finish(p) for p in procs]
     assert [rc for rc, _ in results] == [0, 0], results
     assert all("Traceback" not in err for _, err in results)
     assert_intact(project, "race", 2)
@@ -236,7 +248,7 @@ def test_torn_journal_tail_is_cut_backed_up_reported_and_rerun(
 ) -> None:
     project = stored_project
     path = project.study_file(name="torn", n_trials=2, space=SMALL_SPACE)
-    rc, err = finish(evoprune(project, *project.args(path)), 300)
+    rc, err = finish(evoprune(project, *project.args(path)))
     assert rc == 0, err
     before = {t.number: t.value for t in load(project, "torn").trials}
     j = journal(project, "torn")
@@ -245,7 +257,7 @@ def test_torn_journal_tail_is_cut_backed_up_reported_and_rerun(
 
     assert main(["report", "torn", "--store", str(project.store)]) == 0
     out = capsys.readouterr()
-    assert out.err.count("\n") == 1
+    assert out.err.count("\n") == 1, out.err
     assert out.err.startswith(f"warning: {j}: the last 1 journal record(s)")
     backup = next(project.journal.glob("torn.journal.torn-*"))
     assert backup.read_bytes() == whole[:-5]
@@ -282,7 +294,7 @@ def test_sigterm_mid_trial_fails_it_kills_the_runs_and_exits_143(stored_project:
     path = project.study_file(name="term", n_trials=2, base=SLOW_BASE, space=SMALL_SPACE)
     proc = evoprune(project, *project.args(path))
     try:
-        victim = wait_for(lambda: running_trials(project, "term"), 120, "a running trial")[0]
+        victim = wait_for(lambda: running_trials(project, "term"), what="a running trial")[0]
         os.kill(proc.pid, signal.SIGTERM)
     finally:
         rc, err = finish(proc)
@@ -306,8 +318,7 @@ def test_a_signal_to_the_parent_stops_its_workers(stored_project: Project, sig: 
     try:
         busy = wait_for(
             lambda: len(running_trials(project, "crew")) == 2 and running_trials(project, "crew"),
-            300,  # two worker processes start and import torch on a loaded machine
-            "two running trials",
+            what="two running trials",  # two workers start and import torch: minutes if loaded
         )
         os.kill(proc.pid, sig)
     finally:
@@ -315,7 +326,7 @@ def test_a_signal_to_the_parent_stops_its_workers(stored_project: Project, sig: 
     assert rc == {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGKILL: -9}[sig], err
     workers = {t.user_attrs["evoprune.pid"] for t in busy}
     assert len(workers) == 2 and proc.pid not in workers
-    wait_for(lambda: all(pid_gone(p) for p in workers), 60, "the workers to stop")
+    wait_for(lambda: all(pid_gone(p) for p in workers), what="the workers to stop")
     study = load(project, "crew")
     assert [study.trials[t.number].state for t in busy] == [TrialState.FAIL] * 2, err
     runs = {r.info.run_id: r for r in mlflow_runs(project, "crew")}
@@ -325,21 +336,38 @@ def test_a_signal_to_the_parent_stops_its_workers(stored_project: Project, sig: 
         assert not [r for r in runs.values() if r.info.status == "RUNNING"]
 
 
-@pytest.mark.parametrize("delay", [0.3, 0.8, 1.5, 2.5, 5.0])
-def test_ctrl_c_at_any_moment_ends_interrupted(project: Project, delay: float) -> None:
-    """Imports (0.3 s to 1.5 s: a signal there is held until the import is over, since numpy
-    and scipy swallow an exception raised inside their imports), set-up (2.5 s), a trial."""
+@pytest.mark.parametrize("point", ["import", "run-started", "study-set-up", "trial"])
+def test_ctrl_c_at_any_moment_ends_interrupted(project: Project, point: str) -> None:
+    """Ctrl-C held at a chosen point (``EVOPRUNE_TEST_PAUSE``), however slow the machine:
+    inside an import (held until it is over: numpy and scipy swallow an exception raised inside
+    their imports), the parent run just created (before set-up has its id), set-up, a trial."""
     path = project.study_file(name="intr", n_trials=2, base=SLOW_BASE, space=SMALL_SPACE)
-    proc = evoprune(project, *project.args(path))
-    time.sleep(delay)
-    proc.send_signal(signal.SIGINT)
-    rc, err = finish(proc)
+    marker = project.root / "paused"
+    env = dict(os.environ)
+    if point != "trial":
+        env[PAUSE_ENV] = f"{point}:{marker}"
+    proc = evoprune(project, *project.args(path), env=env)
+    try:
+        if point == "trial":
+            wait_for(lambda: running_trials(project, "intr"), what="a running trial")
+        else:
+            wait_for(marker.exists, what=f"the start to reach {point}")
+        proc.send_signal(signal.SIGINT)
+        marker.unlink(missing_ok=True)
+    finally:
+        rc, err = finish(proc)
     assert rc == 130, err
     assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
-    if (project.store / "mlflow.db").exists() and journal(project, "intr").exists():
-        assert not running_trials(project, "intr")
-        runs = mlflow_runs(project, "intr")
-        assert not [r for r in runs if r.info.status == "RUNNING"]
+    if point == "import":
+        assert not project.store.exists()  # stopped before anything was written
+        return
+    runs = mlflow_runs(project, "intr")
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    (parent,) = [r for r in runs if r.data.tags.get("evoprune.role") == "study"]
+    assert parent.info.status == "KILLED"
+    assert not running_trials(project, "intr")
+    if point == "trial":
+        assert [t.state for t in load(project, "intr").trials][:1] == [TrialState.FAIL]
 
 
 # -- 4. user mistakes and environment faults: one line, exit 2, nothing written ---------------
@@ -500,7 +528,7 @@ def test_empty_space_and_oversized_batch_warn(
     path = project.study_file(name="flat", n_trials=1, base=base, space="")
     assert main(project.args(path)) == 0
     err = capsys.readouterr().err
-    assert f"warning: {path}: space: empty; every trial runs the [base] configuration" in err
+    assert f"warning: {path}: space: empty; every trial runs the [base] configuration" in err, err
     assert "warning: training.batch_size 5000 exceeds the 1000 training rows" in err
     assert_intact(project, "flat", 1)
 
@@ -557,7 +585,7 @@ def test_a_worker_lets_repeated_signals_pass_during_its_clean_up(
     with interruptible(insist=False):
         with pytest.raises(Terminated):
             os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(5)
+            until_interrupted()
         for _ in range(3):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.05)
@@ -595,6 +623,59 @@ def test_a_signal_while_sqlalchemy_closes_a_connection_waits_for_the_close(
     with interruptible(), pytest.raises(KeyboardInterrupt):
         with engine.connect() as conn:
             assert conn.exec_driver_sql("select 1").scalar() == 1
-        time.sleep(5)  # the held signal is raised here, within 50 ms
+        until_interrupted()  # the held signal is raised here, 50 ms after the close
     assert closed == [True]
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_a_signal_during_a_write_waits_for_it_and_leaves_the_store_unlocked(
+    tmp_path: Path,
+) -> None:
+    """A worker's SIGTERM arrived in the middle of an MLflow write (inside SQLAlchemy's
+    INSERT, seen under load in `test_a_signal_to_the_parent_stops_its_workers[9]`): the
+    clean-up's own writes then found the store locked and the run stayed RUNNING. The signal
+    now waits until SQLAlchemy is done: the write completes (without the hold it is cut and its
+    row lost) and the store takes the next write."""
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    from evoprune_core.cli._signals import Terminated, interruptible
+
+    db = tmp_path / "db.sqlite"
+
+    class SlowInsert:
+        """A sqlite3 cursor whose INSERT receives SIGTERM half-way."""
+
+        def __init__(self, cursor: sqlite3.Cursor) -> None:
+            self._cursor = cursor
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._cursor, name)
+
+        def execute(self, sql: str, *args: Any) -> Any:
+            if sql.startswith("INSERT"):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.3)  # the slow moment: the statement is still running
+            return self._cursor.execute(sql, *args)
+
+    class Connection:
+        def __init__(self) -> None:
+            self._conn = sqlite3.connect(db, timeout=0.1)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._conn, name)
+
+        def cursor(self) -> SlowInsert:
+            return SlowInsert(self._conn.cursor())
+
+    engine = sqlalchemy.create_engine("sqlite://", creator=Connection, poolclass=NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE tags (k TEXT)")
+    with interruptible(insist=False), pytest.raises(Terminated):
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO tags VALUES ('error')")
+        until_interrupted()  # raised here, once SQLAlchemy has committed
+    with sqlite3.connect(db, timeout=0.1) as other:  # the clean-up's write: not locked
+        other.execute("INSERT INTO tags VALUES ('KILLED')")
+    with sqlite3.connect(db) as other:
+        assert [r[0] for r in other.execute("SELECT k FROM tags")] == ["error", "KILLED"]

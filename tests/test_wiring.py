@@ -18,7 +18,7 @@ import torch
 from evoprune_core.config import TrainingConfig
 from evoprune_core.data import Dataset
 from evoprune_core.engines import coevolution
-from evoprune_core.engines.coevolution import FULL_MATRIX_CELLS, neighbourhoods, select, sub_losses
+from evoprune_core.engines.coevolution import neighbourhoods, pairings, select, sub_losses
 from evoprune_core.engines.result import RunResult
 from evoprune_core.engines.runtime import Streams
 from evoprune_core.errors import TrialFailed
@@ -467,18 +467,27 @@ def test_take_follows_the_encoder_for_the_adam_step_count() -> None:
         assert pair.buffers[key][:, split:].unique(dim=1).tolist() == [[1.0], [2.0]]
 
 
-# -- evaluation above FULL_MATRIX_CELLS -----------------------------------------------------------
-def test_per_cell_evaluation_of_large_rings_equals_the_full_matrix() -> None:
+# -- neighbourhood-only evaluation ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("n", "radius", "per_decoder"), [(130, 2, 9), (40, 1, 5), (4, 1, 4), (3, 2, 3)]
+)
+def test_neighbourhood_evaluation_equals_the_full_matrix_bit_for_bit(
+    n: int, radius: int, per_decoder: int
+) -> None:
     gen = torch.Generator().manual_seed(5)
-    n = FULL_MATRIX_CELLS + 2  # above the threshold: each cell's pairs are computed alone
     pop = Population.create(Architecture(6, (4, 2), (4,)), n, gen)
     x = (torch.rand(4, 6, generator=gen) < 0.5).float()
-    nbr = neighbourhoods(n, 2)
+    nbr = neighbourhoods(n, radius)
+    # each decoder meets the encoders within 2r on the ring: min(4r+1, N), not N
+    assert tuple(pairings(nbr, n).table.shape) == (n, per_decoder)
     got = sub_losses(pop, x, nbr)
     full = pop.pair_l1(x)  # (n, n): every encoder with every decoder
-    assert got.shape == (n, 5, 5)
-    torch.testing.assert_close(got, full[nbr.unsqueeze(2), nbr.unsqueeze(1)], rtol=0, atol=1e-6)
-    assert got[7, 1, 2].item() == pytest.approx(full[6, 8].item(), abs=1e-6)  # enc 6, dec 8
+    k = 2 * radius + 1
+    assert got.shape == (n, k, k)
+    assert torch.equal(got, full[nbr.unsqueeze(2), nbr.unsqueeze(1)])
+    assert got[1, 1, 2].item() == full[0, 2].item()  # cell 1: encoder 0 (a = 1), decoder 2
+    one = sub_losses(pop, x, nbr[n - 1 :])  # one cell (sequential update): its k x k alone
+    assert torch.equal(one[0], got[n - 1])
 
 
 def test_bad_ring_is_a_config_error_naming_both_numbers() -> None:

@@ -4,7 +4,8 @@ The first SIGINT, SIGTERM or SIGHUP raises in the main thread (``KeyboardInterru
 subclass ``Terminated``), so the code that is running fails its trial, marks its MLflow runs
 KILLED and stops its workers on the way out. A second signal during that clean-up is noted
 but does not break it off; a third ends the process at once. One that arrives during an import
-or while SQLAlchemy closes a connection is raised once the main thread is out of it.
+or while SQLAlchemy works (a statement, a commit, a connection's close) is raised once the main
+thread is out of it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ __all__ = ["Terminated", "exit_status", "interruptible"]
 
 _CAUGHT = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _RECHECK = 0.05
-_POOL = "/sqlalchemy/pool/"
+_SQLALCHEMY = "/sqlalchemy/"
 
 
 class Terminated(KeyboardInterrupt):
@@ -38,15 +39,33 @@ def exit_status(exc: KeyboardInterrupt) -> int:
     return 128 + (exc.signum if isinstance(exc, Terminated) else signal.SIGINT)
 
 
+def _importing(frame: FrameType | None) -> bool:
+    """Whether the main thread is inside an import (module code or its loader)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _held_back(frame: FrameType | None) -> bool:
     """Whether the main thread is where an interruption must wait: inside an import (module
-    code or its loader), or closing a connection in SQLAlchemy's pool, which logs an exception
-    that interrupts the close with its traceback before passing it on."""
+    code or its loader), or anywhere in SQLAlchemy: an interrupted close is logged with its
+    traceback, and a write interrupted half-way through a statement or commit left its
+    connection holding the sqlite lock, so the clean-up's own writes found the store locked."""
     while frame is not None:
         code = frame.f_code
         if code.co_filename.startswith("<frozen importlib") or (
-            code.co_name == "_close_connection" and _POOL in code.co_filename.replace("\\", "/")
+            _SQLALCHEMY in code.co_filename.replace("\\", "/")
         ):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _held_by_sqlalchemy(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if _SQLALCHEMY in frame.f_code.co_filename.replace("\\", "/"):
             return True
         frame = frame.f_back
     return False
@@ -63,8 +82,8 @@ def interruptible(insist: bool = True) -> Iterator[None]:
     A signal that arrives while a module is being imported is held back until the import is
     over (checked every 50 ms with SIGALRM): an exception raised inside a library's import can
     be swallowed by it (numpy, scipy) and leave the library half-initialised. So is one that
-    arrives while SQLAlchemy's pool closes a store's connection, which would print the
-    interruption's traceback.
+    arrives while SQLAlchemy works - a statement, a commit, a connection's close - which it
+    ends cleanly before the interruption is raised.
 
     A study's worker whose study process is gone (``parent_gone``) is not held back: nothing
     waits for it, so the interruption is raised at once even inside an import (a library that
@@ -72,6 +91,10 @@ def interruptible(insist: bool = True) -> Iterator[None]:
     study is gone). Its clean-up (the trial failed, its run ended) still runs.
     """
     state: dict[str, int] = {"seen": 0, "pending": 0}
+
+    def _orphan_importing(frame: FrameType | None) -> bool:
+        """A worker without its study, inside an import (not SQLAlchemy: its writes finish)."""
+        return parent_gone() and _importing(frame) and not _held_by_sqlalchemy(frame)
 
     def deliver(signum: int) -> None:
         state["seen"] += 1
@@ -93,7 +116,7 @@ def interruptible(insist: bool = True) -> Iterator[None]:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         if state["pending"]:
             return  # one is already on its way
-        if state["seen"] == 0 and _held_back(frame) and not parent_gone():
+        if state["seen"] == 0 and _held_back(frame) and not _orphan_importing(frame):
             state["pending"] = signum
             signal.setitimer(signal.ITIMER_REAL, _RECHECK)
             return
@@ -102,7 +125,7 @@ def interruptible(insist: bool = True) -> Iterator[None]:
     def on_alarm(signum: int, frame: FrameType | None) -> None:
         if not state["pending"]:
             return
-        if _held_back(frame) and not parent_gone():
+        if _held_back(frame) and not _orphan_importing(frame):
             signal.setitimer(signal.ITIMER_REAL, _RECHECK)
             return
         held, state["pending"] = state["pending"], 0

@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._pause import pause_point
 from ..errors import ConfigError
 from ..reporting import Attr
 
@@ -341,3 +342,6 @@ def register(sub: Any) -> None:
     p.add_argument("--port", type=int, default=5000, help="port to listen on (default 5000)")
     p.add_argument("--store", default="mlruns", help=_STORE_HELP)
     p.set_defaults(func=cmd_ui)
+
+
+pause_point("import")  # tests hold a start here, inside an import (tests/test_reliability.py)

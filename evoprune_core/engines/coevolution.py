@@ -9,7 +9,8 @@ epoch, prunes it with the schedule's probability (``n_solutions = 2r+1``), makes
 centre and mutates the cell's learning rate.
 
 ``update = "synchronous"`` (default): every cell reads the previous generation's centres, so
-the whole population is one batched program - one ``pair_l1`` for all pairings, one ``take``
+the whole population is one batched program - one evaluation of the sub-populations' distinct
+pairings (``sub_losses``; never the full N x N matrix on a ring), one ``take``
 per generation, all selected pairs trained together with a learning rate per cell.
 ``update = "sequential"``: cells are processed one by one in a shuffled order and read
 neighbours already updated this generation (the published code's order; N times slower).
@@ -27,6 +28,7 @@ the end, for that cell only. Reported losses are always L1.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -53,18 +55,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CoevolutionEngine",
+    "Pairings",
     "centre_positions",
     "draw_candidates",
     "neighbourhoods",
+    "pairings",
     "run_coevolution",
     "select",
     "sub_losses",
     "sub_populations",
     "tournament",
 ]
-
-#: Above this many cells the evaluation computes each cell's pairs, not the full N x N matrix.
-FULL_MATRIX_CELLS = 128
 
 
 def neighbourhoods(cells: int, radius: int) -> Tensor:
@@ -89,15 +90,49 @@ def sub_populations(cfg: RunConfig) -> Tensor:
     return neighbourhoods(co.cells, co.radius)
 
 
+@dataclass(frozen=True)
+class Pairings:
+    """The distinct pairings a set of sub-populations needs, grouped by decoder.
+
+    ``table[j, s]`` is the s-th encoder paired with decoder ``decoders[j]`` (rows padded with
+    their first encoder); ``row[i, a, b]`` and ``col[i, a, b]`` locate the pairing (encoder
+    ``nbr[i, a]``, decoder ``nbr[i, b]``) in that table.
+    """
+
+    decoders: Tensor
+    table: Tensor
+    row: Tensor
+    col: Tensor
+
+
+def pairings(nbr: Tensor, members: int) -> Pairings:
+    """Group the pairings of the sub-populations ``nbr`` (``(N, k)`` of ``members``)."""
+    n, k = nbr.shape
+    decs, dpos = torch.unique(nbr, return_inverse=True)  # used decoders; nbr -> their position
+    enc = nbr.unsqueeze(2).expand(n, k, k)  # [i, a, b] -> encoder nbr[i, a]
+    key = dpos.unsqueeze(1).expand(n, k, k) * members + enc  # (decoder position, encoder)
+    keys = torch.unique(key.flatten())  # sorted: grouped by decoder, encoders ascending
+    group = keys // members
+    counts = torch.bincount(group, minlength=len(decs))
+    starts = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(len(keys)) - starts[group]
+    table = (keys % members)[starts].unsqueeze(1).repeat(1, int(counts.max()))
+    table[group, slot] = keys % members
+    row = key // members
+    return Pairings(decs, table, row, torch.searchsorted(keys, key) - starts[row])
+
+
 def sub_losses(pop: Population, x: Tensor, nbr: Tensor) -> Tensor:
     """L1 of every (encoder, decoder) pairing of every cell's sub-population: ``(N, k, k)``.
 
     Entry ``[i, a, b]`` = encoder ``nbr[i, a]`` with decoder ``nbr[i, b]`` on rows ``x``.
+    Only the distinct pairings of the sub-populations are evaluated - on a ring of radius r,
+    ``min(4r+1, N)`` encoders per decoder, never more than ``N (2r+1)^2`` in all and never the
+    ``N x N`` matrix unless the sub-populations cover it (``all_vs_all``); the values equal
+    those of the full matrix ``pop.pair_l1(x)`` bit for bit.
     """
-    if pop.n <= FULL_MATRIX_CELLS:
-        full = pop.pair_l1(x)
-        return full[nbr.unsqueeze(2), nbr.unsqueeze(1)]
-    return torch.stack([pop.pair_l1(x, row, row) for row in nbr])
+    p = pairings(nbr, pop.n)
+    return pop.pairings_l1(x, p.decoders, p.table)[p.row, p.col]
 
 
 def centre_positions(nbr: Tensor, cells: Tensor) -> Tensor:
@@ -247,15 +282,24 @@ class CoevolutionEngine(Engine):
 
 
 def run_coevolution(
-    run: ResolvedRun, observer: Observer | None = None, dataset: Dataset | None = None
+    run: ResolvedRun,
+    observer: Observer | None = None,
+    dataset: Dataset | None = None,
+    prepare: Callable[[Population], None] | None = None,
 ) -> RunResult:
-    """Coevolve a ring of autoencoders as ``run`` says; see the module docstring."""
+    """Coevolve a ring of autoencoders as ``run`` says; see the module docstring.
+
+    ``prepare`` (benchmarks) may change the freshly drawn population in place before the first
+    generation, e.g. prune units.
+    """
     cfg = run.config
     _validate(cfg)
     co = cfg.coevolution
     data = run.build_dataset() if dataset is None else dataset
     streams = Streams(cfg.seed)
     pop = Population.create(cfg.network.architecture(data.dim), co.cells, streams.init)
+    if prepare is not None:
+        prepare(pop)
     nbr = sub_populations(cfg)
     lrs = torch.full((co.cells,), cfg.training.lr, dtype=torch.float64)
     compute = resolve_compute(cfg.compute)

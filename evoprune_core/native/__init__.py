@@ -3,7 +3,8 @@
 The batched torch program is bound by memory traffic: every minibatch step walks all N
 members' weights, gradients and Adam moments (~1 MB per member at the standard preset), which
 do not fit in a core's L2 cache together. ``kernels.c`` (the dense-layer maths in
-``dense.h``) turns the loop inside out: a worker takes one member, copies its state into a
+``dense.h``, Adam in ``adam.h``, the compaction of dead units in ``compact.h``) turns the loop
+inside out: a worker takes one member, copies its state into a
 padded private copy that does fit in L2, runs the member's whole epoch there (forward,
 backward, Adam per minibatch, in one pass of C) and writes it back; members are spread over
 threads with flush-to-zero set on each. Members are independent, so results are the same for
@@ -168,6 +169,7 @@ class NativeKernels:
         pool: object | None = None,
         partners: Tensor | None = None,
         reset_each_step: bool = False,
+        compact: bool = True,
     ) -> None:
         """One epoch of every pair (encoder i, decoder i) over ``rows`` (already in order).
 
@@ -177,6 +179,10 @@ class NativeKernels:
         With ``pool`` (a ``Population``) and ``partners`` (``(steps, 2, N)`` pool members:
         ``[s, 0, i]`` the decoder and ``[s, 1, i]`` the encoder member i trains against in
         minibatch s), each network trains against a frozen partner instead of its own pair.
+
+        ``compact`` (default) trains each member without its structurally dead hidden units
+        (every incoming weight and the bias pruned): the same epoch up to float rounding (the
+        order of a few sums), at the cost of the alive network (see ``compact.h``).
         """
         dims_t = torch.tensor(_dims(pop.arch), dtype=torch.int32)  # type: ignore[attr-defined]
         b = pop.buffers  # type: ignore[attr-defined]
@@ -216,6 +222,7 @@ class NativeKernels:
             picks=None if picks is None else _ptr(picks, _i32p),
             n_pool=n_pool,
             enc_layers=enc_layers,
+            compact=int(compact),
         )
         rc = self.lib.evp_train_epoch(ctypes.byref(args))
         if rc == -1:

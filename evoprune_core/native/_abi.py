@@ -16,7 +16,7 @@ __all__ = [
 ]
 
 #: The boundary with the C side (``abi.h``): checked against the library when it loads.
-ABI_VERSION = 1
+ABI_VERSION = 2
 LOSS_CODES = {"l1": 0, "mse": 1, "bce": 2}
 MAX_LAYERS = 32
 
@@ -38,6 +38,7 @@ class TrainArgs(ctypes.Structure):
         ("b1", _f32), ("b2", _f32), ("eps", _f32),
         ("reset_each_step", _i32),
         ("pool", _f32p), ("picks", _i32p), ("n_pool", _i32), ("enc_layers", _i32),
+        ("compact", _i32),
     ]  # fmt: skip
 
 

@@ -1,8 +1,9 @@
 """Compiling the C kernels: the system compiler, the flags, the on-disk cache.
 
-``kernels.c`` (with ``abi.h`` and ``dense.h``) is compiled on first use with ``$CC`` (default
-``cc``; ``-O3 -march=native``) into ``cache_dir()``, keyed by the source, the flags, the
-compiler and the CPU, so a changed source or another machine builds afresh.
+``kernels.c`` (with ``abi.h``, ``dense.h``, ``adam.h`` and ``compact.h``) is compiled on first
+use with ``$CC`` (default ``cc``; ``-O3 -march=native -mprefer-vector-width=512``) into
+``cache_dir()``, keyed by the source, the flags, the compiler and the CPU, so a changed
+source or another machine builds afresh.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ __all__ = [
 ]
 
 SOURCE = Path(__file__).with_name("kernels.c")
-HEADERS = (Path(__file__).with_name("abi.h"), Path(__file__).with_name("dense.h"))
+HEADERS = tuple(Path(__file__).with_name(h) for h in ("abi.h", "dense.h", "adam.h", "compact.h"))
 FLAGS = (
     "-O3",
     "-fno-math-errno",
     "-fno-trapping-math",
+    "-mprefer-vector-width=512",
     "-fPIC",
     "-shared",
     "-pthread",

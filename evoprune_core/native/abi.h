@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EVP_ABI_VERSION 1
+#define EVP_ABI_VERSION 2
 #define MAX_LAYERS 32 /* affine layers of a network (encoder + decoder) */
 enum { LOSS_L1 = 0, LOSS_MSE = 1, LOSS_BCE = 2 };
 
@@ -34,6 +34,7 @@ typedef struct {
     const int32_t *picks;     /* (steps, 2, n) pool members per minibatch */
     int32_t n_pool;
     int32_t enc_layers;       /* layers of the encoder */
+    int32_t compact;          /* 1: structurally dead hidden units leave the working copy */
 } evp_train_args;
 
 /* Mean L1 reconstruction error of n members (evp_l1). */

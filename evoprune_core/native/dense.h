@@ -51,6 +51,8 @@ typedef struct {
     int64_t fw[MAX_LAYERS], fb[MAX_LAYERS]; /* flat offsets of weights and bias */
     int64_t pw[MAX_LAYERS], pb[MAX_LAYERS]; /* padded offsets */
     int maxp;                   /* widest padded layer */
+    int t0; /* layer 0 stored output-major (dims[1] rows of pdims[0] inputs): a first layer at
+             * most half a vector wide would be mostly pads input-major */
 } geom_t;
 
 static int geom_init(geom_t *g, int L, const int *dims) {
@@ -64,14 +66,15 @@ static int geom_init(geom_t *g, int L, const int *dims) {
         g->pdims[l] = pad(dims[l]);
         if (g->pdims[l] > g->maxp) g->maxp = g->pdims[l];
     }
+    g->t0 = L >= 2 && dims[1] * 2 <= VL;
     for (int l = 0; l < L; l++) {
         int I = dims[l], O = dims[l + 1], Op = g->pdims[l + 1];
         g->fw[l] = f;
         g->fb[l] = f + (int64_t)I * O;
         f += (int64_t)I * O + O;
         g->pw[l] = q;
-        g->pb[l] = q + (int64_t)I * Op;
-        q += (int64_t)I * Op + Op;
+        g->pb[l] = q + (l == 0 && g->t0 ? (int64_t)O * g->pdims[0] : (int64_t)I * Op);
+        q = g->pb[l] + Op;
     }
     g->P = f;
     g->Pp = q;
@@ -81,20 +84,30 @@ static int geom_init(geom_t *g, int L, const int *dims) {
 static void copy_in(const geom_t *g, const float *src, float *dst) {
     memset(dst, 0, sizeof(float) * g->Pp);
     for (int l = 0; l < g->L; l++) {
-        int I = g->dims[l], O = g->dims[l + 1], Op = g->pdims[l + 1];
-        for (int i = 0; i < I; i++)
-            memcpy(dst + g->pw[l] + (int64_t)i * Op, src + g->fw[l] + (int64_t)i * O,
-                   sizeof(float) * O);
+        int I = g->dims[l], O = g->dims[l + 1], Op = g->pdims[l + 1], Ip = g->pdims[l];
+        if (l == 0 && g->t0)
+            for (int i = 0; i < I; i++)
+                for (int o = 0; o < O; o++)
+                    dst[g->pw[l] + (int64_t)o * Ip + i] = src[g->fw[l] + (int64_t)i * O + o];
+        else
+            for (int i = 0; i < I; i++)
+                memcpy(dst + g->pw[l] + (int64_t)i * Op, src + g->fw[l] + (int64_t)i * O,
+                       sizeof(float) * O);
         memcpy(dst + g->pb[l], src + g->fb[l], sizeof(float) * O);
     }
 }
 
 static void copy_out(const geom_t *g, const float *src, float *dst) {
     for (int l = 0; l < g->L; l++) {
-        int I = g->dims[l], O = g->dims[l + 1], Op = g->pdims[l + 1];
-        for (int i = 0; i < I; i++)
-            memcpy(dst + g->fw[l] + (int64_t)i * O, src + g->pw[l] + (int64_t)i * Op,
-                   sizeof(float) * O);
+        int I = g->dims[l], O = g->dims[l + 1], Op = g->pdims[l + 1], Ip = g->pdims[l];
+        if (l == 0 && g->t0)
+            for (int i = 0; i < I; i++)
+                for (int o = 0; o < O; o++)
+                    dst[g->fw[l] + (int64_t)i * O + o] = src[g->pw[l] + (int64_t)o * Ip + i];
+        else
+            for (int i = 0; i < I; i++)
+                memcpy(dst + g->fw[l] + (int64_t)i * O, src + g->pw[l] + (int64_t)i * Op,
+                       sizeof(float) * O);
         memcpy(dst + g->fb[l], src + g->pb[l], sizeof(float) * O);
     }
 }
@@ -190,6 +203,58 @@ INLINE void grad_block(const int R, const float *h, int hs, const float *d, int 
     }
 }
 
+/* Sum of the lanes in a fixed pairwise order (halves, quarters, ...): a short dependency chain. */
+INLINE float hsum_tree(vf v) {
+    float t[VL];
+    for (int j = 0; j < VL; j++) t[j] = v[j];
+    for (int s = VL / 2; s >= 1; s /= 2)
+        for (int j = 0; j < s; j++) t[j] += t[j + s];
+    return t[0];
+}
+
+/* The output-major first layer (geom t0): out[r][o] = act(bias[o] + x[r] . Wt[o]) for NO <= 8
+ * outputs, two rows at a time, each dot product in SIMD lanes summed in lane order; pads 0. */
+INLINE void fwd_t0_rows(const int NO, const float *x, int nb, const float *Wt, const float *bias,
+                        int Ip, float *out, int Op, int relu) {
+    for (int r = 0; r < nb; r += 2) {
+        int two = r + 1 < nb;
+        const float *x0 = x + (int64_t)r * Ip, *x1 = two ? x0 + Ip : x0;
+        vf a[8], c[8];
+        for (int o = 0; o < NO; o++) a[o] = c[o] = (vf){0};
+        for (int i = 0; i < Ip; i += VL) {
+            vf u = vload(x0 + i), v = vload(x1 + i);
+            for (int o = 0; o < NO; o++) {
+                vf wv = vload(Wt + (int64_t)o * Ip + i);
+                a[o] += u * wv;
+                c[o] += v * wv;
+            }
+        }
+        for (int q = 0; q <= two; q++) {
+            float *row = out + (int64_t)(r + q) * Op;
+            for (int o = 0; o < NO; o++) {
+                float z = hsum_tree(q ? c[o] : a[o]) + bias[o];
+                row[o] = relu ? (z > 0.0f ? z : 0.0f) : z;
+            }
+            for (int o = NO; o < Op; o++) row[o] = 0.0f;
+        }
+    }
+}
+
+/* gWt[o][:] (+)= sum_r d[r][o] * x[r][:] for R rows (in order, as grad_block sums them). */
+INLINE void grad_t0_block(const int R, const float *x, int Ip, const float *d, int Op, int O,
+                          float *gw, int add) {
+    for (int i = 0; i < Ip; i += VL) {
+        vf xv[RB];
+        for (int r = 0; r < R; r++) xv[r] = vload(x + (int64_t)r * Ip + i);
+        for (int o = 0; o < O; o++) {
+            float *out = gw + (int64_t)o * Ip + i;
+            vf acc = add ? vload(out) : (vf){0};
+            for (int r = 0; r < R; r++) acc += vsplat(d[(int64_t)r * Op + o]) * xv[r];
+            vstore(out, acc);
+        }
+    }
+}
+
 #define DISPATCH(R, CALL)                                                                    \
     switch (R) {                                                                             \
     case 1: { const int R_ = 1; CALL; } break;                                               \
@@ -212,8 +277,12 @@ static void forward(const geom_t *g, const float *const *lw, const float *x, int
     for (int l = 0; l < g->L; l++) {
         int I = g->dims[l], Ip = g->pdims[l], Op = g->pdims[l + 1];
         const float *in = l == 0 ? x : h[l];
-        const float *W = lw[l], *bias = lw[l] + (int64_t)I * Op;
+        const float *W = lw[l], *bias = lw[l] + (g->pb[l] - g->pw[l]);
         int relu = l < g->L - 1;
+        if (l == 0 && g->t0) {
+            DISPATCH(g->dims[1], fwd_t0_rows(R_, x, nb, W, bias, Ip, h[1], Op, relu));
+            continue;
+        }
         for (int b = 0; b < nb; b += RB) {
             int R = nb - b < RB ? nb - b : RB;
             DISPATCH(R, fwd_block(R_, in + (int64_t)b * Ip, Ip, W, bias, I, Op,
@@ -260,6 +329,17 @@ static void loss_grad_row(const float *z, const float *x, float *d, int D, int D
         }
     }
     for (int o = D; o < Dp; o++) d[o] = 0.0f;
+}
+
+/* sum over o < D of |sigmoid(z[o]) - x[o]| for one row: the element-wise part vectorises into
+ * tmp (Dp floats, pads zeroed), then VL lane sums over the row and their sum in lane order (a
+ * fixed order, whatever the thread count). */
+static float abs_error_row(const float *z, const float *x, float *restrict tmp, int D, int Dp) {
+    for (int o = 0; o < D; o++) tmp[o] = fabsf(1.0f / (1.0f + exp_approx(-z[o])) - x[o]);
+    for (int o = D; o < Dp; o++) tmp[o] = 0.0f;
+    vf acc = (vf){0};
+    for (int o = 0; o < Dp; o += VL) acc += vload(tmp + o);
+    return hsum(acc);
 }
 
 #endif /* EVOPRUNE_DENSE_H */

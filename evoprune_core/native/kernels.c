@@ -11,19 +11,20 @@
  * Network: a chain of affine layers, ReLU after every layer but the last (the encoder's
  * latent is rectified; the decoder's output is a logit).  Loss gradients match
  * engines/training.py: the mean over (rows x features) of BCE on logits, or L1 / MSE of
- * sigmoid(logit).  Adam matches torch's (lr / bias_correction1 step, eps outside the
+ * sigmoid(logit).  Adam (adam.h) matches torch's (lr / bias_correction1 step, eps outside the
  * corrected square root); pruned entries carry an infinite second moment, so their update is
- * exactly zero.
+ * exactly zero.  Hidden units whose inputs are all pruned leave the private copy (compact.h).
  */
 #include <pthread.h>
 
-#include "dense.h"
+#include "compact.h"
 
 /* ---- one member's training -------------------------------------------------------------- */
 typedef struct {
     float *p, *m, *v, *grad; /* padded state and gradient */
     float *h[MAX_LAYERS + 1];
     float *d0, *d1;          /* deltas, batch x maxp */
+    plan_t plan;             /* compaction (compact.h) */
 } work_t;
 
 static void *alloc_f(int64_t n) {
@@ -40,7 +41,7 @@ static int work_init(work_t *w, const geom_t *g, int batch) {
     w->grad = alloc_f(g->Pp);
     w->d0 = alloc_f((int64_t)batch * g->maxp);
     w->d1 = alloc_f((int64_t)batch * g->maxp);
-    int ok = w->p && w->m && w->v && w->grad && w->d0 && w->d1;
+    int ok = w->p && w->m && w->v && w->grad && w->d0 && w->d1 && plan_init(&w->plan, g) == 0;
     for (int l = 1; l <= g->L; l++) {
         w->h[l] = alloc_f((int64_t)batch * g->pdims[l]);
         ok = ok && w->h[l];
@@ -51,18 +52,15 @@ static int work_init(work_t *w, const geom_t *g, int batch) {
 static void work_free(work_t *w, const geom_t *g) {
     free(w->p), free(w->m), free(w->v), free(w->grad), free(w->d0), free(w->d1);
     for (int l = 1; l <= g->L; l++) free(w->h[l]);
+    plan_free(&w->plan, g);
 }
-
-typedef struct {
-    float b1, b2, eps;
-    int loss;
-} hyper_t;
 
 /* Gradient of the mean loss over nb rows x (padded, stride Dp) after `forward`: parameter
  * gradients of the layers with lg[l] set, back-propagated down to layer `first` (the layers
  * below it get nothing; frozen layers above it pass the input gradient through). */
 static void backward(const geom_t *g, work_t *w, const float *const *lw, float *const *lg,
-                     const float *x, int nb, int loss, int first) {
+                     const float *x, int nb, int loss, int first, const hyper_t *hp,
+                     const adam_step_t *fuse) {
     int L = g->L, D = g->dims[L], Dp = g->pdims[L];
     float scale = 1.0f / ((float)nb * (float)D);
     float *d = w->d0, *dn = w->d1;
@@ -73,11 +71,16 @@ static void backward(const geom_t *g, work_t *w, const float *const *lw, float *
         int I = g->dims[l], Ip = g->pdims[l], Op = g->pdims[l + 1];
         const float *in = l == 0 ? x : w->h[l];
         if (lg[l]) {
-            float *gw = lg[l], *gb = lg[l] + (int64_t)I * Op;
+            float *gw = lg[l], *gb = lg[l] + (g->pb[l] - g->pw[l]);
             for (int b = 0; b < nb; b += RB) {
                 int R = nb - b < RB ? nb - b : RB;
-                DISPATCH(R, grad_block(R_, in + (int64_t)b * Ip, Ip, d + (int64_t)b * Op, Op, I,
-                                       gw, b > 0));
+                if (l == 0 && g->t0) {
+                    DISPATCH(R, grad_t0_block(R_, in + (int64_t)b * Ip, Ip, d + (int64_t)b * Op,
+                                              Op, g->dims[1], gw, b > 0));
+                } else {
+                    DISPATCH(R, grad_block(R_, in + (int64_t)b * Ip, Ip, d + (int64_t)b * Op, Op,
+                                           I, gw, b > 0));
+                }
             }
             for (int k = 0; k < Op; k += VL) {
                 vf acc = (vf){0};
@@ -93,6 +96,13 @@ static void backward(const geom_t *g, work_t *w, const float *const *lw, float *
             }
             for (int b = 0; b < nb; b++)
                 for (int i = I; i < Ip; i++) dn[(int64_t)b * Ip + i] = 0.0f;
+        }
+        if (fuse && lg[l]) { /* Adam on layer l now, while its gradient is in cache (its
+                              * weights were read for the input gradient above) */
+            int64_t at = g->pw[l], n = (l + 1 < g->L ? g->pw[l + 1] : g->Pp) - at;
+            adam_n(w->p + at, w->m + at, w->v + at, w->grad + at, n, hp, fuse);
+        }
+        if (l > first) {
             float *t = d;
             d = dn;
             dn = t;
@@ -102,51 +112,8 @@ static void backward(const geom_t *g, work_t *w, const float *const *lw, float *
 
 /* Adam on the whole padded state with the gradient in w->grad (step counted already). */
 static void adam(const geom_t *g, work_t *w, const hyper_t *hp, double lr, double step) {
-    /* Adam, torch's formulation; an infinite second moment (pruned entry) gives 0 */
-    double bc1 = 1.0 - pow(hp->b1, step), bc2 = 1.0 - pow(hp->b2, step);
-    float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-    float b1 = hp->b1, b2 = hp->b2, eps = hp->eps, c1 = 1.0f - b1, c2 = 1.0f - b2;
-    float *restrict p = w->p, *restrict m = w->m, *restrict v = w->v;
-    const float *restrict gr = w->grad;
-    int64_t n = g->Pp, j = 0;
-#if defined(__AVX512F__)
-    /* sqrt and division are the slow part of the step: reciprocal-square-root and reciprocal
-     * estimates with one Newton step each (relative error ~1e-7, the exact ops within a few
-     * ulp) */
-    const __m512 vb1 = _mm512_set1_ps(b1), vb2 = _mm512_set1_ps(b2), vc1 = _mm512_set1_ps(c1),
-                 vc2 = _mm512_set1_ps(c2), vinv = _mm512_set1_ps(1.0f / (bc2_sqrt * bc2_sqrt)),
-                 veps = _mm512_set1_ps(eps), vstep = _mm512_set1_ps(step_size),
-                 half = _mm512_set1_ps(0.5f), three = _mm512_set1_ps(3.0f),
-                 two = _mm512_set1_ps(2.0f), zero = _mm512_setzero_ps(),
-                 inf = _mm512_set1_ps(INFINITY);
-    for (; j + 16 <= n; j += 16) {
-        __m512 gj = _mm512_load_ps(gr + j);
-        __m512 mj = _mm512_fmadd_ps(vb1, _mm512_load_ps(m + j), _mm512_mul_ps(vc1, gj));
-        __m512 vj = _mm512_fmadd_ps(vb2, _mm512_load_ps(v + j), _mm512_mul_ps(_mm512_mul_ps(vc2, gj), gj));
-        _mm512_store_ps(m + j, mj);
-        _mm512_store_ps(v + j, vj);
-        __m512 vh = _mm512_mul_ps(vj, vinv); /* bias-corrected second moment */
-        __m512 r = _mm512_rsqrt14_ps(vh);
-        r = _mm512_mul_ps(_mm512_mul_ps(half, r), _mm512_fnmadd_ps(_mm512_mul_ps(vh, r), r, three));
-        /* sqrt(vh) = vh / sqrt(vh), taken as 0 at vh = 0 (the estimate is inf there) */
-        __m512 sq = _mm512_maskz_mul_ps(_mm512_cmp_ps_mask(vh, zero, _CMP_GT_OQ), vh, r);
-        __m512 den = _mm512_add_ps(sq, veps);
-        __m512 q = _mm512_rcp14_ps(den);
-        q = _mm512_mul_ps(q, _mm512_fnmadd_ps(den, q, two));
-        __m512 upd = _mm512_mul_ps(_mm512_mul_ps(vstep, mj), q);
-        /* pruned (v = +inf): exactly 0; a NaN moment still reaches the weight, as in torch */
-        upd = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(vj, inf, _CMP_NEQ_UQ), upd);
-        _mm512_store_ps(p + j, _mm512_sub_ps(_mm512_load_ps(p + j), upd));
-    }
-#endif
-    for (; j < n; j++) {
-        float gj = gr[j];
-        float mj = b1 * m[j] + c1 * gj;
-        float vj = b2 * v[j] + c2 * gj * gj;
-        m[j] = mj;
-        v[j] = vj;
-        p[j] -= step_size * mj / (sqrtf(vj) / bc2_sqrt + eps);
-    }
+    adam_step_t a = adam_constants(hp, lr, step);
+    adam_n(w->p, w->m, w->v, w->grad, g->Pp, hp, &a);
 }
 
 /* one minibatch step of the member in w: all layers trained */
@@ -157,8 +124,8 @@ static void train_step(const geom_t *g, work_t *w, const float *x, int nb, const
     layer_ptrs(g, w->p, lw, 0, g->L);
     for (int l = 0; l < g->L; l++) lg[l] = w->grad + g->pw[l];
     forward(g, lw, x, nb, w->h);
-    backward(g, w, lw, lg, x, nb, hp->loss, 0);
-    adam(g, w, hp, lr, step);
+    adam_step_t a = adam_constants(hp, lr, step);
+    backward(g, w, lw, lg, x, nb, hp->loss, 0, hp, &a); /* Adam fused, layer by layer */
 }
 
 /* one minibatch step of the "selected and random" variant: the member's encoder (layers
@@ -173,12 +140,12 @@ static void partner_step(const geom_t *g, work_t *w, int enc_layers, const float
     layer_ptrs(g, dec, lw, enc_layers, g->L);
     for (int l = 0; l < g->L; l++) lg[l] = l < enc_layers ? w->grad + g->pw[l] : NULL;
     forward(g, lw, x, nb, w->h);
-    backward(g, w, lw, lg, x, nb, hp->loss, 0);
+    backward(g, w, lw, lg, x, nb, hp->loss, 0, hp, NULL);
     layer_ptrs(g, enc, lw, 0, enc_layers);
     layer_ptrs(g, w->p, lw, enc_layers, g->L);
     for (int l = 0; l < g->L; l++) lg[l] = l < enc_layers ? NULL : w->grad + g->pw[l];
     forward(g, lw, x, nb, w->h);
-    backward(g, w, lw, lg, x, nb, hp->loss, enc_layers);
+    backward(g, w, lw, lg, x, nb, hp->loss, enc_layers, hp, NULL);
     adam(g, w, hp, lr, step);
 }
 
@@ -197,6 +164,7 @@ struct job {
     int n_rows;
     hyper_t hp;
     int reset_each_step;
+    int compact; /* train structurally dead units out of the working copy */
     /* "selected and random": padded pool, partners per step ([s][0][c] decoder, [s][1][c]
      * encoder: pool members), encoder layer count */
     const float *pool;
@@ -253,9 +221,11 @@ static int run_job(job_t *job, int threads) {
     return job->failed ? -1 : 0;
 }
 
+/* The rows with a padded stride, on a 64-byte boundary (the kernels load whole vectors of a
+ * row: a caller's tensor may be a view that starts anywhere). */
 static const float *pad_rows(const float *rows, int n, int D, int Dp, float **owned) {
     *owned = NULL;
-    if (D == Dp) return rows;
+    if (D == Dp && (uintptr_t)rows % 64 == 0) return rows;
     float *out = alloc_f((int64_t)n * Dp);
     if (!out) return NULL;
     for (int r = 0; r < n; r++) {
@@ -279,9 +249,25 @@ static int train_item(job_t *job, work_t *w, int c) {
     const geom_t *g = job->g;
     int64_t off = (int64_t)c * g->P;
     int Dp = g->pdims[0];
-    copy_in(g, job->params + off, w->p);
-    copy_in(g, job->exp_avg + off, w->m);
-    copy_in(g, job->exp_avg_sq + off, w->v);
+    float *params = job->params + off, *exp_avg = job->exp_avg + off,
+          *exp_avg_sq = job->exp_avg_sq + off;
+    geom_t cg;
+    int compact = job->compact && !job->pool && plan_units(g, &w->plan, &cg, exp_avg_sq, 0);
+    adam_step_t *lazy_steps = NULL;
+    int n_steps = (job->n_rows + job->batch - 1) / job->batch;
+    if (compact) {
+        plan_lazy(g, &w->plan, exp_avg, exp_avg_sq);
+        lazy_steps = (adam_step_t *)malloc(sizeof(adam_step_t) * (size_t)n_steps);
+        if (!lazy_steps) return -1;
+        gather_in(g, &cg, &w->plan, params, w->p);
+        gather_in(g, &cg, &w->plan, exp_avg, w->m);
+        gather_in(g, &cg, &w->plan, exp_avg_sq, w->v);
+        g = &cg; /* the member trains in the compact geometry */
+    } else {
+        copy_in(g, params, w->p);
+        copy_in(g, exp_avg, w->m);
+        copy_in(g, exp_avg_sq, w->v);
+    }
     double step = job->steps[c];
     for (int s = 0, k = 0; s < job->n_rows; s += job->batch, k++) {
         int nb = job->n_rows - s < job->batch ? job->n_rows - s : job->batch;
@@ -291,6 +277,7 @@ static int train_item(job_t *job, work_t *w, int c) {
             step = 0.0;
         }
         step += 1.0;
+        if (lazy_steps) lazy_steps[k] = adam_constants(&job->hp, job->lrs[c], step);
         if (job->pool) {
             const int32_t *pk = job->picks + (int64_t)k * 2 * job->n_items;
             const float *dec = job->pool + (int64_t)pk[c] * g->Pp;
@@ -301,9 +288,19 @@ static int train_item(job_t *job, work_t *w, int c) {
         }
     }
     job->steps[c] = (float)step;
-    copy_out(g, w->p, job->params + off);
-    copy_out(g, w->m, job->exp_avg + off);
-    copy_out(g, w->v, job->exp_avg_sq + off);
+    if (compact) {
+        g = job->g;
+        scatter_out(g, &cg, &w->plan, w->p, params);
+        scatter_out(g, &cg, &w->plan, w->m, exp_avg);
+        scatter_out(g, &cg, &w->plan, w->v, exp_avg_sq);
+        lazy_adam(&w->plan, params, exp_avg, exp_avg_sq, lazy_steps, n_steps, job->reset_each_step,
+                  &job->hp);
+        free(lazy_steps);
+    } else {
+        copy_out(g, w->p, params);
+        copy_out(g, w->m, exp_avg);
+        copy_out(g, w->v, exp_avg_sq);
+    }
     return 0;
 }
 
@@ -350,6 +347,7 @@ int evp_train_epoch(const evp_train_args *a) {
     job.n_rows = a->n_rows;
     job.hp = (hyper_t){a->b1, a->b2, a->eps, a->loss};
     job.reset_each_step = a->reset_each_step != 0;
+    job.compact = a->compact != 0;
     job.pool = pool_pad;
     job.picks = a->picks;
     job.enc_layers = a->enc_layers;
@@ -366,7 +364,14 @@ static int l1_item(job_t *job, work_t *w, int item) {
     int c = item / chunks, first = (item % chunks) * job->chunk;
     int last = first + job->chunk < job->n_rows ? first + job->chunk : job->n_rows;
     int L = g->L, D = g->dims[L], Dp = g->pdims[0];
-    copy_in(g, job->params + (int64_t)c * g->P, w->p);
+    const float *params = job->params + (int64_t)c * g->P;
+    geom_t cg; /* units that output 0 on every row leave the copy: the same sums, exactly */
+    if (plan_units(g, &w->plan, &cg, params, 1)) {
+        gather_in(g, &cg, &w->plan, params, w->p);
+        g = &cg;
+    } else {
+        copy_in(g, params, w->p);
+    }
     const float *lw[MAX_LAYERS];
     layer_ptrs(g, w->p, lw, 0, L);
     double total = 0.0;
@@ -374,12 +379,8 @@ static int l1_item(job_t *job, work_t *w, int item) {
         int nb = last - s < job->batch ? last - s : job->batch;
         const float *x = job->rows + (int64_t)s * Dp;
         forward(g, lw, x, nb, w->h);
-        for (int b = 0; b < nb; b++) {
-            const float *z = w->h[L] + (int64_t)b * Dp, *xb = x + (int64_t)b * Dp;
-            float row = 0.0f;
-            for (int o = 0; o < D; o++) row += fabsf(1.0f / (1.0f + exp_approx(-z[o])) - xb[o]);
-            total += row;
-        }
+        for (int b = 0; b < nb; b++)
+            total += abs_error_row(w->h[L] + (int64_t)b * Dp, x + (int64_t)b * Dp, w->d0, D, Dp);
     }
     job->partial[item] = total;
     return 0;
@@ -455,6 +456,7 @@ static const struct {
     FIELD(evp_train_args, picks),
     FIELD(evp_train_args, n_pool),
     FIELD(evp_train_args, enc_layers),
+    FIELD(evp_train_args, compact),
     {"sizeof.evp_l1_args", (int64_t)sizeof(evp_l1_args)},
     FIELD(evp_l1_args, n),
     FIELD(evp_l1_args, L),

@@ -23,6 +23,9 @@ from ._stack import Stack
 
 __all__ = ["Population", "Sparsity"]
 
+#: torch's CPU bmm takes its plain loop below this many multiply-adds per batch entry
+_SMALL_GEMM = 400
+
 
 @dataclass(frozen=True)
 class Sparsity:
@@ -47,6 +50,18 @@ class Sparsity:
             "decoder_remaining_fraction": self.fraction("decoder"),
             "layers": {k: {"alive": a, "total": t} for k, (a, t) in self.layers.items()},
         }
+
+
+def _rows(stack: Stack, index: Tensor) -> Stack:
+    """Members ``index`` of ``stack`` for a forward pass: views when they are consecutive,
+    else copies of the weights alone."""
+    n = len(index)
+    if n and int(index[-1]) - int(index[0]) == n - 1 and bool((index.diff() == 1).all()):
+        lo = int(index[0])
+        views = (stack.params, stack.masks, stack.exp_avg, stack.exp_avg_sq)
+        return Stack(stack.dims, stack.final, *(t[lo : lo + n] for t in views))
+    params = stack.params.index_select(0, index)
+    return Stack(stack.dims, stack.final, params, params, params, params)
 
 
 class Population:
@@ -234,6 +249,38 @@ class Population:
             y = torch.sigmoid(dec.forward(flat))  # (Nd, Ne*B, D)
             err = (y.view(dec.n, enc.n, b, -1) - x).abs().mean((2, 3))  # (Nd, Ne)
             return err.t().contiguous()
+
+    def pairings_l1(self, x: Tensor, decoders: Tensor, encoders: Tensor) -> Tensor:
+        """L1 on ``x`` of decoder ``decoders[j]`` with each encoder ``encoders[j, s]``: ``(n, m)``.
+
+        Only the listed pairings are evaluated (``n x m`` of them), each with the same batched
+        ops as ``pair_l1``, so an entry equals ``pair_l1(x)[encoders[j, s], decoders[j]]``
+        bit for bit. Decoders are processed in chunks that keep the reconstructions ~16 MB.
+        """
+        with torch.no_grad():
+            b = x.shape[0]
+            n, m = encoders.shape
+            # torch multiplies a batch entry of fewer than _SMALL_GEMM entries (rows x in x out)
+            # with a plain loop, larger ones with BLAS (the rounding differs): pad each
+            # decoder's rows to BLAS size whenever pair_l1's full matrix would be BLAS-sized
+            dims = self.decoders.dims
+            smallest = min(i * o for i, o in zip(dims[:-1], dims[1:]))
+            rows = -(-_SMALL_GEMM // smallest)  # ceil: rows per decoder for BLAS
+            pad = min(-(-rows // b), self.n) - m
+            if pad > 0:
+                encoders = torch.cat([encoders, encoders[:, :1].expand(n, pad)], 1)
+            w = encoders.shape[1]
+            used = torch.unique(encoders)  # sorted
+            z = torch.relu_(_rows(self.encoders, used).forward(x))  # (used, B, L)
+            encoders = torch.searchsorted(used, encoders)
+            per_dec = max(1, (4 << 20) // max(1, w * b * x.shape[1]))
+            out = []
+            for s in range(0, n, per_dec):
+                dec = _rows(self.decoders, decoders[s : s + per_dec])
+                lat = z[encoders[s : s + per_dec]]  # (n_s, w, B, L)
+                y = torch.sigmoid(dec.forward(lat.reshape(dec.n, w * b, -1)))  # (n_s, w*B, D)
+                out.append((y.view(dec.n, w, b, -1) - x).abs().mean((2, 3)))
+            return torch.cat(out)[:, :m] if out else torch.zeros(0, m)
 
     # -- accounting and export -----------------------------------------------------------
     def sparsity(self, member: int = 0) -> Sparsity:

@@ -74,13 +74,13 @@ def run_study(
     if not quiet:
         print(plan_text(cfg, registry, n), file=sys.stderr, flush=True)
     started = time.monotonic()
-    store.prepare()
-    tracker = tracker_for(cfg, store, registry)
-    ids = setup_study(cfg, store, registry, tracker)
 
     def complete() -> int:
         return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
+    store.prepare()
+    tracker = tracker_for(cfg, store, registry)
+    ids = setup_study(cfg, store, registry, tracker)
     try:
         _, study = open_study(cfg, store, tracker)
         bar = tqdm(

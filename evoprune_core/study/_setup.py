@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._compat import enqueued_params
+from .._pause import pause_point
 from ..config import flatten
 from ..errors import EvopruneError
 from ..reporting import Attr
@@ -116,34 +117,35 @@ def setup_study(cfg: StudyConfig, store: Store, registry: Registry, tracker: Tra
     from optuna.trial import TrialState
 
     storage = open_storage(store, _stale_callback(tracker))
-    with study_lock(store, storage, cfg.name):
-        try:  # found first: create_study(load_if_exists=True) appends to a journal
-            study = optuna.load_study(study_name=cfg.name, storage=storage)
-        except KeyError:
-            study = optuna.create_study(
-                study_name=cfg.name,
-                storage=storage,
-                directions=cfg.directions,
-                load_if_exists=True,
-            )
-        if [d.name.lower() for d in study.directions] != cfg.directions:
-            raise EvopruneError(
-                f"{cfg.path}: objectives: the stored study {cfg.name!r} has "
-                f"{len(study.directions)} objective(s); use a new name to change them"
-            )
-        check_identity(study, cfg, adopt=True)  # before anything is written
-        params = {
-            "n_trials": cfg.n_trials,
-            "seeds": list(cfg.seeds),
-            "objectives": list(cfg.objectives),
-            "sampler": cfg.sampler,
-            "sampler_seed": cfg.sampler_seed,
-            "baseline": cfg.baseline,
-            **{f"base.{k}": v for k, v in flatten(cfg.base).items() if k != "seed"},
-            **{f"space.{k}": _describe(d) for k, d in cfg.space.items()},
-        }
-        ids = tracker.start_study(cfg.name, params)
-        try:
+    ids: StudyRun | None = None
+    try:  # until the caller has the ids, an interruption ends the parent run here
+        with study_lock(store, storage, cfg.name):
+            try:  # found first: create_study(load_if_exists=True) appends to a journal
+                study = optuna.load_study(study_name=cfg.name, storage=storage)
+            except KeyError:
+                study = optuna.create_study(
+                    study_name=cfg.name,
+                    storage=storage,
+                    directions=cfg.directions,
+                    load_if_exists=True,
+                )
+            if [d.name.lower() for d in study.directions] != cfg.directions:
+                raise EvopruneError(
+                    f"{cfg.path}: objectives: the stored study {cfg.name!r} has "
+                    f"{len(study.directions)} objective(s); use a new name to change them"
+                )
+            check_identity(study, cfg, adopt=True)  # before anything is written
+            params = {
+                "n_trials": cfg.n_trials,
+                "seeds": list(cfg.seeds),
+                "objectives": list(cfg.objectives),
+                "sampler": cfg.sampler,
+                "sampler_seed": cfg.sampler_seed,
+                "baseline": cfg.baseline,
+                **{f"base.{k}": v for k, v in flatten(cfg.base).items() if k != "seed"},
+                **{f"space.{k}": _describe(d) for k, d in cfg.space.items()},
+            }
+            ids = tracker.start_study(cfg.name, params)
             study.set_user_attr(Attr.PARENT_RUN_ID, ids.run_id)
             study.set_user_attr(Attr.EXPERIMENT_ID, ids.experiment_id)
             study.set_user_attr(Attr.OBJECTIVES, list(cfg.objectives))
@@ -160,9 +162,11 @@ def setup_study(cfg: StudyConfig, store: Store, registry: Registry, tracker: Tra
                         params_, user_attrs={Attr.BASELINE: baseline, Attr.DESIGN: params_}
                     )
             tracker.log_text(ids.run_id, cfg.text, "study.toml")
-        except BaseException:  # interrupted during set-up: the parent run does not stay RUNNING
+            pause_point("study-set-up")
+    except BaseException:  # interrupted during set-up (or the lock's release): not RUNNING
+        if ids is not None:
             tracker.finish_study(ids, "KILLED")
-            raise
+        raise
     return ids
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .._pause import pause_point
 from ..config import RunConfig, flatten
 from ..version import __version__
 from ._protocol import StudyRun, TrackerBackend, param_value
@@ -108,14 +109,20 @@ class Tracker(TrackerBackend):
         if found:
             run_id = found[0].info.run_id
             _retry(self.client.update_run, run_id, status="RUNNING")
-            return run_id
-        run = self.client.create_run(
-            experiment_id, run_name=name, tags={**key, "evoprune_version": __version__}
-        )
-        items = [Param(k, param_value(v)[:6000]) for k, v in sorted(params.items())]
-        for i in range(0, len(items), 100):
-            _retry(self.client.log_batch, run.info.run_id, params=items[i : i + 100])
-        return run.info.run_id
+        else:
+            run_id = self.client.create_run(
+                experiment_id, run_name=name, tags={**key, "evoprune_version": __version__}
+            ).info.run_id
+        try:  # the caller ends the run once it has its id; until then, this does
+            pause_point("run-started")
+            if not found:
+                items = [Param(k, param_value(v)[:6000]) for k, v in sorted(params.items())]
+                for i in range(0, len(items), 100):
+                    _retry(self.client.log_batch, run_id, params=items[i : i + 100])
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM) or failed: not left RUNNING
+            _retry(self.client.set_terminated, run_id, "KILLED")
+            raise
+        return run_id
 
     def start_study(self, name: str, params: dict[str, Any]) -> StudyRun:
         """The study's experiment and parent run (found again on resume, else created)."""
@@ -347,9 +354,9 @@ class TrialRun:
             self.flush()
         except Exception:  # noqa: BLE001 - the failure itself matters more
             self._buffer.clear()
-        _retry(self.client.set_tag, self.run_id, "error", f"{type(exc).__name__}: {exc}"[:5000])
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        try:
+        try:  # the error's tag and text may fail (a locked store); the status is still written
+            _retry(self.client.set_tag, self.run_id, "error", f"{type(exc).__name__}: {exc}"[:5000])
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             self.tracker.log_text(self.run_id, text, "error.txt")
         finally:
             _retry(self.client.set_terminated, self.run_id, status)
