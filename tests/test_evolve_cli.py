@@ -166,5 +166,6 @@ def test_every_phase_shows_progress_and_quiet_silences_all(
     err = capsys.readouterr().err
     for phase in ("pre-train: ", "evolve tiny: ", "transfer: "):
         assert phase in err, phase
-    assert "1/1 [" in err and "2/2 [" in err  # one task pre-trained, two generations (0 and 1)
-    assert "bc-10-100-1000 seed 1" in err  # the transfer says where it is
+    assert "0/1 [" in err and "0/2 [" in err  # one task to pre-train, generations 0 and 1
+    assert "task/s, digits]" in err  # the pre-training says which task
+    assert "bc-10-100-1000 seed 1]" in err  # the transfer says where it is
