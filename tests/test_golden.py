@@ -81,7 +81,7 @@ CASES: dict[str, dict[str, Any]] = {
 
 
 def _comparable(summary: dict) -> dict:
-    drop = ("seconds", "history", "backend", "components")
+    drop = ("seconds", "history", "backend", "components", "architecture", "device")
     out = {
         k: v
         for k, v in summary.items()

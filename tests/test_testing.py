@@ -194,6 +194,15 @@ class Slow(RandomPruning):
         return super().prune(ctx)
 
 
+class FlattensFilters(RandomPruning):
+    """Returns conv filters flattened into dense rows (right on dense layers only)."""
+
+    name = "flattens-filters"
+
+    def prune(self, ctx: PruneContext) -> list[LayerMask]:
+        return [LayerMask(m.weight.flatten(2), m.bias) for m in super().prune(ctx)]
+
+
 WRONG = [
     ("declaration", BadDeclaration, "needs {'weights'} not in"),
     ("declaration", BadDefault, "parameter 'level': default 2.0"),
@@ -211,6 +220,7 @@ WRONG = [
     ("population_of_one", Squeezes, "weight mask has shape (8, 16), expected (1, 8, 16)"),
     ("parameters", BadChoice, "with mode='fancy': prune raised ValueError: unknown mode"),
     ("time_bound", Slow, "on 10 standard networks (limit 0.1 s)"),
+    ("conv_network", FlattensFilters, "weight mask has shape (2, 8, 9), expected (2, 8, 1, 3, 3)"),
 ]
 
 

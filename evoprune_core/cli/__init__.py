@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import EvopruneError
+from ..errors import ConfigError, EvopruneError
 from ._signals import Terminated, exit_status, interruptible
 
 __all__ = ["DESCRIPTION", "main"]
@@ -59,6 +59,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress = _Progress(cfg.generations, args.quiet, f"{cfg.engine} {cfg.pruning.operator}")
     try:
         result = resolved.run(progress)
+    except ConfigError as exc:  # a key only the built dataset can check (e.g. a file's shape)
+        raise ConfigError(f"{args.config or '<defaults>'}: {exc}") from None
     finally:
         progress.close()
     summary = result.summary()

@@ -14,16 +14,26 @@ __all__ = ["cmd_evolve", "register"]
 _STORE_HELP = "local store directory (checkpoints, cached networks, MLflow); default: mlruns"
 
 
-def _prepare_fn(cfg: Any, compute: Any, registry: Any, cache: Path) -> Any:
+def _prepare_fn(cfg: Any, compute: Any, registry: Any, cache: Path, log: Any = None) -> Any:
+    """``prepare(task, seed)``: the pre-trained network of a task (made once per process);
+    ``network:dataset`` tasks are CNN classifiers, plain dataset names autoencoders."""
+    from ..evolve.classifier import prepare_classifier
+    from ..evolve.config import is_classifier
     from ..evolve.fitness import prepare_task
 
     made: dict[tuple[str, int], Any] = {}
 
     def prepare(name: str, seed: int) -> Any:
         if (name, seed) not in made:
-            made[(name, seed)] = prepare_task(name, cfg.fitness, seed, compute, registry, cache)
+            if is_classifier(name):
+                made[(name, seed)] = prepare_classifier(
+                    name, cfg.fitness, seed, registry, cache, log
+                )
+            else:
+                made[(name, seed)] = prepare_task(name, cfg.fitness, seed, compute, registry, cache)
         return made[(name, seed)]
 
+    prepare.made = made  # type: ignore[attr-defined]
     return prepare
 
 
@@ -54,9 +64,12 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     _quiet_libraries()
 
     from ..engines.runtime import cpu_numerics, resolve_compute
-    from ..evolve.loop import Evolution, hall_of_fame
+    from ..evolve.compare import compare_text, run_compare
+    from ..evolve.config import selection_seeds
+    from ..evolve.fresh import score_fresh
+    from ..evolve.loop import Evolution, fitness_reliability, hall_of_fame
     from ..evolve.report import hall_rows, hall_text, write_outputs
-    from ..evolve.transfer import run_transfer, transfer_markdown
+    from ..evolve.transfer import Method, run_transfer, transfer_markdown
 
     compute = resolve_compute(cfg.compute)
     store.prepare()
@@ -80,14 +93,21 @@ def cmd_evolve(args: argparse.Namespace) -> int:
             )
             bar.refresh()
 
+    def progress(message: str) -> None:
+        if not args.quiet:
+            print(f"evolve {cfg.name}: {message}", file=sys.stderr, flush=True)
+
     try:
         with cpu_numerics():
-            prepare = _prepare_fn(cfg, compute, registry, work / "cache")
+            prepare = _prepare_fn(cfg, compute, registry, work / "cache", progress)
+            seeds = selection_seeds(cfg.seed, cfg.fitness.pretrain_seeds)
+            progress(f"pre-training {len(seeds)} network(s) per task (seeds {seeds})")
             tasks = []
-            with _phase(args.quiet, len(cfg.fitness.tasks), "pre-train", "task") as pre:
-                for name in cfg.fitness.tasks:
-                    pre.set_postfix_str(name)
-                    tasks.append(prepare(name, cfg.seed))
+            pairs = [(name, s) for name in cfg.fitness.tasks for s in seeds]
+            with _phase(args.quiet, len(pairs), "pre-train", "network") as pre:
+                for name, s in pairs:
+                    pre.set_postfix_str(f"{name} seed {s}")
+                    tasks.append(prepare(name, s))
                     pre.update(1)
             if not args.quiet:
                 bar = _phase(False, cfg.evolution.generations + 1, f"evolve {cfg.name}", "gen")
@@ -95,11 +115,30 @@ def cmd_evolve(args: argparse.Namespace) -> int:
             state = evo.run()
             if bar is not None:
                 bar.close()
-            hall = hall_of_fame(state, cfg.evolution.hall_of_fame)
-            if not hall:
+            reliability = fitness_reliability(state, cfg.fitness)
+            if reliability is None or reliability < 0.5:
+                shown = "unmeasurable" if reliability is None else f"{reliability:.2f}"
+                print(
+                    f"warning: fitness_reliability {shown} (below 0.5): the selection "
+                    "scores rank the last generation differently on the two halves of the "
+                    "pre-trained networks; raise fitness.pretrain_seeds or fine-tuning",
+                    file=sys.stderr,
+                )
+            selected = hall_of_fame(state, cfg.evolution.hall_of_fame)
+            if not selected:
                 raise TrialFailed("no formula reached a finite fitness (every network diverged)")
+            progress(f"re-scoring the hall of fame on fresh seeds {cfg.fitness.fresh_seeds}")
+            labels = [Method(f"hof {i}", "evolved", formula=e.text) for i, e in enumerate(selected)]
+            fresh = score_fresh(cfg, labels, prepare, compute, registry, progress)
+            order = sorted(
+                range(len(selected)),
+                key=lambda i: (fresh.fitness(labels[i].label), selected[i].size, selected[i].text),
+            )
+            hall = [selected[i] for i in order]
+            ranked = [labels[i].label for i in order]
             transfer = None
             if cfg.transfer.enabled and not args.no_transfer:
+                progress("transfer table")
                 top = [e.text for e in hall[: cfg.transfer.top]]
                 steps = (len(cfg.fitness.tasks) + 1) * len(cfg.transfer.seeds)
                 with _phase(args.quiet, steps, "transfer", "task-seed") as tb:
@@ -109,20 +148,42 @@ def cmd_evolve(args: argparse.Namespace) -> int:
                         tb.update(1)
 
                     transfer = run_transfer(cfg, top, registry, compute, prepare, step)
+            compared = None
+            if args.compare:
+                done = {(cfg.search.method, cfg.seed): state}
+                compared = run_compare(cfg, prepare, compute, registry, work, progress, done)
         json_path = Path(args.output) if args.output else work / "hall_of_fame.json"
-        extra = {"transfer": transfer.to_json()} if transfer is not None else {}
-        rows = hall_rows(hall)
-        paths = write_outputs(cfg, state, rows, json_path, extra)
+        extra: dict[str, Any] = {}
+        if transfer is not None:
+            extra["transfer"] = transfer.to_json()
+        if compared is not None:
+            extra["compare"] = compared
+        if cfg.fitness.kind == "classifier":
+            from ..evolve.classifier import ClassifierTask, pretrained_test_accuracy
+
+            extra["pretrained_test_accuracy"] = {
+                f"{name} seed {seed}": pretrained_test_accuracy(t)
+                for (name, seed), t in prepare.made.items()
+                if isinstance(t, ClassifierTask)
+            }
+        rows = hall_rows(hall, fresh, ranked, cfg.search.method)
+        paths = write_outputs(cfg, state, rows, json_path, reliability, extra)
         if transfer is not None:
             paths["transfer"] = json_path.with_name(json_path.stem + "-transfer.md")
             paths["transfer"].write_text(transfer_markdown(transfer), encoding="utf-8")
+        if compared is not None:
+            paths["compare"] = json_path.with_name(json_path.stem + "-compare.md")
+            paths["compare"].write_text(
+                compare_text(compared, list(cfg.fitness.tasks)), encoding="utf-8"
+            )
         for key, path in paths.items():
             tracker.log_artifact(run_id, path, "plots" if key == "figure" else None)
         if state.history:
             last = state.history[-1]
-            tracker.log_metrics(
-                run_id, {"final_best_fitness": hall[0].fitness}, int(last["generation"])
-            )
+            final = {"final_best_fitness": rows[0]["fitness"]}
+            if reliability is not None:
+                final["fitness_reliability"] = reliability
+            tracker.log_metrics(run_id, final, int(last["generation"]))
         tracker.close_run(run_id, "FINISHED")
     except BaseException as exc:
         if bar is not None:
@@ -131,9 +192,14 @@ def cmd_evolve(args: argparse.Namespace) -> int:
                           f"{type(exc).__name__}: {exc}")  # fmt: skip
         raise
     print(hall_text(rows, list(cfg.fitness.tasks)))
+    shown = "unmeasurable" if reliability is None else f"{reliability:.3f}"
+    print(f"fitness_reliability: {shown}")
     if transfer is not None:
         print()
         print(transfer_markdown(transfer))
+    if compared is not None:
+        print()
+        print(compare_text(compared, list(cfg.fitness.tasks)))
     here = str(Path.cwd()) + "/"
     print(
         (f"\nhall of fame: {paths['json']} (+ .md); run file: {paths['run']}; "
@@ -158,8 +224,13 @@ def register(sub: Any) -> None:
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite in --store)")
     p.add_argument("--no-transfer", action="store_true", help="skip the transfer table")
     p.add_argument(
+        "--compare", action="store_true",
+        help="also run every [compare] method over its evolution seeds at equal budget and "
+        "test the winners on the fresh seeds",
+    )  # fmt: skip
+    p.add_argument(
         "--quiet",
         action="store_true",
-        help="no progress (pre-training, generations, transfer)",
+        help="no progress (pre-training, generations, re-scoring, transfer, comparison)",
     )
     p.set_defaults(func=cmd_evolve)

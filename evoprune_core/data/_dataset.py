@@ -23,7 +23,9 @@ MIN_ROWS = 3
 class Dataset:
     """A dataset split into train/validation/test rows (float32 in ``[0, 1]``), labels optional.
 
-    Either all three label tensors are given (int64, one per row) or none is.
+    Either all three label tensors are given (int64, one per row) or none is. ``shape`` is the
+    shape of one sample (``(1, 28, 28)`` for an image); rows are always stored flat, so its
+    product must equal the row width. ``None`` means flat rows: ``(dim,)``.
     """
 
     name: str
@@ -33,6 +35,7 @@ class Dataset:
     train_labels: torch.Tensor | None = None
     val_labels: torch.Tensor | None = None
     test_labels: torch.Tensor | None = None
+    shape: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         splits = {"train": self.train, "val": self.val, "test": self.test}
@@ -47,6 +50,13 @@ class Dataset:
             dims.add(rows.shape[1])
         if len(dims) != 1:
             raise DataError(f"dataset {self.name!r}: splits differ in width {sorted(dims)}")
+        if self.shape is not None and (
+            not self.shape or min(self.shape) < 1 or math.prod(self.shape) != self.train.shape[1]
+        ):
+            raise DataError(
+                f"dataset {self.name!r}: sample shape {self.shape} does not hold "
+                f"{self.train.shape[1]} values per row"
+            )
         labels = {"train": self.train_labels, "val": self.val_labels, "test": self.test_labels}
         given = [v is not None for v in labels.values()]
         if any(given) and not all(given):
@@ -66,6 +76,16 @@ class Dataset:
         return int(self.train.shape[1])
 
     @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """Shape of one sample: ``(dim,)`` for flat rows, ``(c, h, w)`` for images."""
+        return self.shape if self.shape is not None else (self.dim,)
+
+    @property
+    def is_image(self) -> bool:
+        """Whether a sample is a ``(c, h, w)`` image (what conv networks take)."""
+        return len(self.sample_shape) == 3
+
+    @property
     def has_labels(self) -> bool:
         """Whether the rows carry labels."""
         return self.train_labels is not None
@@ -75,6 +95,7 @@ class Dataset:
         return {
             "name": self.name,
             "dim": self.dim,
+            "shape": list(self.sample_shape),
             "train_rows": int(self.train.shape[0]),
             "val_rows": int(self.val.shape[0]),
             "test_rows": int(self.test.shape[0]),
@@ -84,18 +105,24 @@ class Dataset:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A named dataset: its declared parameters and ``build(validated_params, seed)``."""
+    """A named dataset: its declared parameters and ``build(validated_params, seed)``.
+
+    ``layout`` declares what its samples are before it is built: "flat" rows, "image"
+    (``(c, h, w)``; conv networks take these) or "any" (known once built, e.g. a user file).
+    """
 
     name: str
     parameters: tuple[Param, ...]
     build: Callable[[dict[str, Any], int], Dataset]
     help: str = ""
+    layout: str = "any"
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able description (name, help, parameters)."""
         return {
             "name": self.name,
             "help": self.help,
+            "layout": self.layout,
             "parameters": [p.describe() for p in self.parameters],
         }
 
@@ -141,6 +168,7 @@ def _split(
     val_fraction: float,
     test_fraction: float,
     name: str,
+    shape: tuple[int, ...] | None = None,
 ) -> Dataset:
     """Seeded shuffle split of ``x`` (float, ``[0, 1]``) into train/val/test.
 
@@ -181,6 +209,7 @@ def _split(
         train_labels=labels(train_idx),
         val_labels=labels(val_idx),
         test_labels=labels(test_idx),
+        shape=shape,
     )
 
 

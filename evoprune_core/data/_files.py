@@ -107,7 +107,8 @@ def from_file(
 ) -> Dataset:
     """User rows from a ``.npy`` or ``.csv`` file, split into train/val/test by a seeded shuffle.
 
-    The array must be 2-D, numeric, finite, in ``[0, 1]`` and have at least 3 rows.
+    A ``.npy`` may also hold images, shape ``(n, c, h, w)``: they are stored as flat rows with
+    that sample shape (no label column then). The array must be 2-D (or 4-D), numeric, finite, in ``[0, 1]`` and have at least 3 rows.
     ``label_column`` takes that column out of the features as integer labels (and stratifies
     the split). Every problem raises a one-line :class:`DataError` naming the file.
     """
@@ -134,8 +135,19 @@ def from_file(
     else:
         raise fail(f"unsupported file type {path.suffix!r} (expected .npy or .csv)")
 
-    if arr.ndim != 2:
-        raise fail(f"expected a 2-D array, found shape {tuple(arr.shape)}")
+    shape: tuple[int, ...] | None = None
+    if arr.ndim == 4 and suffix == ".npy":
+        if min(arr.shape) < 1:
+            raise fail(f"an image array needs every axis >= 1, found shape {tuple(arr.shape)}")
+        if label_column is not None:
+            raise fail("label_column applies to 2-D rows, not to (n, c, h, w) images")
+        shape = tuple(int(v) for v in arr.shape[1:])
+        arr = arr.reshape(arr.shape[0], -1)
+    elif arr.ndim != 2:
+        allowed = "a 2-D array of rows or a 4-D (n, c, h, w) image array"
+        if suffix == ".csv":
+            allowed = "a 2-D array"
+        raise fail(f"expected {allowed}, found shape {tuple(arr.shape)}")
     if arr.shape[0] < MIN_ROWS:
         raise fail(f"needs at least {MIN_ROWS} rows (found {arr.shape[0]})")
     bad = ~np.isfinite(arr)
@@ -162,4 +174,4 @@ def from_file(
             part for part, out in ((f"min {lo}", lo < 0.0), (f"max {hi}", hi > 1.0)) if out
         )
         raise fail(f"values must lie in [0, 1] (found {found})")
-    return _split(arr, labels, seed, val_fraction, test_fraction, f"file:{path.name}")
+    return _split(arr, labels, seed, val_fraction, test_fraction, f"file:{path.name}", shape)

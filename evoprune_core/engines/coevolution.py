@@ -38,13 +38,14 @@ from torch import Tensor
 from ..config import RunConfig
 from ..data import Dataset
 from ..errors import ConfigError
-from ..population import Population
+from ..population import ConvPopulation, Population
 from .base import Engine
 from .pruning import counted, prune_event
 from .result import Observer, RunResult
 from .runtime import (
     Compute,
     Streams,
+    build_population,
     check_finite,
     cpu_numerics,
     resolve_compute,
@@ -122,7 +123,7 @@ def pairings(nbr: Tensor, members: int) -> Pairings:
     return Pairings(decs, table, row, torch.searchsorted(keys, key) - starts[row])
 
 
-def sub_losses(pop: Population, x: Tensor, nbr: Tensor) -> Tensor:
+def sub_losses(pop: Population | ConvPopulation, x: Tensor, nbr: Tensor) -> Tensor:
     """L1 of every (encoder, decoder) pairing of every cell's sub-population: ``(N, k, k)``.
 
     Entry ``[i, a, b]`` = encoder ``nbr[i, a]`` with decoder ``nbr[i, b]`` on rows ``x``.
@@ -202,7 +203,7 @@ class _Generation:
         self.k = nbr.shape[1]
 
     def __call__(
-        self, pop: Population, cells: Tensor, lrs: Tensor, xe: Tensor, t: int
+        self, pop: Population | ConvPopulation, cells: Tensor, lrs: Tensor, xe: Tensor, t: int
     ) -> dict[str, Any]:
         cfg, co, tr, s = self.cfg, self.cfg.coevolution, self.cfg.training, self.streams
         data = self.data
@@ -237,13 +238,14 @@ class _Generation:
             keep_old = old < replacement
             if bool(keep_old.any()):
                 rows = keep_old.nonzero().squeeze(1)
-                for key in Population.BUFFERS:
+                for key in pop.BUFFERS:
                     sel.buffers[key][rows] = pop.buffers[key][cells[rows]]
                 sel.steps[rows] = pop.steps[cells[rows]]
                 replacement = torch.where(keep_old, old, replacement)
-        for key in Population.BUFFERS:
-            pop.buffers[key].index_copy_(0, cells, sel.buffers[key])
-        pop.steps.index_copy_(0, cells, sel.steps)
+        at = cells.to(pop.params.device)
+        for key in pop.BUFFERS:
+            pop.buffers[key].index_copy_(0, at, sel.buffers[key])
+        pop.steps.index_copy_(0, at, sel.steps)
         noise = torch.randn(len(cells), generator=s.mutate, dtype=lrs.dtype) * co.lr_sigma
         lrs[cells] = (lrs[cells] + noise).clamp_(co.lr_min, co.lr_max)
         return {
@@ -297,12 +299,12 @@ def run_coevolution(
     co = cfg.coevolution
     data = run.build_dataset() if dataset is None else dataset
     streams = Streams(cfg.seed)
-    pop = Population.create(cfg.network.architecture(data.dim), co.cells, streams.init)
+    compute = resolve_compute(cfg.compute)
+    pop = build_population(cfg, data, co.cells, streams.init, compute)
     if prepare is not None:
         prepare(pop)
     nbr = sub_populations(cfg)
     lrs = torch.full((co.cells,), cfg.training.lr, dtype=torch.float64)
-    compute = resolve_compute(cfg.compute)
     step = _Generation(run, data, streams, nbr, compute)
     all_cells = torch.arange(co.cells)
     history: list[dict[str, float]] = []
@@ -360,7 +362,8 @@ def run_coevolution(
         best=best,
         components=run.components(),
         extra={
-            "backend": compute.backend,
+            "backend": compute.backend_for(pop),
+            "device": compute.device_for(pop),
             "update": co.update,
             "variant": co.variant,
             "cell_val_losses": [float(v) for v in val],

@@ -10,8 +10,9 @@ import torch
 from torch import Tensor
 
 from ..errors import PluginError
-from ..operators import LayerMask, LayerView, Operator, PruneContext
-from ..population import Population
+from ..operators import LAYER_KINDS, LayerMask, LayerView, Operator, PruneContext
+from ..population import ConvPopulation, Population
+from .conv_pruning import conv_layer_views, conv_masks_to_flat
 from .runtime import Streams, calibration
 from .training import Trainer
 
@@ -58,7 +59,7 @@ def pseudo_labels(rows: Tensor, k: int, seed: int) -> Tensor:
 
 
 def build_context(
-    pop: Population,
+    pop: Population | ConvPopulation,
     members: list[int],
     operator: Operator,
     amount: float,
@@ -72,6 +73,13 @@ def build_context(
 
     Tensors are copies: an operator cannot change the population by writing into them.
     """
+    if isinstance(pop, ConvPopulation):
+        kinds = getattr(operator, "layer_kinds", LAYER_KINDS)
+        if not {"conv2d", "conv_transpose2d"} <= set(kinds):
+            raise PluginError(
+                f"operator {operator.name!r} handles {', '.join(sorted(kinds))} layers only; "
+                "this network has conv layers"
+            )
     with torch.no_grad():
         sub = pop.take(members)
         needs = operator.needs
@@ -83,12 +91,14 @@ def build_context(
             trainer = Trainer(loss)
             for k, chunk in enumerate(chunks):
                 trainer.gradients(sub, chunk, buf[k])
-            grads = buf.transpose(0, 1).mul_(sub.masks.unsqueeze(1))  # (n, K, P), pruned -> 0
+            grads = buf.transpose(0, 1).mul_(sub.masks.cpu().unsqueeze(1))  # (n, K, P), pruned 0
         if "labels" in needs and labels is None:
             labels = pseudo_labels(rows, 10, int(torch.randint(0, 2**31 - 1, (1,), generator=rng)))
         layers: list[LayerView] = []
         offset = 0
-        for part, stack in sub.parts():
+        if isinstance(sub, ConvPopulation):
+            layers = conv_layer_views(sub, acts, grads)
+        for part, stack in sub.parts() if isinstance(sub, Population) else ():
             for layer in range(stack.n_layers):
                 gw = gb = None
                 if grads is not None:
@@ -125,7 +135,10 @@ def build_context(
 
 
 def masks_to_flat(
-    pop: Population, ctx: PruneContext, masks: list[LayerMask], who: str = "operator"
+    pop: Population | ConvPopulation,
+    ctx: PruneContext,
+    masks: list[LayerMask],
+    who: str = "operator",
 ) -> Tensor:
     """Concatenate per-layer boolean masks into the population's ``(k, P)`` layout (float 0/1).
 
@@ -156,11 +169,13 @@ def masks_to_flat(
                 )
         parts.append(m.weight.transpose(1, 2).reshape(ctx.n, -1))
         parts.append(m.bias.reshape(ctx.n, -1))
+    if isinstance(pop, ConvPopulation):
+        return conv_masks_to_flat(ctx.layers, masks, ctx.n).to(pop.masks.dtype)
     return torch.cat(parts, 1).to(pop.masks.dtype)
 
 
 def prune_event(
-    pop: Population,
+    pop: Population | ConvPopulation,
     members: list[int],
     operator: Operator,
     pruning: PruningConfig,
@@ -192,7 +207,7 @@ def prune_event(
 
 
 def apply_operator(
-    pop: Population,
+    pop: Population | ConvPopulation,
     members: list[int],
     operator: Operator,
     amount: float,
@@ -210,7 +225,7 @@ def apply_operator(
     """
     if not members:
         return PruneOutcome(0, 0)
-    idx = torch.as_tensor(members, dtype=torch.long)
+    idx = torch.as_tensor(members, dtype=torch.long, device=pop.masks.device)
     if not operator.prunes:  # the baseline: no context to build
         alive = int(counted(pop, masks).masks.index_select(0, idx).sum().item())
         return PruneOutcome(alive, alive)
@@ -226,17 +241,18 @@ def apply_operator(
     return PruneOutcome(before, after, zeroed if masks == "regrow" else before - after)
 
 
-def zero_entries(pop: Population, keep: Tensor, members: Tensor) -> None:
+def zero_entries(pop: Population | ConvPopulation, keep: Tensor, members: Tensor) -> None:
     """Zero the weights of ``members`` where ``keep`` is 0, once: masks and Adam moments stay
     (like ``torch.nn.utils.prune`` applied and removed), so training may grow them back."""
-    rows = pop.params[members]
-    pop.params[members] = rows * keep.to(rows.dtype)
+    at = members.to(pop.params.device)
+    rows = pop.params[at]
+    pop.params[at] = rows * keep.to(rows)
 
 
-def counted(pop: Population, masks: str) -> Population:
+def counted(pop: Population | ConvPopulation, masks: str) -> Population | ConvPopulation:
     """``pop`` itself, or under ``masks = "regrow"`` a view whose masks are its non-zero
     entries (what its sparsity and remaining fractions then count)."""
     if masks != "regrow":
         return pop
     nonzero = (pop.params != 0).to(pop.masks.dtype)
-    return Population(pop.arch, {**pop.buffers, "masks": nonzero}, pop.steps)
+    return type(pop)(pop.arch, {**pop.buffers, "masks": nonzero}, pop.steps)  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..config import RunConfig
-from ..population import Population, Sparsity
+from ..population import ConvArchitecture, ConvPopulation, Population, Sparsity
 
 __all__ = ["Observer", "RunResult"]
 
@@ -15,6 +15,20 @@ class Observer(Protocol):
     """Receives one record per generation (progress bars, trackers). Engines call nothing else."""
 
     def generation(self, t: int, record: dict[str, float]) -> None: ...
+
+
+def _architecture(pop: Population | ConvPopulation) -> dict[str, Any]:
+    """The network a result came from (conv: every layer; dense: the widths)."""
+    arch = pop.arch
+    if isinstance(arch, ConvArchitecture):
+        return arch.describe()
+    return {
+        "kind": "dense",
+        "input_dim": arch.input_dim,
+        "encoder": list(arch.encoder),
+        "decoder": list(arch.decoder),
+        "n_params": arch.n_params,
+    }
 
 
 @dataclass(frozen=True)
@@ -28,7 +42,7 @@ class RunResult:
     test_loss: float
     sparsity: Sparsity
     seconds: float
-    population: Population
+    population: Population | ConvPopulation
     best: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     components: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -50,6 +64,7 @@ class RunResult:
             "encoder_remaining_fraction": sp["encoder_remaining_fraction"],
             "decoder_remaining_fraction": sp["decoder_remaining_fraction"],
             "layers": sp["layers"],
+            "architecture": _architecture(self.population),
             "seconds": self.seconds,
             "best": self.best,
             "generations": len(self.history),

@@ -12,17 +12,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..config import ComputeConfig
+from ..config import ComputeConfig, RunConfig
 from ..data import Dataset
-from ..errors import TrialFailed
+from ..errors import ConfigError, TrialFailed
 from ..native import NativeKernels, NativeUnavailable
 from ..native import load as load_native
-from ..population import Population
+from ..population import ConvArchitecture, ConvPopulation, Population
 from .training import Trainer
 
 __all__ = [
     "Compute",
     "Streams",
+    "build_population",
     "calibration",
     "check_finite",
     "cpu_numerics",
@@ -47,21 +48,30 @@ class Streams:
 
 @dataclass(frozen=True)
 class Compute:
-    """The resolved ``compute`` settings: native kernels (or None for torch) and threads."""
+    """The resolved ``compute`` settings: native kernels (or None for torch), threads and the
+    torch device of conv networks."""
 
     native: NativeKernels | None
     threads: int
+    device: str = "cpu"
 
     @property
     def backend(self) -> str:
         return "torch" if self.native is None else "native"
+
+    def backend_for(self, pop: Population | ConvPopulation) -> str:
+        """What trained ``pop``: conv networks always run in torch."""
+        return "torch" if isinstance(pop, ConvPopulation) else self.backend
+
+    def device_for(self, pop: Population | ConvPopulation) -> str:
+        return str(pop.device) if isinstance(pop, ConvPopulation) else "cpu"
 
     def trainer(
         self, loss: str, betas: tuple[float, float], eps: float, reset_each_step: bool = False
     ) -> Trainer:
         return Trainer(loss, betas, eps, self.native, self.threads, reset_each_step)
 
-    def l1(self, pop: Population, x: torch.Tensor) -> torch.Tensor:
+    def l1(self, pop: Population | ConvPopulation, x: torch.Tensor) -> torch.Tensor:
         """Every pair's mean absolute reconstruction error on ``x`` (``(N,)``)."""
         if self.native is not None and self.native.supports(pop):
             return self.native.l1(pop, x, self.threads)
@@ -76,15 +86,38 @@ def resolve_compute(cfg: ComputeConfig) -> Compute:
     ``threads = 0`` takes torch's thread count, which ``cpu_numerics`` then lowers to one.
     """
     threads = cfg.threads or torch.get_num_threads()
+    device = resolve_device(cfg.device)
     if cfg.backend == "torch":
-        return Compute(None, threads)
+        return Compute(None, threads, device)
     try:
-        return Compute(load_native(), threads)
+        return Compute(load_native(), threads, device)
     except NativeUnavailable as exc:
         if cfg.backend == "native":
             raise
         warnings.warn(f"{exc}; using the torch backend (slower)", RuntimeWarning, stacklevel=2)
-        return Compute(None, threads)
+        return Compute(None, threads, device)
+
+
+def resolve_device(device: str) -> str:
+    """``compute.device`` as a torch device name: "auto" is CUDA when torch sees a GPU."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            'compute.device: "cuda" needs a CUDA build of torch and a GPU, and neither is '
+            'here; allowed: "cpu", "auto" (got "cuda")'
+        )
+    return device
+
+
+def build_population(
+    cfg: RunConfig, data: Dataset, n: int, generator: torch.Generator, compute: Compute
+) -> Population | ConvPopulation:
+    """``n`` fresh networks of ``cfg.network`` for ``data``'s samples (conv: on the device)."""
+    arch = cfg.network.build(data.sample_shape)
+    if isinstance(arch, ConvArchitecture):
+        return ConvPopulation.create(arch, n, generator, compute.device)
+    return Population.create(arch, n, generator)
 
 
 def calibration(

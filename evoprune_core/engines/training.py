@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ..native import NativeKernels
-from ..population import Population, Stack
+from ..population import ConvPopulation, Population, Stack
 
 __all__ = ["LOSSES", "Trainer", "loss_value", "reset_optimizer"]
 
@@ -41,7 +41,7 @@ def loss_grad(logits: Tensor, x: Tensor, loss: str, inplace: bool = False) -> Te
     return torch.sign(y - x).mul_(slope).mul_(scale)
 
 
-def reset_optimizer(pop: Population) -> None:
+def reset_optimizer(pop: Population | ConvPopulation) -> None:
     """Give every member a fresh Adam (moments and step count zero), as ``torch.optim.Adam``
     built anew would have; pruned entries keep their infinite second moment: still frozen."""
     pop.buffers["exp_avg"].zero_()
@@ -67,8 +67,19 @@ class Trainer:
     threads: int = 1
     reset_each_step: bool = False
 
-    def gradients(self, pop: Population, x: Tensor, grad: Tensor) -> None:
+    def conv_loss(self, logits: Tensor, x: Tensor) -> Tensor:
+        """Per-member training loss of a conv population (autograd differentiates it)."""
+        return loss_value(logits, x, self.loss)
+
+    def conv_logit_grad(self, logits: Tensor, x: Tensor) -> Tensor:
+        """Gradient of each member's training loss w.r.t. its logits (the dense path's)."""
+        return loss_grad(logits, x, self.loss)
+
+    def gradients(self, pop: Population | ConvPopulation, x: Tensor, grad: Tensor) -> None:
         """Fill the gradient buffer ``grad`` (``(N, P)``, like ``pop.params``) for rows ``x``."""
+        if isinstance(pop, ConvPopulation):
+            pop.gradients(x, self.conv_loss, grad, self.conv_logit_grad)
+            return
         enc_cache: list[Tensor] = []
         dec_cache: list[Tensor] = []
         h = torch.relu(pop.encoders.forward(x, enc_cache))
@@ -79,14 +90,16 @@ class Trainer:
         gz = torch.ops.aten.threshold_backward(gh, h, 0.0)
         pop.encoders.backward(enc_cache, gz, grad[:, :split])
 
-    def step(self, pop: Population, x: Tensor, lrs: list[float], grad: Tensor) -> None:
+    def step(
+        self, pop: Population | ConvPopulation, x: Tensor, lrs: list[float], grad: Tensor
+    ) -> None:
         """One minibatch step of every pair on the shared rows ``x`` (``(B, D)``)."""
         self.gradients(pop, x, grad)
         pop.adam_step(grad, lrs, self.betas, self.eps)
 
     def epoch(
         self,
-        pop: Population,
+        pop: Population | ConvPopulation,
         data: Tensor,
         batch_size: int,
         lrs: list[float],
@@ -104,7 +117,9 @@ class Trainer:
             else:
                 self._pass(pop, rows, batch_size, lrs)
 
-    def _pass(self, pop: Population, rows: Tensor, batch_size: int, lrs: list[float]) -> None:
+    def _pass(
+        self, pop: Population | ConvPopulation, rows: Tensor, batch_size: int, lrs: list[float]
+    ) -> None:
         grad = torch.empty_like(pop.params)
         for s in range(0, rows.shape[0], batch_size):
             if self.reset_each_step:
@@ -136,8 +151,8 @@ class Trainer:
 
     def epoch_with_partners(
         self,
-        pop: Population,
-        pool: Population,
+        pop: Population | ConvPopulation,
+        pool: Population | ConvPopulation,
         neighbours: Tensor,
         data: Tensor,
         batch_size: int,
@@ -170,6 +185,10 @@ class Trainer:
                     pool=pool, partners=partners, reset_each_step=self.reset_each_step,
                 )  # fmt: skip
                 return
+            if isinstance(pop, ConvPopulation) and isinstance(pool, ConvPopulation):
+                self._conv_partners(pop, pool, neighbours, rows, batch_size, lrs, partner_generator)
+                return
+            assert isinstance(pop, Population) and isinstance(pool, Population)
             grad = torch.empty_like(pop.params)
             split = pop.encoders.size
             enc_partner = Stack.standalone(pool.arch.encoder_dims, "relu", pop.n)
@@ -190,3 +209,29 @@ class Trainer:
                 pop.steps.add_(1)
                 pop.adam_step(grad, lrs, self.betas, self.eps, part="encoder", count=False)
                 pop.adam_step(grad, lrs, self.betas, self.eps, part="decoder", count=False)
+
+    def _conv_partners(
+        self,
+        pop: ConvPopulation,
+        pool: ConvPopulation,
+        neighbours: Tensor,
+        rows: Tensor,
+        batch_size: int,
+        lrs: list[float],
+        partner_generator: torch.Generator,
+    ) -> None:
+        """``epoch_with_partners`` for conv populations: same draws, same Adam half-steps."""
+        grad = torch.empty_like(pop.params)
+        k = neighbours.shape[1]
+        cells = torch.arange(pop.n)
+        for s in range(0, rows.shape[0], batch_size):
+            x = rows[s : s + batch_size]
+            picks = torch.randint(0, k, (2, pop.n), generator=partner_generator)
+            dec_partner = pool.decoders.take(neighbours[cells, picks[0]])
+            enc_partner = pool.encoders.take(neighbours[cells, picks[1]])
+            pop.partner_gradients(enc_partner, dec_partner, x, self.conv_loss, grad)
+            if self.reset_each_step:
+                reset_optimizer(pop)
+            pop.steps.add_(1)
+            pop.adam_step(grad, lrs, self.betas, self.eps, part="encoder", count=False)
+            pop.adam_step(grad, lrs, self.betas, self.eps, part="decoder", count=False)

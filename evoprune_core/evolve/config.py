@@ -7,7 +7,14 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ..config import (
     ComputeConfig,
@@ -19,7 +26,39 @@ from ..config import (
 from ..errors import ConfigError
 from .seeds import SEEDS
 
-__all__ = ["EvolutionConfig", "EvolveFile", "FitnessConfig", "TransferConfig", "load_evolve_config"]
+__all__ = [
+    "METHODS",
+    "CompareConfig",
+    "EvolutionConfig",
+    "EvolveFile",
+    "FitnessConfig",
+    "SearchConfig",
+    "TransferConfig",
+    "load_evolve_config",
+    "selection_seeds",
+]
+
+#: Search methods at equal budgets: typed GP, mutation only (no crossover), random sampling.
+METHODS = ("gp", "random", "mutation")
+#: The CNN classifiers of ``network:dataset`` fitness tasks (``evolve.classifier.NETWORKS``).
+NETWORK_NAMES = ("lenet5", "vgg-small")
+
+
+def is_classifier(task: str) -> bool:
+    """Whether ``task`` is a CNN classifier task ``network:dataset`` (else a dataset name)."""
+    return task.partition(":")[0] in NETWORK_NAMES
+
+
+def selection_seeds(seed: int, k: int) -> list[int]:
+    """The pre-training seeds the fitness of evolution ``seed`` uses (k networks per task).
+
+    Hash-derived (at least 1000), so they never meet the small fresh seeds of the report.
+    """
+    out = []
+    for i in range(k):
+        digest = hashlib.sha256(json.dumps(["selection", seed, i]).encode()).digest()
+        out.append(1000 + int.from_bytes(digest[:6], "big") % (2**40))
+    return out
 
 
 class _Model(BaseModel):
@@ -103,10 +142,29 @@ class FitnessConfig(_Model):
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     pretrain_epochs: int = Field(default=40, ge=1, le=100_000)
     finetune_epochs: int = Field(default=2, ge=0, le=100_000)
+    finetune_batches: int | None = Field(
+        default=None, ge=1, description="classifier tasks: at most this many minibatches an epoch"
+    )
     lr: float = Field(default=1e-3, gt=0.0, le=10.0)
     batch_size: int = Field(default=25, ge=1, le=1_000_000)
     calibration_rows: int = Field(default=200, ge=2, le=1_000_000)
     pseudo_classes: int = Field(default=10, ge=1, le=1000, description="k-means k without labels")
+    pretrain_seeds: int = Field(
+        default=3, ge=1, le=100, description="pre-trained networks per task; fitness = their mean"
+    )
+    alpha: float = Field(
+        default=0.5, gt=0.0, lt=1.0, description="weight of the first of two tasks (geometric)"
+    )
+    fresh_seeds: list[int] = Field(
+        default_factory=lambda: [101, 102, 103, 104, 105],
+        min_length=1,
+        description="pre-training seeds never used in selection: the hall of fame's reported scores",
+    )
+
+    @property
+    def kind(self) -> str:
+        """``classifier`` when the tasks are ``network:dataset`` pairs, else ``autoencoder``."""
+        return "classifier" if any(is_classifier(t) for t in self.tasks) else "autoencoder"
 
     @model_validator(mode="after")
     def _checks(self) -> FitnessConfig:
@@ -114,6 +172,46 @@ class FitnessConfig(_Model):
             raise ValueError("fractions: each must lie in (0, 1)")
         if len(set(self.tasks)) != len(self.tasks):
             raise ValueError("tasks: must be distinct")
+        if any(s < 0 for s in self.fresh_seeds) or len(set(self.fresh_seeds)) != len(
+            self.fresh_seeds
+        ):
+            raise ValueError("fresh_seeds: must be distinct non-negative integers")
+        return self
+
+
+class SearchConfig(_Model):
+    """How new candidates are found; every method spends the same number of evaluations."""
+
+    method: str = Field(default="gp", description="gp | random | mutation")
+
+    @field_validator("method")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in METHODS:
+            raise ValueError(f"allowed: {', '.join(METHODS)} (got {value!r})")
+        return value
+
+
+class CompareConfig(_Model):
+    """``--compare``: every method over several evolution seeds, winners on the fresh seeds."""
+
+    seeds: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1)
+    methods: list[str] = Field(default_factory=lambda: list(METHODS), min_length=1)
+
+    @field_validator("methods")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        bad = [m for m in value if m not in METHODS]
+        if bad:
+            raise ValueError(f"allowed: {', '.join(METHODS)} (got {bad[0]!r})")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CompareConfig:
+        if len(set(self.methods)) != len(self.methods) or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("methods and seeds must be distinct")
+        if any(s < 0 for s in self.seeds):
+            raise ValueError("seeds: must be non-negative")
         return self
 
 
@@ -122,11 +220,33 @@ class TransferConfig(_Model):
 
     enabled: bool = True
     task: str = "bc-50-100-1000"
+    more_tasks: list[str] = Field(default_factory=list, description="further held-out tasks")
+    fractions: list[float] = Field(
+        default_factory=list, description="fractions of the transfer (default: the fitness's)"
+    )
+    evolution_tasks: bool = Field(default=True, description="also tabulate the evolution tasks")
     seeds: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5], min_length=1)
     top: int = Field(default=3, ge=1, le=100, description="hall-of-fame formulas compared")
     operators: list[str] = Field(
         default_factory=lambda: ["random", "magnitude", "variance", "conjunctive"]
     )
+
+    @property
+    def held_out(self) -> list[str]:
+        return [self.task, *self.more_tasks]
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, value: list[float]) -> list[float]:
+        if any(not 0.0 < f < 1.0 for f in value):
+            raise ValueError(f"each must lie in (0, 1) (got {value})")
+        return value
+
+    @model_validator(mode="after")
+    def _checks(self) -> TransferConfig:
+        if len(set(self.held_out)) != len(self.held_out):
+            raise ValueError("more_tasks: must differ from each other and from task")
+        return self
 
 
 class EvolveFile(_Model):
@@ -140,16 +260,34 @@ class EvolveFile(_Model):
     description: str = ""
     seed: int = Field(default=1, ge=0, le=2**63 - 1, description="seed of the GP and the tasks")
     evolution: EvolutionConfig = Field(default_factory=EvolutionConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
     fitness: FitnessConfig = Field(default_factory=FitnessConfig)
     transfer: TransferConfig = Field(default_factory=TransferConfig)
+    compare: CompareConfig = Field(default_factory=CompareConfig)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
     tracking: str = Field(default="mlflow", pattern=r"^[A-Za-z0-9_.:\-]+$")
+
+    @model_validator(mode="after")
+    def _fresh_unused(self) -> EvolveFile:
+        k = self.fitness.pretrain_seeds
+        used = {s for e in {self.seed, *self.compare.seeds} for s in selection_seeds(e, k)}
+        clash = sorted(used & set(self.fitness.fresh_seeds))
+        if clash:
+            raise ValueError(f"fitness.fresh_seeds: {clash[0]} is a selection seed")
+        return self
+
+    def budget(self) -> int:
+        """Candidate evaluations every search method spends (distinct new formulas)."""
+        ev = self.evolution
+        return ev.population + ev.generations * (ev.population - ev.elite)
 
     def _identity_data(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
         data["evolution"].pop("generations")
         data.pop("transfer")
+        data.pop("compare")
         data.pop("description")
+        data["fitness"].pop("fresh_seeds")
         data.pop("tracking")
         data["compute"].pop("threads")
         return data
@@ -179,17 +317,34 @@ def load_evolve_config(path: str | Path, overrides: list[str] | None, registry: 
         raise ConfigError(format_validation_error(exc, EvolveFile, src)) from None
     registry.tracker(cfg.tracking, f"{src}: tracking")
     names = registry.names("dataset")
-    for key, task in [("fitness.tasks", t) for t in cfg.fitness.tasks] + [
-        ("transfer.task", cfg.transfer.task)
-    ]:
-        if task not in names:
-            raise ConfigError(
-                f"{src}: {key}: unknown dataset {task!r}; allowed: {', '.join(names)}"
-            )
-    if cfg.transfer.task in cfg.fitness.tasks:
+    kinds = {is_classifier(t) for t in cfg.fitness.tasks}
+    if len(kinds) > 1:
         raise ConfigError(
-            f"{src}: transfer.task: {cfg.transfer.task!r} is an evolution task; choose a "
-            "held-out one"
+            f"{src}: fitness.tasks: all autoencoder datasets or all network:dataset classifier "
+            f"tasks, not both (got {cfg.fitness.tasks})"
+        )
+    held = [("transfer.task", cfg.transfer.task)] + [
+        ("transfer.more_tasks", t) for t in cfg.transfer.more_tasks
+    ]
+    for key, task in [("fitness.tasks", t) for t in cfg.fitness.tasks] + held:
+        if is_classifier(task):
+            from .classifier import check_classifier_task
+
+            check_classifier_task(task, registry, f"{src}: {key}")
+        elif task not in names:
+            raise ConfigError(
+                f"{src}: {key}: unknown dataset {task!r}; allowed: {', '.join(names)}, or a "
+                f"classifier task network:dataset with network one of {', '.join(NETWORK_NAMES)}"
+            )
+    for key, task in held:
+        if task in cfg.fitness.tasks:
+            raise ConfigError(f"{src}: {key}: {task!r} is an evolution task; choose a held-out one")
+    if cfg.transfer.operators and any(
+        is_classifier(t) for t in cfg.fitness.tasks + cfg.transfer.held_out
+    ):
+        raise ConfigError(
+            f"{src}: transfer.operators: the built-in operators prune autoencoder units; leave "
+            f"it empty ([]) with classifier tasks (got {cfg.transfer.operators})"
         )
     ops = registry.names("operator")
     for op in cfg.transfer.operators:

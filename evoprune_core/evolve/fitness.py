@@ -34,6 +34,7 @@ from .operator import FormulaOperator, layer_inputs, score_layers, structured_ma
 
 __all__ = [
     "Task",
+    "combine",
     "evaluate",
     "finetune_val",
     "geometric_mean",
@@ -54,6 +55,25 @@ class Task:
     inputs: list[dict[str, Any] | None]
     sizes: list[dict[str, int] | None]
     finetune_seed: int
+    seed: int = 0  # the pre-training seed
+
+    def keep(self, scores: Sequence[Tensor | None], fraction: float) -> Tensor:
+        """``(1, P)`` 0/1: the network after removing ``fraction`` of each scored layer's units."""
+        return masks_to_flat(
+            self.pretrained, self.ctx, structured_masks(self.ctx, list(scores), fraction)
+        )
+
+    def finetune(self, keeps: Tensor, cfg: FitnessConfig, compute: Compute) -> Tensor:
+        """Validation L1 ``(K,)`` (lower is better) of K pruned copies fine-tuned together."""
+        k = keeps.shape[0]
+        pop = self.pretrained.take([0] * k)
+        pop.prune(keeps)
+        order = torch.Generator().manual_seed(self.finetune_seed)
+        trainer = compute.trainer("l1", (0.5, 0.999), 1e-8)
+        for _ in range(cfg.finetune_epochs):
+            trainer.epoch(pop, self.data.train, cfg.batch_size, [cfg.lr] * k, order)
+        val = compute.l1(pop, self.data.val).double()
+        return torch.where(torch.isfinite(val), val, torch.full_like(val, math.inf))
 
 
 def _seed(*parts: Any) -> int:
@@ -119,7 +139,7 @@ def prepare_task(
         )
         for i, (lv, inp) in enumerate(zip(ctx.layers, inputs))
     ]
-    return Task(name, data, arch, pop, ctx, inputs, sizes, _seed("finetune", seed))
+    return Task(name, data, arch, pop, ctx, inputs, sizes, _seed("finetune", seed), seed)
 
 
 def task_scores(tree: Sequence[Any], task: Task, max_elements: int) -> list[Tensor | None] | None:
@@ -158,13 +178,7 @@ def evaluate(
     which: list[int] = []
     keeps: list[Tensor] = []
     for s in scores:
-        keep = torch.cat(
-            [
-                masks_to_flat(task.pretrained, task.ctx, structured_masks(task.ctx, s, f))
-                for f in fr
-            ],
-            0,
-        )
+        keep = torch.cat([task.keep(s, f) for f in fr], 0)
         sig = keep.to(torch.uint8).numpy().tobytes()
         if sig not in rows:
             rows[sig] = len(keeps)
@@ -175,21 +189,33 @@ def evaluate(
     return [float(means[i]) for i in which]
 
 
-def finetune_val(task: Task, keeps: Tensor, cfg: FitnessConfig, compute: Compute) -> Tensor:
-    """Validation L1 ``(K,)`` of K copies of the pre-trained network pruned by ``keeps``
-    (``(K, P)`` 0/1) and fine-tuned together as one population; non-finite -> inf."""
-    k = keeps.shape[0]
-    pop = task.pretrained.take([0] * k)
-    pop.prune(keeps)
-    order = torch.Generator().manual_seed(task.finetune_seed)
-    trainer = compute.trainer("l1", (0.5, 0.999), 1e-8)
-    for _ in range(cfg.finetune_epochs):
-        trainer.epoch(pop, task.data.train, cfg.batch_size, [cfg.lr] * k, order)
-    val = compute.l1(pop, task.data.val).double()
-    return torch.where(torch.isfinite(val), val, torch.full_like(val, math.inf))
+def finetune_val(task: Any, keeps: Tensor, cfg: FitnessConfig, compute: Compute) -> Tensor:
+    """The task's score ``(K,)`` (lower is better) of K copies of its pre-trained network
+    pruned by ``keeps`` (``(K, P)`` 0/1) and fine-tuned together as one population; non-finite
+    -> inf."""
+    return task.finetune(keeps, cfg, compute)
 
 
-def geometric_mean(values: Sequence[float]) -> float:
+def geometric_mean(values: Sequence[float], weights: Sequence[float] | None = None) -> float:
+    """(Weighted) geometric mean; inf when a value is not finite and positive."""
     if any(not math.isfinite(v) or v <= 0 for v in values):
         return math.inf
-    return float(np.exp(np.mean(np.log(values))))
+    w = np.full(len(values), 1.0 / len(values)) if weights is None else np.asarray(weights)
+    return float(np.exp(np.sum(w * np.log(values)) / np.sum(w)))
+
+
+def combine(cfg: FitnessConfig, values: Sequence[float]) -> float:
+    """The fitness (lower is better) from per-task values.
+
+    Autoencoder tasks (validation L1): the weighted geometric mean. Classifier tasks (values
+    are error rates): one minus the weighted geometric mean of the accuracies, as the paper's
+    fitness (higher accuracy is lower here). Two tasks weigh ``alpha`` and ``1 - alpha``.
+    """
+    n = len(values)
+    weights = [cfg.alpha, 1.0 - cfg.alpha] if n == 2 else None
+    if cfg.kind == "classifier":
+        if any(not math.isfinite(v) for v in values):
+            return math.inf
+        acc = geometric_mean([1.0 - v for v in values], weights)
+        return math.inf if not math.isfinite(acc) else 1.0 - acc
+    return geometric_mean(values, weights)

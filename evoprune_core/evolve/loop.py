@@ -2,10 +2,20 @@
 
 Generation 0 holds the seeds (``seed_copies`` each) and ramped half-and-half trees. Each
 following generation keeps the ``elite`` best (fitness, then size: parsimony breaks ties)
-and fills the population with their children: one-point crossover and uniform mutation
-(new subtrees of full height ``mutation_height``), both under a static depth limit. A child
-that is invalid (dimension mismatch, oversized intermediates, a non-finite score on the
-probe) is redrawn. Formulas with the same canonical sympy form are evaluated once.
+and fills the population with new candidates; how depends on ``search.method``:
+
+- ``gp``: children of the elite by one-point crossover and uniform mutation (new subtrees of
+  full height ``mutation_height``), both under a static depth limit;
+- ``mutation``: the same without crossover;
+- ``random``: fresh ramped half-and-half trees (``init_height``), the elite only kept.
+
+A candidate that is invalid (dimension mismatch, oversized intermediates, a non-finite score
+on the probe) or whose canonical sympy form was already evaluated is redrawn, so every method
+evaluates ``population - elite`` new formulas per generation: equal budgets.
+
+The fitness of a formula is the mean over ``fitness.pretrain_seeds`` pre-trained networks per
+task (``per_seed`` keeps each); ``fitness_reliability`` is the Spearman rank correlation of a
+generation's scores between two disjoint halves of those networks.
 
 After every generation the state is written as JSON (trees as formula text, re-parsed on
 resume; the random generator's state as numbers): running again resumes, and a larger
@@ -21,7 +31,7 @@ import operator as op
 import random
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,16 +41,16 @@ from deap import gp
 from .._identity import changes
 from ..errors import ConfigError
 from .config import EvolveFile
-from .fitness import Task, evaluate, geometric_mean, task_scores
+from .fitness import Task, combine, evaluate, task_scores
 from .grammar import parse, to_text
 from .primitives import Scalar, primitive_set
 from .randomness import deap_random, rng_from_state, rng_state
 from .seeds import SEEDS
 from .simplify import cache_key
 
-__all__ = ["Entry", "Evolution", "EvolutionState", "hall_of_fame"]
+__all__ = ["Entry", "Evolution", "EvolutionState", "fitness_reliability", "hall_of_fame"]
 
-FORMAT = "evoprune.evolve/1"
+FORMAT = "evoprune.evolve/2"
 
 
 @dataclass
@@ -54,6 +64,7 @@ class Entry:
     size: int
     depth: int
     generation: int
+    per_seed: dict[str, list[float]] = field(default_factory=dict)  # task -> per network
 
     def rank(self) -> tuple[float, int, str]:
         return (self.fitness, self.size, self.text)
@@ -109,19 +120,51 @@ def hall_of_fame(state: EvolutionState, n: int) -> list[Entry]:
     return sorted(valid, key=Entry.rank)[:n]
 
 
+def _half_fitness(entry: Entry, half: slice, cfg: Any) -> float:
+    return combine(cfg, [statistics.fmean(v[half]) for v in entry.per_seed.values()])
+
+
+def fitness_reliability(state: EvolutionState, cfg: Any) -> float | None:
+    """Spearman correlation of the last generation's distinct formulas scored on the first
+    and on the second half of the pre-trained networks (None: fewer than 2 networks per task
+    or fewer than 3 finite formulas)."""
+    from scipy.stats import spearmanr
+
+    entries = {}
+    for text in state.population:
+        e = state.cache.get(cache_key(parse(text)))
+        if e is not None and math.isfinite(e.fitness):
+            entries[e.key] = e
+    if not entries:
+        return None
+    k = min(len(v) for e in entries.values() for v in e.per_seed.values())
+    if k < 2 or len(entries) < 3:
+        return None
+    first, second = slice(0, k // 2), slice(k // 2, 2 * (k // 2))
+    a = [_half_fitness(e, first, cfg) for e in entries.values()]
+    b = [_half_fitness(e, second, cfg) for e in entries.values()]
+    pairs = [(x, y) for x, y in zip(a, b) if math.isfinite(x) and math.isfinite(y)]
+    if len(pairs) < 3 or len({x for x, _ in pairs}) < 2 or len({y for _, y in pairs}) < 2:
+        return None
+    rho = spearmanr([x for x, _ in pairs], [y for _, y in pairs]).statistic
+    return float(rho) if math.isfinite(rho) else None
+
+
 class Evolution:
     """Runs (or resumes) one evolution file on prepared tasks."""
 
     def __init__(
         self,
         cfg: EvolveFile,
-        tasks: list[Task],
+        tasks: Sequence[Task],
         compute: Any,
         checkpoint: Path | None,
         on_generation: Callable[[dict[str, float]], None] | None = None,
     ) -> None:
+        """``tasks``: every pre-trained network of every fitness task (grouped by name)."""
         self.cfg = cfg
-        self.tasks = tasks
+        self.tasks = list(tasks)
+        self.names = list(dict.fromkeys(t.name for t in self.tasks))
         self.compute = compute
         self.checkpoint = checkpoint
         self.on_generation = on_generation
@@ -196,21 +239,28 @@ class Evolution:
                 fresh[key] = tree
         keys = list(fresh)
         valid = [k for k in keys if k in scores]
-        per_task: dict[str, list[float]] = {k: [math.inf] * len(self.tasks) for k in keys}
+        per_net: dict[str, list[float]] = {k: [math.inf] * len(self.tasks) for k in keys}
         for t, task in enumerate(self.tasks):
             vals = evaluate([scores[k][t] for k in valid], task, self.cfg.fitness, self.compute)
             for k, v in zip(valid, vals):
-                per_task[k][t] = v
+                per_net[k][t] = v
         for k in keys:
             tree = fresh[k]
+            per_seed = {
+                name: [v for task, v in zip(self.tasks, per_net[k]) if task.name == name]
+                for name in self.names
+            }
+            means = {n: statistics.fmean(v) if all(map(math.isfinite, v)) else math.inf
+                     for n, v in per_seed.items()}  # fmt: skip
             state.cache[k] = Entry(
                 text=to_text(tree),
                 key=k,
-                fitness=geometric_mean(per_task[k]),
-                tasks={task.name: v for task, v in zip(self.tasks, per_task[k])},
+                fitness=combine(self.cfg.fitness, list(means.values())),
+                tasks=means,
                 size=len(tree),
                 depth=tree.height,
                 generation=g,
+                per_seed=per_seed,
             )
         return hits, len(keys)
 
@@ -236,25 +286,43 @@ class Evolution:
                 trees.append(parse(texts[len(trees) % len(texts)] if texts else "mX"))
         return trees, attempts, valid
 
+    def _candidate(self, elite: list[gp.PrimitiveTree]) -> gp.PrimitiveTree:
+        """One new tree by the search method (draws from the swapped-in ``random``)."""
+        ev = self.cfg.evolution
+        method = self.cfg.search.method
+        if method == "random":
+            lo, hi = ev.init_height
+            return gp.PrimitiveTree(gp.genHalfAndHalf(self.pset, min_=lo, max_=hi, type_=Scalar))
+        a = gp.PrimitiveTree(list(random.choice(elite)))
+        b = gp.PrimitiveTree(list(random.choice(elite)))
+        if method == "gp" and random.random() < ev.crossover:
+            a, b = self.mate(a, b)
+        if random.random() < (ev.mutation if method == "gp" else 1.0):
+            (a,) = self.mutate(a)
+        return a
+
     def _offspring(
-        self, elite: list[gp.PrimitiveTree], rng: random.Random
+        self, elite: list[gp.PrimitiveTree], rng: random.Random, seen: set[str]
     ) -> tuple[list[gp.PrimitiveTree], int, int]:
+        """The elite plus ``population - elite`` new valid formulas (canonical forms not in
+        ``seen``, which is updated)."""
         ev = self.cfg.evolution
         children = [gp.PrimitiveTree(list(t)) for t in elite]
         attempts = valid = 0
         while len(children) < ev.population:
             child = None
             for _ in range(ev.retries):
-                attempts += 1
                 with deap_random(rng):
-                    a = gp.PrimitiveTree(list(random.choice(elite)))
-                    b = gp.PrimitiveTree(list(random.choice(elite)))
-                    if random.random() < ev.crossover:
-                        a, b = self.mate(a, b)
-                    if random.random() < ev.mutation:
-                        (a,) = self.mutate(a)
-                if a.height <= ev.max_depth and self._scores(a) is not None:
+                    a = self._candidate(elite)
+                key = cache_key(a)
+                if key in seen:  # already evaluated: redrawn, not counted as invalid
+                    continue
+                attempts += 1
+                if a.height > ev.max_depth:
+                    continue
+                if self._scores(a) is not None:
                     valid += 1
+                    seen.add(key)
                     child = a
                     break
             if child is None:  # no valid child found: copy a parent
@@ -274,8 +342,10 @@ class Evolution:
             if g == 0:
                 population, attempts, valid = self._initial(rng)
             else:
-                ranked = sorted(population, key=lambda t: state.cache[cache_key(t)].rank())
-                population, attempts, valid = self._offspring(ranked[: ev.elite], rng)
+                unique = {cache_key(t): t for t in reversed(population)}  # first copy kept
+                ranked = sorted(unique.values(), key=lambda t: state.cache[cache_key(t)].rank())
+                seen = set(state.cache)
+                population, attempts, valid = self._offspring(ranked[: ev.elite], rng, seen)
             scores = {}
             for tree in population:
                 key = cache_key(tree)
@@ -298,6 +368,9 @@ class Evolution:
             }
             state.generation = g
             state.population = [to_text(t) for t in population]
+            rho = fitness_reliability(state, self.cfg.fitness)
+            if rho is not None:
+                record["fitness_reliability"] = rho
             state.rng = rng_state(rng)
             state.history.append(record)
             self.save(state)

@@ -17,6 +17,7 @@ from ..operators import (
     Operator,
     PruneContext,
     alive_units,
+    outgoing_weights,
     prune_fraction,
     structured_mask,
 )
@@ -52,7 +53,9 @@ def layer_inputs(ctx: PruneContext) -> list[dict[str, Any] | None]:
         if acts is None:
             raise ValueError("formula needs activations")
         y = torch.zeros(acts.shape[1], dtype=torch.long) if labels is None else labels
-        out.append(unit_inputs(acts, lv.weight, ctx.layers[i + 1].weight, y))
+        incoming = lv.weight.flatten(2)  # a conv channel's whole filter
+        outgoing = outgoing_weights(lv, ctx.layers[i + 1])
+        out.append(unit_inputs(acts, incoming, outgoing, y))
     return out
 
 

@@ -23,7 +23,8 @@ from .compile import compile_tree
 from .config import EvolveFile
 from .fitness import Task, finetune_val
 from .grammar import parse
-from .operator import score_layers, structured_masks
+from .operator import score_layers
+from .paired import holm
 from .seeds import SEEDS
 
 __all__ = ["Method", "TransferResult", "methods_for", "run_transfer", "transfer_markdown"]
@@ -34,7 +35,7 @@ class Method:
     """A row of the table: an evolved formula, a seed metric, or a built-in operator."""
 
     label: str
-    kind: str  # "evolved", "seed", "builtin"
+    kind: str  # "evolved", "seed", "builtin", "random_units"
     formula: str = ""
     operator: str = ""
 
@@ -44,7 +45,7 @@ class TransferResult:
     """Per task and method: val L1 per (seed, fraction) cell, and remaining fractions."""
 
     tasks: tuple[str, ...]
-    held_out: str
+    held_out: tuple[str, ...]
     methods: tuple[Method, ...]
     seeds: tuple[int, ...]
     fractions: tuple[float, ...]
@@ -54,7 +55,7 @@ class TransferResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "tasks": list(self.tasks),
-            "held_out": self.held_out,
+            "held_out": list(self.held_out),
             "seeds": list(self.seeds),
             "fractions": list(self.fractions),
             "methods": [vars(m) for m in self.methods],
@@ -74,22 +75,31 @@ def methods_for(cfg: EvolveFile, hall: list[str]) -> list[Method]:
         label = f"evolved #{i + 1}" + (f" (= seed {same})" if same else "")
         out.append(Method(label, "evolved", formula=f))
     out += [Method(f"seed {name}", "seed", formula=text) for name, text in SEEDS.items()]
+    out.append(Method("random units", "random_units"))
     out += [Method(name, "builtin", operator=name) for name in cfg.transfer.operators]
     return out
+
+
+def random_unit_scores(task: Task, seed: int) -> list[torch.Tensor | None]:
+    """Uniform random scores per unit of every scored layer (the "random units" baseline)."""
+    gen = torch.Generator().manual_seed(seed * 7919 + 17)
+    return [
+        None if sz is None else torch.rand((1, sz["U"]), generator=gen, dtype=torch.float64)
+        for sz in task.sizes
+    ]
 
 
 def _keeps(
     method: Method, task: Task, fractions: list[float], registry: Any, seed: int
 ) -> torch.Tensor:
-    rows = []
+    rows: list[torch.Tensor] = []
+    if method.kind == "random_units":
+        scores = random_unit_scores(task, seed)
+        return torch.cat([task.keep(scores, f) for f in fractions], 0)
     if method.formula:
         raw = score_layers(compile_tree(parse(method.formula)), task.inputs)
         scores = [None if s is None else torch.nan_to_num(s, nan=float("-inf")) for s in raw]
-        for f in fractions:
-            rows.append(
-                masks_to_flat(task.pretrained, task.ctx, structured_masks(task.ctx, scores, f))
-            )
-        return torch.cat(rows, 0)
+        return torch.cat([task.keep(scores, f) for f in fractions], 0)
     op = registry.operator(method.operator).obj()
     ctx0 = task.ctx
     for i, f in enumerate(fractions):
@@ -116,8 +126,9 @@ def run_transfer(
     ``on_step(task_name, seed)``, if given, is called after each task and seed (progress).
     """
     methods = methods_for(cfg, hall)
-    fr = list(cfg.fitness.fractions)
-    tasks = [*cfg.fitness.tasks, cfg.transfer.task]
+    fr = list(cfg.transfer.fractions or cfg.fitness.fractions)
+    own = list(cfg.fitness.tasks) if cfg.transfer.evolution_tasks else []
+    tasks = [*own, *cfg.transfer.held_out]
     loss: dict[str, dict[str, list[float]]] = {t: {m.label: [] for m in methods} for t in tasks}
     remaining: dict[str, dict[str, list[float]]] = {
         t: {m.label: [] for m in methods} for t in tasks
@@ -134,19 +145,10 @@ def run_transfer(
             if on_step is not None:
                 on_step(name, seed)
     return TransferResult(
-        tuple(tasks), cfg.transfer.task, tuple(methods), tuple(cfg.transfer.seeds), tuple(fr),
+        tuple(tasks), tuple(cfg.transfer.held_out), tuple(methods), tuple(cfg.transfer.seeds),
+        tuple(fr),
         loss, remaining,
     )  # fmt: skip
-
-
-def _holm(pvalues: list[float]) -> list[float]:
-    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
-    out = [1.0] * len(pvalues)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
-        out[i] = running
-    return out
 
 
 def comparisons(result: TransferResult, task: str) -> list[dict[str, Any]]:
@@ -155,7 +157,7 @@ def comparisons(result: TransferResult, task: str) -> list[dict[str, Any]]:
 
     best = result.methods[0]
     ours = np.array(result.loss[task][best.label])
-    rows = []
+    rows: list[dict[str, Any]] = []
     for m in result.methods[1:]:
         theirs = np.array(result.loss[task][m.label])
         diff = ours - theirs
@@ -178,7 +180,7 @@ def comparisons(result: TransferResult, task: str) -> list[dict[str, Any]]:
             }
         )
     for row, adj, adj_worse in zip(
-        rows, _holm([r["p"] for r in rows]), _holm([r["p_worse"] for r in rows])
+        rows, holm([r["p"] for r in rows]), holm([r["p_worse"] for r in rows])
     ):
         row["p_holm"] = adj
         row["p_worse_holm"] = adj_worse
@@ -204,10 +206,12 @@ def transfer_markdown(result: TransferResult) -> str:
     n_seeds, n_fr = len(result.seeds), len(result.fractions)
     head = [
         "method",
-        *[f"{t}{' (held out)' if t == result.held_out else ''}" for t in result.tasks],
+        *[f"{t}{' (held out)' if t in result.held_out else ''}" for t in result.tasks],
     ]
     lines = [
-        f"Validation L1 after pruning {', '.join(f'{f:g}' for f in result.fractions)} and "
+        "Validation score (L1 for autoencoder tasks, error = 1 - accuracy for classifier "
+        f"tasks; lower is better) after pruning {', '.join(f'{f:g}' for f in result.fractions)} "
+        "and "
         f"fine-tuning: median [IQR] over {n_seeds} seeds x {n_fr} fractions; "
         "(remaining fraction of parameters).",
         "",
@@ -229,7 +233,7 @@ def transfer_markdown(result: TransferResult) -> str:
         rows = comparisons(result, t)
         better = [r["method"] for r in rows if r["verdict"] == "evolved better"]
         worse = [r["method"] for r in rows if r["verdict"] == "evolved worse"]
-        tag = " (held out)" if t == result.held_out else ""
+        tag = " (held out)" if t in result.held_out else ""
         lines.append(
             f"- **{t}{tag}**: beats {', '.join(better) or 'none'}; "
             f"worse than {', '.join(worse) or 'none'}; "

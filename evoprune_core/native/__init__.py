@@ -146,7 +146,7 @@ class NativeKernels:
         """Whether ``pop`` (a ``Population``) has the flat float32 layout the kernels read."""
         bufs = getattr(pop, "buffers", None)
         arch = getattr(pop, "arch", None)
-        if bufs is None or arch is None:
+        if bufs is None or arch is None or getattr(arch, "kind", "dense") != "dense":
             return False
         dims = _dims(arch)
         if len(dims) - 1 > MAX_LAYERS:

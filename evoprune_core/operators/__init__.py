@@ -6,12 +6,14 @@ Plugin operators subclass :class:`Operator`; see ``docs/plugins.md``.
 from __future__ import annotations
 
 from ._api import (
+    LAYER_KINDS,
     NEEDS,
     LayerMask,
     LayerView,
     Operator,
     PruneContext,
     alive_units,
+    outgoing_weights,
     prune_fraction,
     structured_mask,
 )
@@ -26,6 +28,7 @@ from ._builtin import (
 from ._builtin import _unit_probabilities as _unit_probabilities  # pinned by a unit test
 
 __all__ = [
+    "LAYER_KINDS",
     "NEEDS",
     "ConjunctivePruning",
     "LayerMask",
@@ -38,6 +41,7 @@ __all__ = [
     "VariancePruning",
     "alive_units",
     "builtin_operators",
+    "outgoing_weights",
     "prune_fraction",
     "structured_mask",
 ]

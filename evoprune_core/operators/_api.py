@@ -18,12 +18,14 @@ from torch import Tensor
 from ..params import Param, validate_params
 
 __all__ = [
+    "LAYER_KINDS",
     "NEEDS",
     "LayerMask",
     "LayerView",
     "Operator",
     "PruneContext",
     "alive_units",
+    "outgoing_weights",
     "prune_fraction",
     "structured_mask",
 ]
@@ -31,15 +33,23 @@ __all__ = [
 #: What an operator may ask the engine for in ``needs``.
 NEEDS = frozenset({"activations", "gradients", "labels"})
 
+#: The kinds of parameter layer an operator may meet (``LayerView.kind``).
+LAYER_KINDS = frozenset({"dense", "conv2d", "conv_transpose2d"})
+
 
 @dataclass(frozen=True)
 class LayerView:
-    """One Linear layer of the selected members, in ``torch.nn.Linear`` orientation.
+    """One parameter layer of the selected members, output units first.
 
-    ``activations`` are the layer's post-activation outputs on the calibration rows,
-    ``(n, S, out)``; ``weight_grads``/``bias_grads`` are gradients of the training loss for
-    each of K calibration batches, ``(n, K, out, in)`` and ``(n, K, out)``. Each is ``None``
-    unless the operator declared the matching need.
+    ``kind`` is "dense" (``torch.nn.Linear`` orientation: ``weight`` ``(n, out, in)``),
+    "conv2d" or "conv_transpose2d" (``weight`` ``(n, out, in, k, k)`` - for a transposed
+    convolution that is torch's ``(in, out, k, k)`` with the first two axes swapped, so axis 1
+    is always the output unit: a neuron or a channel). ``activations`` are the layer's
+    post-activation outputs on the calibration rows, ``(n, S, out)``; for a conv layer each
+    channel's value on a row is its mean over the spatial positions. ``weight_grads``/
+    ``bias_grads`` are gradients of the training loss for each of K calibration batches,
+    ``(n, K, *weight.shape[1:])`` and ``(n, K, out)``. Each is ``None`` unless the operator
+    declared the matching need.
     """
 
     name: str
@@ -54,11 +64,19 @@ class LayerView:
     activations: Tensor | None = None
     weight_grads: Tensor | None = None
     bias_grads: Tensor | None = None
+    kind: str = "dense"
+
+    @property
+    def unit_shape(self) -> tuple[int, ...]:
+        """``(n, out, 1, ...)``: a per-unit ``(n, out)`` tensor reshaped to broadcast over
+        the unit's incoming weights."""
+        n, out = self.weight.shape[:2]
+        return (n, out) + (1,) * (self.weight.dim() - 2)
 
 
 @dataclass(frozen=True)
 class LayerMask:
-    """New 0/1 masks of one layer: ``weight`` ``(n, out, in)`` and ``bias`` ``(n, out)``, bool."""
+    """New bool masks of one layer: ``weight`` like ``LayerView.weight``, ``bias`` ``(n, out)``."""
 
     weight: Tensor
     bias: Tensor
@@ -99,6 +117,10 @@ class Operator:
     entries of every member (rounded once per weight or bias tensor, or once per member); the
     conformance kit then checks the count to within that rounding. Override it with a
     property where it depends on the parameters (e.g. unstructured yes, structured no).
+
+    ``layer_kinds`` declares the layers ``prune`` handles (``LAYER_KINDS``: dense and conv);
+    an operator written for dense layers only sets ``frozenset({"dense"})`` and a run of a
+    conv network with it is refused with one configuration error.
     """
 
     name: ClassVar[str] = ""
@@ -108,6 +130,7 @@ class Operator:
     uses_amount: ClassVar[bool] = True
     prunes: ClassVar[bool] = True
     amount_exact: bool = False
+    layer_kinds: ClassVar[frozenset[str]] = LAYER_KINDS
 
     def __init__(self, **params: Any) -> None:
         self.params = validate_params(self.parameters, params, "pruning.operator_params")
@@ -124,8 +147,28 @@ class Operator:
 
 # -- helpers shared by operators -----------------------------------------------------------
 def alive_units(lv: LayerView) -> Tensor:
-    """Units (output rows) with at least one alive incoming weight or alive bias: ``(n, out)``."""
-    return lv.weight_mask.any(2) | lv.bias_mask
+    """Units (output neurons or channels) with an alive incoming weight or bias: ``(n, out)``."""
+    return lv.weight_mask.flatten(2).any(2) | lv.bias_mask
+
+
+def outgoing_weights(lv: LayerView, nxt: LayerView) -> Tensor:
+    """The weights that read each unit of ``lv``, from the next layer ``nxt``: ``(n, O, units)``.
+
+    Dense to dense: ``nxt.weight`` itself. A conv layer read by a conv layer: every output
+    channel and kernel position of ``nxt`` (``O = out * k * k``). A conv layer read by a dense
+    layer through a flatten: the ``h * w`` columns of each channel. A dense layer read by a
+    conv layer through an unflatten: the filters reading the channel the unit lands in.
+    """
+    units = lv.weight.shape[1]
+    w = nxt.weight
+    n = w.shape[0]
+    if w.dim() == 3:  # dense reader
+        per = w.shape[2] // units
+        return w.reshape(n, w.shape[1], units, per).transpose(2, 3).reshape(n, -1, units)
+    by_in = w.movedim(2, -1).reshape(n, -1, w.shape[2])  # (n, out*k*k, in channels)
+    if by_in.shape[2] == units:
+        return by_in
+    return by_in.repeat_interleave(units // by_in.shape[2], dim=2)
 
 
 def prune_fraction(mask: Tensor, scores: Tensor, amount: float) -> Tensor:
@@ -141,6 +184,7 @@ def prune_fraction(mask: Tensor, scores: Tensor, amount: float) -> Tensor:
 
 
 def structured_mask(lv: LayerView, units: Tensor) -> LayerMask:
-    """Masks with the whole incoming row and bias of ``units`` (``(n, out)`` bool) removed."""
+    """Masks with the whole incoming row (a conv channel: its filter) and bias of ``units``
+    (``(n, out)`` bool) removed."""
     keep = ~units
-    return LayerMask(lv.weight_mask & keep.unsqueeze(2), lv.bias_mask & keep)
+    return LayerMask(lv.weight_mask & keep.view(lv.unit_shape), lv.bias_mask & keep)

@@ -171,7 +171,7 @@ class VariancePruning(Operator):
             assert acts is not None, "variance needs activations"
             spread = acts.std(1) if self.params["spread"] == "std" else acts.var(1)
             alive = alive_units(lv)
-            sizes = (lv.weight_mask.sum(2) + lv.bias_mask).double()
+            sizes = (lv.weight_mask.flatten(2).sum(2) + lv.bias_mask).double()
             wmasks, bmasks = [], []
             for k in range(ctx.n):
                 s = spread[k].double()
@@ -189,7 +189,9 @@ class VariancePruning(Operator):
                     p = w.float()
                 else:
                     p = _unit_probabilities(w, sizes[k] * a, ctx.amount).float()
-                wdraw = torch.rand(lv.weight_mask[k].shape, generator=ctx.rng) < p.unsqueeze(1)
+                wdraw = torch.rand(lv.weight_mask[k].shape, generator=ctx.rng) < p.view(
+                    lv.unit_shape[1:]
+                )
                 bdraw = torch.rand(lv.bias_mask[k].shape, generator=ctx.rng) < p
                 wmasks.append(lv.weight_mask[k] & ~wdraw)
                 bmasks.append(lv.bias_mask[k] & ~bdraw)

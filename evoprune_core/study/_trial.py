@@ -7,6 +7,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TrialFailed
+from ..population import Population
 from ..reporting import Attr
 from ..tracking import TAG, TrialRun, save_state
 from ._config import Dist, StudyConfig, sample_updates
@@ -136,13 +137,16 @@ def run_trial(
         assert best is not None
         res, data = best
         run.set_tags({"backend": str(res.extra.get("backend", ""))})
-        if isinstance(run, TrialRun) and cfg.artifacts != "all":
-            # "best": the state the plots and model are made from at the end; "none"
-            save_state(
-                run, cfg.artifacts, rc, cfg.seeds, summaries,
-                res.population.take([res.best]), data.val[:4].numpy(),
-            )  # fmt: skip
-        elif cfg.artifacts != "none":  # "all" (a plugin tracker cannot defer: "best" too)
+        # "best" defers the plots and model of dense networks (the state is saved now); conv
+        # networks and plugin trackers get them at once; "none": configuration and history
+        defer = isinstance(run, TrialRun) and isinstance(res.population, Population)
+        if cfg.artifacts == "none" or (defer and cfg.artifacts == "best"):
+            if isinstance(run, TrialRun):
+                save_state(
+                    run, cfg.artifacts if defer else "none", rc, cfg.seeds, summaries,
+                    res.population.take([res.best]), data.val[:4].numpy(),
+                )  # fmt: skip
+        else:
             run.artifacts(
                 rc,
                 cfg.seeds,
@@ -152,6 +156,8 @@ def run_trial(
                 data.val[:4].numpy(),
             )
             run.set_tags({TAG: "complete"})
+        if data.is_image and cfg.artifacts != "none":  # originals above, reconstructions below
+            _log_reconstructions(tracking, run.run_id, res, data)
         trial.set_user_attr(Attr.RESULTS, results)
         run.succeed()
         values = [means[k] for k in cfg.objectives]
@@ -185,6 +191,19 @@ def _dataset(run: ResolvedRun, cache: dict[tuple[str, str, int], Any] | None) ->
     if key not in cache:
         cache[key] = run.build_dataset()
     return cache[key]
+
+
+def _log_reconstructions(tracking: Tracking, run_id: str, res: Any, data: Any) -> None:
+    """``plots/reconstructions.png``: eight validation images and their reconstructions."""
+    import tempfile
+    from pathlib import Path
+
+    from ..reporting._recon_plot import save_reconstructions
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "reconstructions.png"
+        save_reconstructions(res.population, res.best, data.val[:8], data.sample_shape, path)
+        tracking.log_artifact(run_id, path, "plots")
 
 
 def _log_mean_curves(run: TrialTracking, summaries: list[dict[str, Any]]) -> None:

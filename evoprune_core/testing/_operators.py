@@ -32,6 +32,7 @@ from ..errors import ConfigError
 from ..operators import NEEDS, LayerMask, Operator, PruneContext
 from ..population import Architecture, Population
 from ._common import check_param_declarations, in_range_values, out_of_range_values, run_named
+from ._conv_checks import conv_network_check
 
 __all__ = [
     "CHECKS",
@@ -311,6 +312,12 @@ def check_population_of_one(op: Operator, s: KitSettings) -> None:
     _prune(op, _context(op, s, n=1, members=(0,)))
 
 
+def check_conv_network(op: Operator, s: KitSettings) -> None:
+    """On a conv network: masks of the conv layers' shapes that never grow (a dense-only
+    operator: one clear refusal)."""
+    conv_network_check(op, s, _prune, _alive)
+
+
 def check_time_bound(op: Operator, s: KitSettings) -> None:
     """One ``prune`` on the standard network finishes within ``time_limit`` seconds."""
     arch = Architecture.from_preset("standard", s.input_dim)
@@ -335,6 +342,7 @@ CHECKS: dict[str, Callable[[Operator, KitSettings], None]] = {
     "member_subset": check_member_subset,
     "population_of_one": check_population_of_one,
     "parameters": check_parameters,
+    "conv_network": check_conv_network,
     "time_bound": check_time_bound,
 }
 

@@ -41,7 +41,8 @@ class TaylorPruning(Operator):
     ``round(amount * alive units)`` units lose their whole incoming row and bias, per layer or
     (``"global"``, scores divided by their layer's mean) across layers. Structured pruning
     keeps at least one unit per layer and leaves the output layer (reconstructed pixels) alone
-    unless ``include_output``.
+    unless ``include_output``. On a conv layer a unit is an output channel (its whole filter
+    and bias).
     """
 
     name = "taylor"
@@ -126,7 +127,8 @@ class TaylorPruning(Operator):
         units = []
         for i, a in zip(guided, alive):
             lv, (ws, bs) = ctx.layers[i], scores[i]
-            units.append(((ws * lv.weight_mask).sum(2) + bs * lv.bias_mask).masked_fill(~a, 0.0))
+            incoming = (ws * lv.weight_mask).flatten(2).sum(2)  # a neuron's row or a channel
+            units.append((incoming + bs * lv.bias_mask).masked_fill(~a, 0.0))
         if not guided:
             return out
         if self.params["scope"] == "layer":
@@ -154,5 +156,6 @@ class TaylorPruning(Operator):
         for i, sel in zip(guided, chosen):
             lv = ctx.layers[i]
             keep = ~sel
-            out[i] = LayerMask(lv.weight_mask & keep.unsqueeze(2), lv.bias_mask & keep)
+            shape = keep.shape + (1,) * (lv.weight_mask.dim() - 2)
+            out[i] = LayerMask(lv.weight_mask & keep.view(shape), lv.bias_mask & keep)
         return out
