@@ -169,6 +169,7 @@ def test_every_phase_shows_progress_and_quiet_silences_all(
     err = capsys.readouterr().err
     for phase in ("pre-train: ", "evolve tiny: ", "transfer: "):
         assert phase in err, phase
-    assert "0/1 [" in err and "0/2 [" in err  # one task to pre-train, generations 0 and 1
+    assert "0/3 [" in err and "0/2 [" in err  # 3 networks to pre-train, generations 0 and 1
+    assert "evolve tiny: re-scoring the hall of fame on fresh seeds" in err
     assert "network/s, digits seed" in err  # the pre-training says which network
     assert "bc-10-100-1000 seed 1]" in err  # the transfer says where it is
