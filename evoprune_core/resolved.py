@@ -21,7 +21,7 @@ from .config import RunConfig
 from .data import Dataset, DatasetSpec, build_dataset
 from .engines.base import Engine
 from .errors import ConfigError, PluginError
-from .operators import LAYER_KINDS, Operator
+from .operators import DENSE_LAYERS, Operator
 from .params import validate_params
 from .schedules import Schedule
 
@@ -136,7 +136,7 @@ def check_network(cfg: RunConfig, dataset: DatasetSpec, operator: Any, operator_
             f"{dataset.name!r} has flat rows (allowed: a dense preset - standard, small, large - "
             "or an image dataset - digits, mnist-5k, a (n, c, h, w) .npy file)"
         )
-    kinds = getattr(operator, "layer_kinds", LAYER_KINDS)
+    kinds = getattr(operator, "layer_kinds", DENSE_LAYERS)
     if net.is_conv and not {"conv2d", "conv_transpose2d"} <= set(kinds):
         raise ConfigError(
             f"pruning.operator: {operator_name!r} handles {', '.join(sorted(kinds))} layers "

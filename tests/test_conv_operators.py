@@ -145,6 +145,27 @@ def test_a_dense_only_operator_is_refused_on_a_conv_network() -> None:
     dict(operator_checks(DenseOnly))["conv_network"](DenseOnly)  # the kit accepts a refusal
 
 
+class Undeclared(Operator):
+    """An operator written before conv networks existed: it declares no layer kinds."""
+
+    name = "undeclared"
+
+    def prune(self, ctx: PruneContext):  # pragma: no cover - never reached on conv
+        return ctx.unchanged()
+
+
+def test_an_operator_that_declares_no_layer_kinds_is_dense_only() -> None:
+    assert Undeclared.layer_kinds == frozenset({"dense"})
+    with pytest.raises(PluginError) as info:
+        apply_operator(make(), [0], Undeclared(), 0.1, torch.rand(4, 64), None, torch.Generator())
+    assert str(info.value) == (
+        "operator 'undeclared' handles dense layers only; this network has conv layers"
+    )
+    dict(operator_checks(Undeclared))["conv_network"](Undeclared)  # the kit accepts a refusal
+    for op in (RandomPruning, MagnitudePruning, VariancePruning, ConjunctivePruning):
+        assert op.layer_kinds == frozenset({"dense", "conv2d", "conv_transpose2d"})
+
+
 def test_the_conformance_kit_runs_every_builtin_on_a_conv_network() -> None:
     from evoprune_core.testing._conv_checks import conv_context
     from evoprune_core.testing._operators import KitSettings

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..errors import PluginError
-from ..operators import LAYER_KINDS, LayerMask, LayerView, Operator, PruneContext
+from ..operators import DENSE_LAYERS, LayerMask, LayerView, Operator, PruneContext
 from ..population import ConvPopulation, Population
 from .conv_pruning import conv_layer_views, conv_masks_to_flat
 from .runtime import Streams, calibration
@@ -74,7 +74,7 @@ def build_context(
     Tensors are copies: an operator cannot change the population by writing into them.
     """
     if isinstance(pop, ConvPopulation):
-        kinds = getattr(operator, "layer_kinds", LAYER_KINDS)
+        kinds = getattr(operator, "layer_kinds", DENSE_LAYERS)
         if not {"conv2d", "conv_transpose2d"} <= set(kinds):
             raise PluginError(
                 f"operator {operator.name!r} handles {', '.join(sorted(kinds))} layers only; "

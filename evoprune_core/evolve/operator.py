@@ -13,6 +13,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..operators import (
+    LAYER_KINDS,
     LayerMask,
     Operator,
     PruneContext,
@@ -99,6 +100,7 @@ class FormulaOperator(Operator):
     """
 
     name = "formula"
+    layer_kinds = LAYER_KINDS
     description = "structured pruning of the lowest-scoring units of an evolved formula"
     needs = frozenset({"activations", "labels"})
     parameters = (

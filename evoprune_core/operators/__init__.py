@@ -6,6 +6,7 @@ Plugin operators subclass :class:`Operator`; see ``docs/plugins.md``.
 from __future__ import annotations
 
 from ._api import (
+    DENSE_LAYERS,
     LAYER_KINDS,
     NEEDS,
     LayerMask,
@@ -28,6 +29,7 @@ from ._builtin import (
 from ._builtin import _unit_probabilities as _unit_probabilities  # pinned by a unit test
 
 __all__ = [
+    "DENSE_LAYERS",
     "LAYER_KINDS",
     "NEEDS",
     "ConjunctivePruning",

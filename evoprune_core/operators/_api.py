@@ -18,6 +18,7 @@ from torch import Tensor
 from ..params import Param, validate_params
 
 __all__ = [
+    "DENSE_LAYERS",
     "LAYER_KINDS",
     "NEEDS",
     "LayerMask",
@@ -35,6 +36,11 @@ NEEDS = frozenset({"activations", "gradients", "labels"})
 
 #: The kinds of parameter layer an operator may meet (``LayerView.kind``).
 LAYER_KINDS = frozenset({"dense", "conv2d", "conv_transpose2d"})
+
+#: What an operator that does not declare ``layer_kinds`` handles: operators written before
+#: conv networks existed assumed a unit's incoming weights on axis 2, so they are refused on
+#: a conv network (one line) instead of misreading its filters.
+DENSE_LAYERS = frozenset({"dense"})
 
 
 @dataclass(frozen=True)
@@ -118,9 +124,10 @@ class Operator:
     conformance kit then checks the count to within that rounding. Override it with a
     property where it depends on the parameters (e.g. unstructured yes, structured no).
 
-    ``layer_kinds`` declares the layers ``prune`` handles (``LAYER_KINDS``: dense and conv);
-    an operator written for dense layers only sets ``frozenset({"dense"})`` and a run of a
-    conv network with it is refused with one configuration error.
+    ``layer_kinds`` declares the layers ``prune`` handles. The default, ``DENSE_LAYERS``,
+    keeps operators written before conv networks existed safe: a run of a conv network with
+    one is refused with one configuration error. An operator that handles conv layers too
+    (units = output channels) sets ``layer_kinds = LAYER_KINDS``.
     """
 
     name: ClassVar[str] = ""
@@ -130,7 +137,7 @@ class Operator:
     uses_amount: ClassVar[bool] = True
     prunes: ClassVar[bool] = True
     amount_exact: bool = False
-    layer_kinds: ClassVar[frozenset[str]] = LAYER_KINDS
+    layer_kinds: ClassVar[frozenset[str]] = DENSE_LAYERS
 
     def __init__(self, **params: Any) -> None:
         self.params = validate_params(self.parameters, params, "pruning.operator_params")

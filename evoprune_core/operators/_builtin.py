@@ -7,6 +7,7 @@ from torch import Tensor
 
 from ..params import Param
 from ._api import (
+    LAYER_KINDS,
     LayerMask,
     LayerView,
     Operator,
@@ -57,6 +58,7 @@ class NoPruning(Operator):
     """Prunes nothing: the no-pruning baseline."""
 
     name = "none"
+    layer_kinds = LAYER_KINDS
     description = "no pruning (baseline)"
     uses_amount = False
     prunes = False
@@ -69,6 +71,7 @@ class RandomPruning(Operator):
     """Remove ``round(amount * alive)`` alive entries of every weight and bias tensor, uniformly."""
 
     name = "random"
+    layer_kinds = LAYER_KINDS
     description = "uniformly random unstructured pruning of a fraction of alive entries"
     amount_exact = True
 
@@ -88,6 +91,7 @@ class MagnitudePruning(Operator):
     """Remove the ``amount`` fraction of alive weights with the smallest ``|w|``."""
 
     name = "magnitude"
+    layer_kinds = LAYER_KINDS
     description = "unstructured pruning of the smallest-magnitude weights"
     amount_exact = True
     parameters = (
@@ -135,6 +139,7 @@ class VariancePruning(Operator):
     """
 
     name = "variance"
+    layer_kinds = LAYER_KINDS
     description = "prune incoming weights of low- (or high-) activation-spread units"
     needs = frozenset({"activations"})
     parameters = (
@@ -213,6 +218,7 @@ class ConjunctivePruning(Operator):
     """
 
     name = "conjunctive"
+    layer_kinds = LAYER_KINDS
     description = "structured pruning of units whose activation is low in every case"
     needs = frozenset({"activations"})
     uses_amount = False

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 from evoprune_core import LayerMask, Operator, Param, PruneContext
-from evoprune_core.operators import alive_units, prune_fraction
+from evoprune_core.operators import LAYER_KINDS, alive_units, prune_fraction
 from torch import Tensor
 
 __all__ = ["TaylorPruning", "taylor_importance"]
@@ -46,6 +46,7 @@ class TaylorPruning(Operator):
     """
 
     name = "taylor"
+    layer_kinds = LAYER_KINDS
     description = "first-order Taylor importance |w * dL/dw| over the calibration batches"
     needs = frozenset({"gradients"})
     parameters = (
