@@ -6,9 +6,9 @@ import contextlib
 import os
 from pathlib import Path
 
-from .errors import StoreError
+from .errors import OutputError, StoreError
 
-__all__ = ["check_output_file", "check_writable"]
+__all__ = ["check_output_file", "check_writable", "write_output"]
 
 
 def check_writable(directory: Path, label: str) -> None:
@@ -37,4 +37,38 @@ def check_output_file(option: str, value: str | Path) -> Path:
     if not parent.is_dir():
         raise StoreError(f"{option}: directory {parent} does not exist")
     check_writable(parent, option)
+    return path
+
+
+def write_output(option: str, path: str | Path, data: bytes | str) -> Path:
+    """Write a result file whole or not at all; an I/O failure (a full disk) is an
+    ``OutputError`` naming ``option`` and the file.
+
+    A regular file is written next to its place, synced and renamed over it. A path that exists
+    and is not a regular file (a device such as ``/dev/full``, a pipe) is written in place:
+    renaming over it would replace the device.
+    """
+    path = Path(path)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    special = path.exists() and not path.is_file()
+    target = path if special else path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(target, "wb") as fh:
+            fh.write(raw)
+            fh.flush()
+            if not special:
+                os.fsync(fh.fileno())
+        if not special:
+            target.replace(path)
+    except OSError as exc:
+        if not special:
+            with contextlib.suppress(OSError):
+                target.unlink()
+        why = exc.strerror or type(exc).__name__
+        raise OutputError(f"{option}: {path}: cannot write ({why}); nothing written") from None
+    except BaseException:
+        if not special:
+            with contextlib.suppress(OSError):
+                target.unlink()
+        raise
     return path

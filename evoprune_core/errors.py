@@ -6,6 +6,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "EvopruneError",
+    "OutputError",
     "PluginError",
     "StoreError",
     "TrialFailed",
@@ -14,6 +15,8 @@ __all__ = [
 
 class EvopruneError(Exception):
     """Base class of every error evoprune raises on purpose (bad input, not bugs)."""
+
+    exit_status = 2
 
 
 class ConfigError(EvopruneError):
@@ -34,3 +37,10 @@ class StoreError(EvopruneError):
 
 class TrialFailed(EvopruneError):
     """A run diverged (NaN or infinite loss) or otherwise cannot produce a result."""
+
+
+class OutputError(StoreError):
+    """A result could not be written after the work was done (a full disk, an I/O error):
+    exit status 1, and nothing half-written is left behind."""
+
+    exit_status = 1

@@ -76,10 +76,14 @@ def test_trials_are_child_runs_of_the_study_run_in_the_mlflow_ui(
                 "button[data-component-id*='runnamecellrenderer']"
             )
             expander.first.wait_for(timeout=30_000)
-            assert page.get_by_text("trial-0001").count() == 0  # nested under the study run
+            names = sorted(r.info.run_name for r in runs if r.data.tags["evoprune.role"] == "trial")
+            # the run names say what ran: engine, operator/schedule, or baseline
+            assert names[0] == "t0000 canonical baseline"
+            assert re.fullmatch(r"t0001 canonical [a-z_]+/[a-z_]+", names[1]), names
+            assert page.get_by_text(names[1]).count() == 0  # nested under the study run
             expander.first.click()
-            page.get_by_text("trial-0000").first.wait_for(timeout=30_000)
-            page.get_by_text("trial-0001").first.wait_for(timeout=30_000)
+            for name in names:  # read off the rendered runs page
+                page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
             # a trial's page names the study run as its parent and lists its params
             page.goto(
                 f"{base}/#/experiments/{exp}/runs/{child.info.run_id}",

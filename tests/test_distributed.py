@@ -34,7 +34,7 @@ def test_two_workers_share_a_study_through_postgres_and_an_mlflow_server(
     project: Project, mlflow_server: str
 ) -> None:
     name = f"dist-{uuid.uuid4().hex[:8]}"
-    path = project.study_file(name=name, n_trials=4)
+    path = project.study_file(name=name, n_trials=4, header='artifacts = "all"')
     optuna.storages.RDBStorage(URL)  # the tables exist before the workers race
     cmd = [
         sys.executable, "-m", "evoprune_core.cli", "study", str(path),

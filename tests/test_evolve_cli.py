@@ -151,3 +151,25 @@ def test_tiny_evolution_end_to_end_outputs_tracking_and_resume(
     assert again["hall_of_fame"] == hof["hall_of_fame"] and again["history"] == hof["history"]
     assert len(client.search_runs([exp.experiment_id])) == 1
     assert len(client.get_metric_history(run.info.run_id, "best_fitness")) == 3
+
+
+def test_every_phase_shows_progress_and_quiet_silences_all(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = TINY.replace("generations = 2", "generations = 1").replace(
+        "seeds = [1, 2]", "seeds = [1]"
+    )
+    path = _file(tmp_path, text)
+    args = ["evolve", str(path), "--store", str(tmp_path / "store"), "--no-transfer"]
+    assert main([*args[:-1], "--quiet"]) == 0  # with the transfer, silent
+    err = capsys.readouterr().err  # (a library's deprecation warning may come once)
+    assert [line for line in err.splitlines() if not line.startswith("warning: ")] == []
+    loud = ["evolve", str(path), "--store", str(tmp_path / "fresh")]
+    assert main(loud) == 0
+    err = capsys.readouterr().err
+    for phase in ("pre-train: ", "evolve tiny: ", "transfer: "):
+        assert phase in err, phase
+    assert "0/3 [" in err and "0/2 [" in err  # 3 networks to pre-train, generations 0 and 1
+    assert "evolve tiny: re-scoring the hall of fame on fresh seeds" in err
+    assert "network/s, digits seed" in err  # the pre-training says which network
+    assert "bc-10-100-1000 seed 1]" in err  # the transfer says where it is

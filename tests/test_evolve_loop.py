@@ -90,8 +90,20 @@ def test_resume_continues_exactly_where_it_stopped(tasks, tmp_path: Path) -> Non
 def test_checkpoint_of_another_evolution_or_with_code_is_refused(tasks, tmp_path: Path) -> None:
     ckpt = tmp_path / "checkpoint.json"
     _evolve(_cfg(generations=0), tasks, ckpt)
-    with pytest.raises(ConfigError, match="belongs to a different evolution"):
+    with pytest.raises(ConfigError) as info:
         _evolve(_cfg(generations=0, elite=2), tasks, ckpt)
+    assert str(info.value) == (
+        f"{ckpt}: the checkpoint belongs to a different evolution (evolution.elite: 3 -> 2); "
+        "restore the file, or evolve the edited file under a new name (--set name=NEW), or "
+        "delete the checkpoint"
+    )
+    _evolve(_cfg(generations=1), tasks, ckpt)  # generations may grow: not part of the identity
+    old = json.loads(ckpt.read_text())
+    del old["content"]  # a checkpoint written by an earlier evoprune
+    ckpt.write_text(json.dumps(old))
+    with pytest.raises(ConfigError, match=r"different evolution \(identity [0-9a-f]{16}, this "):
+        _evolve(_cfg(generations=1, elite=2), tasks, ckpt)
+    assert _evolve(_cfg(generations=1), tasks, ckpt).content == _cfg().content()  # adopted
     data = json.loads(ckpt.read_text())
     data["cache"][0]["text"] = "__import__('os')"
     ckpt.write_text(json.dumps(data))

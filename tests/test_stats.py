@@ -78,7 +78,8 @@ def test_mann_whitney_large_tied_samples_use_the_corrected_normal_approximation(
 def test_edge_cases_say_why() -> None:
     one = mann_whitney([0.1], [0.2, 0.3])
     assert one.p is None and one.u is None and one.method == "none"
-    assert one.note == "fewer than 2 seeds: no test" and one.a12 == 0.0
+    assert one.note == "fewer than 2 seeds: no test" and one.a12 is None  # 1 vs 2: no effect
+    assert one.magnitude is None and one.direction == "equal"
     tied = mann_whitney([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
     assert (tied.p, tied.u, tied.a12, tied.note) == (1.0, 4.5, 0.5, "all values tied")
     assert tied.direction == "equal" and tied.magnitude == "negligible"
@@ -521,8 +522,8 @@ def test_a_long_pareto_front_wraps_at_100_columns_in_text_only() -> None:
 
 def test_mann_whitney_edges_exact() -> None:
     assert mann_whitney([0.1], [0.2, 0.3]) == TestResult(
-        1, 2, None, None, 0.0, "large", "none", "fewer than 2 seeds: no test"
-    )
+        1, 2, None, None, None, None, "none", "fewer than 2 seeds: no test"
+    )  # no effect size either: one value says nothing about its group
     assert mann_whitney([], [0.2, 0.3]) == TestResult(
         0, 2, None, None, None, None, "none", "fewer than 2 seeds: no test"
     )
@@ -626,7 +627,11 @@ def test_build_stats_notes_exact() -> None:
     assert build_stats(TRIALS[:2], ["val_loss"], grouping="combination").notes == ()
     one_seed = build_stats([trial(0, "none", "-", [0.3]), trial(1, "random", "fixed", [0.1])],
                            ["val_loss"])  # fmt: skip
-    assert one_seed.notes == ("fewer than 2 values per group: no test can be run (add seeds)",)
+    assert one_seed.notes == (
+        "one seed per group: no test is possible; medians only, no effect sizes (add seeds to "
+        "compare groups)",
+    )
+    assert one_seed.comparisons == ()  # no rows of 'not tested', no A12 of one value
 
 
 def test_json_indent_p_at_the_boundary_and_an_empty_front() -> None:
@@ -642,3 +647,37 @@ def test_json_indent_p_at_the_boundary_and_an_empty_front() -> None:
     text = format_stats(build_stats(flat, ["val_loss"])).split("\n")
     assert _front_lines("\n".join(text)) == ["-"]
     assert build_stats([], ["val_loss"], against="canonical/none").against == "canonical/none"
+
+
+def test_a_one_seed_study_says_once_that_no_test_is_possible() -> None:
+    trials = [
+        trial(0, "none", "-", [0.3], rem=1.0),
+        trial(1, "random", "fixed", [0.1], p=0.5, amount=0.2, rem=0.4),
+        trial(2, "magnitude", "fixed", [0.2], p=0.25, amount=0.1, rem=0.5),
+    ]
+    text = format_stats(build_stats(trials, ["val_loss", "remaining_fraction"], "one"))
+    assert text.split("\n") == [
+        "Statistics over seeds: 3 groups; one group = one trial (one sampled configuration on "
+        "every seed)",
+        "",
+        "One seed per group: no test is possible; medians only, no effect sizes (add seeds to "
+        "compare groups).",
+        "",
+        "Medians",
+        "",
+        "group    engine     operator         schedule  p      amount  population  n  "
+        "val L1 median  remaining median",
+        "-------  ---------  ---------------  --------  -----  ------  ----------  -  "
+        "-------------  ----------------",
+        "trial:1  canonical  random           fixed     0.500  0.200   1           1  0.1000"
+        "         0.4000",
+        "trial:2  canonical  magnitude        fixed     0.250  0.100   1           1  0.2000"
+        "         0.5000",
+        "trial:0  canonical  none (baseline)  -         -      -       1           1  0.3000"
+        "         1.0000",
+        "",
+        "Pareto front of the medians (remaining fraction and val L1, both minimised)",
+        "",
+        "trial:1",
+    ]
+    assert "A12" not in text and "not tested" not in text and text.count("no test") == 1

@@ -67,7 +67,7 @@ def test_study_end_to_end_hierarchy_metrics_artifacts_params(
     stored_project: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
     project = stored_project
-    path = project.study_file(n_trials=3, header="seeds = [1, 2]")
+    path = project.study_file(n_trials=3, header='seeds = [1, 2]\nartifacts = "all"')
     assert main(project.args(path)) == 0
     out = capsys.readouterr().out
     assert "Best combinations" in out and "evoprune ui" in out and "3/3 trials complete" in out

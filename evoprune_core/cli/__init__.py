@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, TextIO
 
 from ..errors import ConfigError, EvopruneError
 from ._signals import Terminated, exit_status, interruptible
 
-__all__ = ["main"]
+__all__ = ["DESCRIPTION", "main"]
+
+DESCRIPTION = (
+    "Evolutionary pruning of neural networks: Optuna studies tracked in MLflow, single runs, "
+    "typed-GP evolution of pruning functions. Bad input is one 'error:' line (exit 2); "
+    "--quiet silences progress."
+)
 
 
 class _Progress:
@@ -38,18 +45,8 @@ class _Progress:
             self.bar.close()
 
 
-def _write_json_atomic(path: Path, payload: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from .._fs import check_output_file
+    from .._fs import check_output_file, write_output
     from ..loading import load_run
     from ..plugins import Registry
 
@@ -69,9 +66,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = result.summary()
     summary["config"] = cfg.model_dump(mode="json")
     if args.output is not None:
-        _write_json_atomic(Path(args.output), summary)
+        write_output("--output", args.output, json.dumps(summary, indent=2) + "\n")
     if args.save_model is not None:
-        result.population.take([result.best]).save(args.save_model)
+        model = result.population.take([result.best]).to_bytes()
+        write_output("--save-model", args.save_model, model)
     sp = result.sparsity
     lines = [
         f"engine {cfg.engine}  operator {cfg.pruning.operator}  schedule {cfg.pruning.schedule}"
@@ -153,7 +151,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from ..version import __version__
 
-    parser = argparse.ArgumentParser(prog="evoprune", description=__doc__)
+    parser = argparse.ArgumentParser(prog="evoprune", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"evoprune {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -221,9 +219,32 @@ def _one_line_warning(
     print(f"warning: {text}", file=sys.stderr if file is None else file)
 
 
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG)
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return status
     except EvopruneError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_status
+    except OSError as exc:
+        if exc.errno not in _FULL:
+            raise
+        where = exc.filename or "standard output"
+        print(f"error: {where}: cannot write ({exc.strerror})", file=sys.stderr)
+        _drop_stdout()
+        return 1
+
+
+def _drop_stdout() -> None:
+    """Point standard output at the null device: what is still buffered for a full disk would
+    fail again when the interpreter exits (a traceback after the error line)."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError):
+        pass

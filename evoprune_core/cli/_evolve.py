@@ -37,6 +37,13 @@ def _prepare_fn(cfg: Any, compute: Any, registry: Any, cache: Path, log: Any = N
     return prepare
 
 
+def _phase(quiet: bool, total: int, desc: str, unit: str) -> Any:
+    """A progress bar for one phase of ``evolve`` on stderr (a silent one with ``--quiet``)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, disable=quiet)
+
+
 def cmd_evolve(args: argparse.Namespace) -> int:
     from ..config import flatten
     from ..evolve.config import load_evolve_config
@@ -75,13 +82,6 @@ def cmd_evolve(args: argparse.Namespace) -> int:
         f"evolve-{cfg.name}", "evolution", f"{cfg.name}-{cfg.identity()}", params
     ).run_id
     bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=cfg.evolution.generations + 1, desc=f"evolve {cfg.name}", unit="gen",
-            file=sys.stderr, leave=False,
-        )  # fmt: skip
 
     def on_generation(record: dict[str, float]) -> None:
         metrics = {k: v for k, v in record.items() if k != "generation"}
@@ -102,7 +102,15 @@ def cmd_evolve(args: argparse.Namespace) -> int:
             prepare = _prepare_fn(cfg, compute, registry, work / "cache", progress)
             seeds = selection_seeds(cfg.seed, cfg.fitness.pretrain_seeds)
             progress(f"pre-training {len(seeds)} network(s) per task (seeds {seeds})")
-            tasks = [prepare(name, s) for name in cfg.fitness.tasks for s in seeds]
+            tasks = []
+            pairs = [(name, s) for name in cfg.fitness.tasks for s in seeds]
+            with _phase(args.quiet, len(pairs), "pre-train", "network") as pre:
+                for name, s in pairs:
+                    pre.set_postfix_str(f"{name} seed {s}")
+                    tasks.append(prepare(name, s))
+                    pre.update(1)
+            if not args.quiet:
+                bar = _phase(False, cfg.evolution.generations + 1, f"evolve {cfg.name}", "gen")
             evo = Evolution(cfg, tasks, compute, work / "checkpoint.json", on_generation)
             state = evo.run()
             if bar is not None:
@@ -132,7 +140,14 @@ def cmd_evolve(args: argparse.Namespace) -> int:
             if cfg.transfer.enabled and not args.no_transfer:
                 progress("transfer table")
                 top = [e.text for e in hall[: cfg.transfer.top]]
-                transfer = run_transfer(cfg, top, registry, compute, prepare)
+                steps = (len(cfg.fitness.tasks) + 1) * len(cfg.transfer.seeds)
+                with _phase(args.quiet, steps, "transfer", "task-seed") as tb:
+
+                    def step(name: str, seed: int) -> None:
+                        tb.set_postfix_str(f"{name} seed {seed}")
+                        tb.update(1)
+
+                    transfer = run_transfer(cfg, top, registry, compute, prepare, step)
             compared = None
             if args.compare:
                 done = {(cfg.search.method, cfg.seed): state}
@@ -213,5 +228,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="also run every [compare] method over its evolution seeds at equal budget and "
         "test the winners on the fresh seeds",
     )  # fmt: skip
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress (pre-training, generations, re-scoring, transfer, comparison)",
+    )
     p.set_defaults(func=cmd_evolve)

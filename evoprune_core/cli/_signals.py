@@ -17,6 +17,8 @@ import sys
 from collections.abc import Iterator
 from types import FrameType
 
+from .._parent import parent_gone
+
 __all__ = ["Terminated", "exit_status", "interruptible"]
 
 _CAUGHT = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -37,6 +39,15 @@ def exit_status(exc: KeyboardInterrupt) -> int:
     return 128 + (exc.signum if isinstance(exc, Terminated) else signal.SIGINT)
 
 
+def _importing(frame: FrameType | None) -> bool:
+    """Whether the main thread is inside an import (module code or its loader)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _held_back(frame: FrameType | None) -> bool:
     """Whether the main thread is where an interruption must wait: inside an import (module
     code or its loader), or anywhere in SQLAlchemy: an interrupted close is logged with its
@@ -47,6 +58,14 @@ def _held_back(frame: FrameType | None) -> bool:
         if code.co_filename.startswith("<frozen importlib") or (
             _SQLALCHEMY in code.co_filename.replace("\\", "/")
         ):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _held_by_sqlalchemy(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if _SQLALCHEMY in frame.f_code.co_filename.replace("\\", "/"):
             return True
         frame = frame.f_back
     return False
@@ -65,8 +84,17 @@ def interruptible(insist: bool = True) -> Iterator[None]:
     be swallowed by it (numpy, scipy) and leave the library half-initialised. So is one that
     arrives while SQLAlchemy works - a statement, a commit, a connection's close - which it
     ends cleanly before the interruption is raised.
+
+    A study's worker whose study process is gone (``parent_gone``) is not held back: nothing
+    waits for it, so the interruption is raised at once even inside an import (a library that
+    swallows it leaves the worker to its loop, which stops before the next trial when its
+    study is gone). Its clean-up (the trial failed, its run ended) still runs.
     """
     state: dict[str, int] = {"seen": 0, "pending": 0}
+
+    def _orphan_importing(frame: FrameType | None) -> bool:
+        """A worker without its study, inside an import (not SQLAlchemy: its writes finish)."""
+        return parent_gone() and _importing(frame) and not _held_by_sqlalchemy(frame)
 
     def deliver(signum: int) -> None:
         state["seen"] += 1
@@ -88,7 +116,7 @@ def interruptible(insist: bool = True) -> Iterator[None]:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         if state["pending"]:
             return  # one is already on its way
-        if state["seen"] == 0 and _held_back(frame):
+        if state["seen"] == 0 and _held_back(frame) and not _orphan_importing(frame):
             state["pending"] = signum
             signal.setitimer(signal.ITIMER_REAL, _RECHECK)
             return
@@ -97,7 +125,7 @@ def interruptible(insist: bool = True) -> Iterator[None]:
     def on_alarm(signum: int, frame: FrameType | None) -> None:
         if not state["pending"]:
             return
-        if _held_back(frame):
+        if _held_back(frame) and not _orphan_importing(frame):
             signal.setitimer(signal.ITIMER_REAL, _RECHECK)
             return
         held, state["pending"] = state["pending"], 0

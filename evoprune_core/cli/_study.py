@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
     from ..plugins import Registry
-    from ..study import StudyOutcome
+    from ..study import StudyConfig, StudyOutcome
 
 __all__ = ["register"]
 
@@ -44,15 +44,26 @@ def cmd_study(args: argparse.Namespace) -> int:
         raise ConfigError(f"--n-trials: expected a positive integer, got {args.n_trials}")
     if args.workers < 1:
         raise ConfigError(f"--workers: expected a positive integer, got {args.workers}")
+    cores = _cores()
+    if args.workers > 4 * cores:
+        raise ConfigError(
+            f"--workers: at most {4 * cores} (4 x the {cores} cores this process may use), "
+            f"got {args.workers}"
+        )
     registry = Registry.load()
     cfg = load_study_config(args.file, registry)
+    if args.fork is not None:
+        cfg = _forked(cfg, args.fork, quiet=args.worker_index is not None)
     tracked = registry.tracker(cfg.tracking).obj.uses_store
     store = resolve_store(cfg.name, args.store, args.storage, args.tracking_uri, tracked)
     check_store_path(store)
     if args.worker_index is None:
         check_study(cfg, registry)
     _quiet_libraries()
-    from ..study import run_study, work
+    from ..study import open_storage, run_study, work
+
+    if store.journal is None and args.worker_index is None:
+        open_storage(store)  # an unreachable database is refused before anything is written
 
     if args.worker_index is not None:
         if args.worker_threads:
@@ -89,6 +100,33 @@ def cmd_study(args: argparse.Namespace) -> int:
         print(f"error: {_short_of_target(outcome)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _forked(cfg: StudyConfig, name: str, quiet: bool) -> StudyConfig:
+    """The study file's content under another study name (``--fork NAME``)."""
+    import dataclasses
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", name):
+        raise ConfigError(
+            f"--fork: {name!r}: expected a study name (letters, digits, '_', '.', '-'; "
+            "at most 100, starting with a letter or digit)"
+        )
+    if not quiet and name != cfg.name:
+        print(
+            f"study {name!r}: forked from {cfg.name!r} with the content of {cfg.path} "
+            f"(report it with: evoprune report {name})",
+            file=sys.stderr,
+        )
+    return dataclasses.replace(cfg, name=name)
+
+
+def _cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the system has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
 
 
 def _short_of_target(outcome: StudyOutcome) -> str:
@@ -208,18 +246,34 @@ def cmd_ui(args: argparse.Namespace) -> int:
         )
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port: expected 1..65535, got {args.port}")
+    host = _check_host(args.host)
     cmd = [
         sys.executable, "-m", "mlflow", "ui",
         "--backend-store-uri", default_tracking_uri(root),
-        "--host", "127.0.0.1", "--port", str(args.port),
+        "--host", host, "--port", str(args.port),
     ]  # fmt: skip
-    base = f"http://127.0.0.1:{args.port}"
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = f"http://{'[' + shown + ']' if ':' in shown else shown}:{args.port}"
     print(f"MLflow UI at {base}  (store {root}; Ctrl-C stops it)", flush=True)
     for name, exp_id in _experiments(root):
         print(f"  {name}: {base}{runs_page(exp_id)}", flush=True)
     sys.stderr.flush()
     os.execv(sys.executable, cmd)  # become the UI: signals reach it, nothing is left behind
     return 0  # pragma: no cover
+
+
+def _check_host(host: str) -> str:
+    """An IP address or a host name to listen on (one line naming --host otherwise)."""
+    import ipaddress
+    import re
+
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if re.fullmatch(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*", host):
+        return host
+    raise ConfigError(f"--host: expected an IP address or a host name, got {host!r}")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -231,6 +285,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--storage", help="Optuna storage: a journal file, or an RDB URL")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite in --store)")
     p.add_argument("--store", default="mlruns", help=_STORE_HELP)
+    p.add_argument(
+        "--fork",
+        metavar="NAME",
+        help="run the file as a new study NAME (after editing a study that has run); "
+        "the stored study keeps its content",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     p.add_argument("--worker-threads", type=int, help=argparse.SUPPRESS)
@@ -269,8 +329,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("ui", help="start the MLflow UI on the project's store")
-    p.add_argument("--port", type=int, default=5000)
+    p = sub.add_parser(
+        "ui",
+        help="start the MLflow UI on the project's store",
+        description="Start the MLflow UI on the project's local store and print the address "
+        "of each study's runs table. It listens on 127.0.0.1 (this machine only) unless "
+        "--host says otherwise.",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every "
+        "network interface, which lets anyone who can reach it read and change the runs)",
+    )
+    p.add_argument("--port", type=int, default=5000, help="port to listen on (default 5000)")
     p.add_argument("--store", default="mlruns", help=_STORE_HELP)
     p.set_defaults(func=cmd_ui)
 

@@ -34,7 +34,7 @@ class _Model(BaseModel):
     """Strict: a quoted number or a boolean is refused where a number is expected (an
     integer is still a valid float); lists are read as the tuples below, items strictly."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 # TOML has arrays, not tuples: these fields take lists (their items stay strict).

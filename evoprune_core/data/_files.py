@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,10 +53,40 @@ def _read_csv(path: Path, fail: Callable[[str], DataError]) -> np.ndarray:
     return out
 
 
+def _check_npy_header(path: Path, fail: Callable[[str], DataError]) -> None:
+    """Refuse a ``.npy`` whose header promises other than the bytes the file holds, before
+    numpy allocates what the header asks for (a lying shape of 10^9 x 10^9 would)."""
+    fmt = np.lib.format
+    try:
+        with path.open("rb") as fh:
+            version = fmt.read_magic(fh)
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = read(fh, max_header_size=10_000)
+            offset = fh.tell()
+        size = path.stat().st_size
+    except (OSError, ValueError, EOFError, SyntaxError, TypeError) as exc:
+        raise fail(f"cannot read .npy file ({_first_line(exc)})") from None
+    if dtype.hasobject:
+        return  # refused by np.load below (never unpickled)
+    promised = math.prod(int(n) for n in shape) * dtype.itemsize
+    if promised != size - offset:
+        raise fail(
+            f"the .npy header promises shape {tuple(int(n) for n in shape)} of {dtype} "
+            f"({promised} bytes) but the file holds {size - offset} bytes of data"
+        )
+
+
 def _read_npy(path: Path, fail: Callable[[str], DataError]) -> np.ndarray:
     try:
+        with path.open("rb") as fh:
+            magic = fh.read(6)
+    except OSError as exc:
+        raise fail(f"cannot read file ({_first_line(exc)})") from None
+    if magic == b"\x93NUMPY":  # a zip archive (.npz renamed) is refused by np.load below
+        _check_npy_header(path, fail)
+    try:
         arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, MemoryError) as exc:
         raise fail(f"cannot read .npy file ({_first_line(exc)})") from None
     if not isinstance(arr, np.ndarray):
         getattr(arr, "close", lambda: None)()

@@ -64,7 +64,7 @@ def selection_seeds(seed: int, k: int) -> list[int]:
 class _Model(BaseModel):
     """Strict like the run configuration: ``generations = "5"`` is refused, not coerced."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 # TOML has arrays, not tuples: a (low, high) pair is read from a list, its items strictly.
@@ -252,9 +252,13 @@ class TransferConfig(_Model):
 class EvolveFile(_Model):
     """A whole evolution file."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$",
+        description="the evolution's name: its checkpoint directory and MLflow experiment",
+        examples=["quickstart"],
+    )
     description: str = ""
-    seed: int = Field(default=1, ge=0, le=2**63 - 1)
+    seed: int = Field(default=1, ge=0, le=2**63 - 1, description="seed of the GP and the tasks")
     evolution: EvolutionConfig = Field(default_factory=EvolutionConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     fitness: FitnessConfig = Field(default_factory=FitnessConfig)
@@ -277,9 +281,7 @@ class EvolveFile(_Model):
         ev = self.evolution
         return ev.population + ev.generations * (ev.population - ev.elite)
 
-    def identity(self) -> str:
-        """A hash of everything that determines the evolution except ``generations`` and transfer
-        (a checkpoint resumes, or extends, only an evolution with the same identity)."""
+    def _identity_data(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
         data["evolution"].pop("generations")
         data.pop("transfer")
@@ -288,8 +290,19 @@ class EvolveFile(_Model):
         data["fitness"].pop("fresh_seeds")
         data.pop("tracking")
         data["compute"].pop("threads")
-        text = json.dumps(data, sort_keys=True)
+        return data
+
+    def identity(self) -> str:
+        """A hash of everything that determines the evolution except ``generations`` and transfer
+        (a checkpoint resumes, or extends, only an evolution with the same identity)."""
+        text = json.dumps(self._identity_data(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def content(self) -> dict[str, Any]:
+        """What ``identity`` hashes, as dotted keys (a checkpoint keeps it to name changes)."""
+        from ..config import flatten
+
+        return flatten(self._identity_data())
 
 
 def load_evolve_config(path: str | Path, overrides: list[str] | None, registry: Any) -> EvolveFile:

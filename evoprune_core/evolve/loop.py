@@ -38,6 +38,7 @@ from typing import Any
 
 from deap import gp
 
+from .._identity import changes
 from ..errors import ConfigError
 from .config import EvolveFile
 from .fitness import Task, combine, evaluate, task_scores
@@ -79,11 +80,13 @@ class EvolutionState:
     rng: list[Any]
     cache: dict[str, Entry] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
+    content: dict[str, Any] = field(default_factory=dict)  # what ``identity`` hashes
 
     def to_json(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
             "identity": self.identity,
+            "content": self.content,
             "generation": self.generation,
             "population": self.population,
             "rng": self.rng,
@@ -107,6 +110,7 @@ class EvolutionState:
             rng=data["rng"],
             cache=cache,
             history=list(data["history"]),
+            content=dict(data.get("content") or {}),  # absent in older checkpoints
         )
 
 
@@ -186,13 +190,18 @@ class Evolution:
                 raise ConfigError(f"{where}: unreadable checkpoint: {exc}") from None
             state = EvolutionState.from_json(data, where)
             if state.identity != ident:
+                what = changes(state.content, self.cfg.content()) if state.content else ""
                 raise ConfigError(
-                    f"{where}: the checkpoint belongs to a different evolution (identity "
-                    f"{state.identity}, this file {ident}); delete it or change `name`"
+                    f"{where}: the checkpoint belongs to a different evolution ("
+                    + (what or f"identity {state.identity}, this file {ident}")
+                    + "); restore the file, or evolve the edited file under a new name "
+                    "(--set name=NEW), or delete the checkpoint"
                 )
+            if not state.content:  # written by an earlier evoprune: adopted
+                state.content = self.cfg.content()
             return state
         rng = random.Random(self.cfg.seed)
-        return EvolutionState(ident, -1, [], rng_state(rng))
+        return EvolutionState(ident, -1, [], rng_state(rng), content=self.cfg.content())
 
     def save(self, state: EvolutionState) -> None:
         if self.checkpoint is None:

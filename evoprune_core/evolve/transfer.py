@@ -118,10 +118,12 @@ def run_transfer(
     registry: Any,
     compute: Compute,
     prepare: Any,
+    on_step: Any = None,
 ) -> TransferResult:
     """Evaluate every method on the evolution tasks and the held-out task for every seed.
 
-    ``prepare(task_name, seed)`` returns the ``Task`` (pre-trained network, context).
+    ``prepare(task_name, seed)`` returns the ``Task`` (pre-trained network, context);
+    ``on_step(task_name, seed)``, if given, is called after each task and seed (progress).
     """
     methods = methods_for(cfg, hall)
     fr = list(cfg.transfer.fractions or cfg.fitness.fractions)
@@ -140,6 +142,8 @@ def run_transfer(
             for i, m in enumerate(methods):
                 loss[name][m.label].extend(float(v) for v in val[i])
                 remaining[name][m.label].extend(float(v) for v in alive[i])
+            if on_step is not None:
+                on_step(name, seed)
     return TransferResult(
         tuple(tasks), tuple(cfg.transfer.held_out), tuple(methods), tuple(cfg.transfer.seeds),
         tuple(fr),

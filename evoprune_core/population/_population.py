@@ -330,14 +330,19 @@ class Population:
         arch = Architecture(int(a["input_dim"]), tuple(a["encoder"]), tuple(a["decoder"]))
         return cls(arch, dict(state["buffers"]), state["steps"])
 
+    def to_bytes(self) -> bytes:
+        """The population as ``save`` writes it (``torch.save`` of its state dict)."""
+        buf = io.BytesIO()
+        torch.save(self.state_dict(), buf)
+        return buf.getvalue()
+
     def save(self, path: str | Path) -> None:
         """Write the population (weights, masks, optimiser state) atomically."""
         path = Path(path)
-        buf = io.BytesIO()
-        torch.save(self.state_dict(), buf)
+        data = self.to_bytes()
         tmp = path.with_name(path.name + ".tmp")
         try:
-            tmp.write_bytes(buf.getvalue())
+            tmp.write_bytes(data)
             tmp.replace(path)
         except BaseException:
             tmp.unlink(missing_ok=True)

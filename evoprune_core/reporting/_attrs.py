@@ -12,6 +12,8 @@ class Attr:
     PARENT_RUN_ID = "evoprune.parent_run_id"
     EXPERIMENT_ID = "evoprune.experiment_id"
     OBJECTIVES = "evoprune.objectives"
+    IDENTITY = "evoprune.identity"  # hash of the study's content (see _identity)
+    CONTENT = "evoprune.content"  # that content, to name what changed
     # trial: what it is
     BASELINE = "evoprune.baseline"
     DESIGN = "evoprune.design"

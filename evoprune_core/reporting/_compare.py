@@ -29,6 +29,7 @@ V = TypeVar("V")
 __all__ = [
     "GROUPINGS",
     "METRICS",
+    "ONE_SEED",
     "Comparison",
     "Group",
     "StatsReport",
@@ -38,6 +39,10 @@ __all__ = [
 ]
 
 GROUPINGS = ("trial", "combination")
+ONE_SEED = (
+    "one seed per group: no test is possible; medians only, no effect sizes (add seeds to "
+    "compare groups)"
+)
 METRICS = ("val_loss", "test_loss", "train_loss", "remaining_fraction")
 """Per-seed metrics a report carries (those the trials recorded)."""
 
@@ -270,10 +275,13 @@ def build_stats(
             "grouped by combination: a group pools every trial of one engine/operator/schedule, "
             "whatever probability, amount and population they sampled"
         )
-    if all(len(g.seeds) < 2 for g in groups):
-        notes.append("fewer than 2 values per group: no test can be run (add seeds)")
     comparisons: list[Comparison] = []
-    for metric in metrics:
+    if all(len(g.seeds) < 2 for g in groups):
+        notes.insert(0, ONE_SEED)
+        metrics_tested: Sequence[str] = ()
+    else:
+        metrics_tested = metrics
+    for metric in metrics_tested:
         pending = []
         for g in groups:
             other = refs.get(g.key)

@@ -119,15 +119,15 @@ class TestResult:
 def mann_whitney(x: Sequence[float], y: Sequence[float]) -> TestResult:
     """Two-sided Mann-Whitney U of ``x`` against ``y`` with A12 (``u`` is the U of ``x``).
 
-    Fewer than 2 values on a side: no test (``p`` None, a note says why); the effect size is
-    still given when both sides have a value. Every value tied: ``p`` = 1 exactly (every
-    permutation of the pooled values gives the same U).
+    Fewer than 2 values on a side: no test and no effect size (``p`` and ``a12`` None, a note
+    says why): one value against one is 0 or 1, which says nothing about the groups. Every
+    value tied: ``p`` = 1 exactly (every permutation of the pooled values gives the same U).
     """
     nx, ny = len(x), len(y)
-    effect = a12(x, y) if nx and ny else None
-    label = None if effect is None else a12_magnitude(effect)
     if nx < 2 or ny < 2:
-        return TestResult(nx, ny, None, None, effect, label, "none", "fewer than 2 seeds: no test")
+        return TestResult(nx, ny, None, None, None, None, "none", "fewer than 2 seeds: no test")
+    effect = a12(x, y)
+    label = a12_magnitude(effect)
     pooled = [*x, *y]
     if all(v == pooled[0] for v in pooled):
         return TestResult(nx, ny, nx * ny / 2.0, 1.0, effect, label, "exact", "all values tied")

@@ -8,7 +8,7 @@ import json
 import textwrap
 from collections.abc import Sequence
 
-from ._compare import METRICS, Comparison, Group, StatsReport, pareto_groups
+from ._compare import METRICS, ONE_SEED, Comparison, Group, StatsReport, pareto_groups
 from ._statistics import A12_THRESHOLDS, Summary
 
 __all__ = ["ALPHA", "format_stats", "verdict"]
@@ -125,7 +125,8 @@ def _csv(report: StatsReport) -> str:
                 r = c.result
                 row.update(
                     reference=c.reference, u=r.u, p=r.p, p_holm=c.p_holm, a12=r.a12,
-                    magnitude=r.magnitude, direction=r.direction, verdict=verdict(c),
+                    magnitude=r.magnitude, verdict=verdict(c),
+                    direction=r.direction if r.a12 is not None else None,
                     method=r.method, note=r.note,
                 )  # fmt: skip
             writer.writerow(row)
@@ -149,6 +150,10 @@ def format_stats(report: StatsReport, fmt: str = "text") -> str:
         if report.grouping == "trial"
         else "one group = every trial of one engine/operator/schedule, pooled"
     )
+    groups = _order(report)
+    if ONE_SEED in report.notes:
+        return _one_seed(report, groups, f"{title}Statistics over seeds: {len(groups)} groups; "
+                         f"{how}", sub, fmt)  # fmt: skip
     parts = [
         f"{title}Statistics over seeds: {len(report.groups)} groups; {how}",
         "",
@@ -157,7 +162,6 @@ def format_stats(report: StatsReport, fmt: str = "text") -> str:
         f"{sub}Spread over seeds: median [Q1, Q3] and mean ± std",
         "",
     ]
-    groups = _order(report)
     head = list(_GROUP_HEAD)
     for m in report.metrics:
         head += [f"{LABELS[m]} median [Q1, Q3]", f"{LABELS[m]} mean ± std"]
@@ -213,13 +217,27 @@ def format_stats(report: StatsReport, fmt: str = "text") -> str:
                 ]  # fmt: skip
             )
         parts.append(_table(head, body, fmt) if body else "no tests (no reference)")
+    return "\n".join(parts + _front_and_notes(report, sub, fmt))
+
+
+def _front_and_notes(report: StatsReport, sub: str, fmt: str) -> list[str]:
     front = ", ".join(g.key for g in pareto_groups(report.groups))
-    parts += [
+    parts = [
         "",
         f"{sub}Pareto front of the medians (remaining fraction and val L1, both minimised)",
         "",
         textwrap.fill(front, width=100 if fmt == "text" else 10_000) or "-",
     ]
-    if report.notes:
-        parts += ["", "Notes:"] + [f"- {n}" for n in report.notes]
-    return "\n".join(parts)
+    notes = [n for n in report.notes if n != ONE_SEED]  # said once, at the top
+    if notes:
+        parts += ["", "Notes:"] + [f"- {n}" for n in notes]
+    return parts
+
+
+def _one_seed(report: StatsReport, groups: list[Group], head: str, sub: str, fmt: str) -> str:
+    """One value per group: the values (their medians) and nothing that pretends to test."""
+    parts = [head, "", ONE_SEED[0].upper() + ONE_SEED[1:] + ".", "", f"{sub}Medians", ""]
+    cols = list(_GROUP_HEAD) + [f"{LABELS[m]} median" for m in report.metrics]
+    body = [_group_cells(g) + [_num(g.summary(m).median) for m in report.metrics] for g in groups]
+    parts.append(_table(cols, body, fmt))
+    return "\n".join(parts + _front_and_notes(report, sub, fmt))

@@ -28,7 +28,7 @@ from ._config import (
 from ._journal import repair_journal
 from ._preflight import check_study
 from ._runner import StudyOutcome, run_study
-from ._setup import make_sampler, setup_study, target_trials, tracker_for
+from ._setup import make_sampler, plan_text, setup_study, target_trials, tracker_for
 from ._storage import (
     HEARTBEAT_INTERVAL,
     Store,
@@ -59,6 +59,7 @@ __all__ = [
     "load_study_config",
     "make_sampler",
     "open_storage",
+    "plan_text",
     "process_identity",
     "reap_dead_trials",
     "repair_journal",

@@ -16,6 +16,7 @@ a replaying enumerator for full-factorial (grid) designs, so both follow the sam
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,20 +87,71 @@ def _val_loss() -> list[Objective]:
 
 
 class _StudyFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
-    description: str = ""
-    n_trials: int = Field(default=20, ge=1, le=1_000_000)
-    seeds: list[int] = Field(default_factory=lambda: [1], min_length=1, max_length=1000)
-    objectives: list[Objective] = Field(default_factory=_val_loss, min_length=1, max_length=2)
-    sampler: Literal["tpe", "nsga2", "random", "grid"] = "tpe"
-    sampler_seed: int | None = Field(default=0, ge=0)
-    baseline: bool = True
-    tune_plugin_params: bool = True
-    tracking: str = Field(default="mlflow", pattern=r"^[A-Za-z0-9_.:\-]+$")
-    base: dict[str, Any] = Field(default_factory=dict)
-    space: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$",
+        description="the study's name: its Optuna study, MLflow experiment and journal file",
+        examples=["quickstart"],
+    )
+    description: str = Field(default="", description="free text, shown nowhere else")
+    n_trials: int = Field(
+        default=20,
+        ge=1,
+        le=1_000_000,
+        description="COMPLETE trials to reach, baselines included (a grid runs all of its "
+        "combinations and baselines whatever this says); may grow on a resume",
+    )
+    seeds: list[int] = Field(
+        default_factory=lambda: [1],
+        min_length=1,
+        max_length=1000,
+        description="distinct non-negative seeds: each trial runs once per seed, its value is "
+        "their mean",
+    )
+    objectives: list[Objective] = Field(
+        default_factory=_val_loss,
+        min_length=1,
+        max_length=2,
+        description='["val_loss"], or ["val_loss", "remaining_fraction"] minimised together '
+        "(a Pareto front)",
+    )
+    sampler: Literal["tpe", "nsga2", "random", "grid"] = Field(
+        default="tpe", description="grid: every combination of a finite space"
+    )
+    sampler_seed: int | None = Field(
+        default=0, ge=0, description="seed of the sampler (worker k adds k); absent: random"
+    )
+    baseline: bool = Field(
+        default=True, description="enqueue one no-pruning trial per engine first"
+    )
+    tune_plugin_params: bool = Field(
+        default=True,
+        description="also sample the chosen operator's and schedule's declared parameters",
+    )
+    artifacts: Literal["all", "best", "none"] = Field(
+        default="best",
+        description="per-trial plots and model: for every trial, for the best and "
+        "Pareto-front trials (written when the study ends and on resume), or none",
+    )
+    base: dict[str, Any] = Field(
+        default_factory=dict,
+        description="[base]: the run configuration every trial starts from (the run-file keys "
+        "below, except seed)",
+        examples=[{"generations": 20}],
+    )
+    space: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="[space]: dotted run-file key -> { choices = [...] } or { low = ..., "
+        "high = ..., log = false, step = ... }",
+        examples=[{'"pruning.amount"': {"low": 0.02, "high": 0.3, "log": True}}],
+    )
+    tracking: str = Field(
+        default="mlflow",
+        pattern=r"^[A-Za-z0-9_.:\-]+$",
+        description='the tracker plugin: "mlflow", or "none" (no MLflow store; the Optuna '
+        "storage keeps the results)",
+    )
 
 
 @dataclass(frozen=True)
@@ -119,6 +171,7 @@ class StudyConfig:
     space: dict[str, Dist]
     description: str = ""
     tune_plugin_params: bool = True
+    artifacts: str = "best"
     tracking: str = "mlflow"
 
     @property
@@ -168,6 +221,7 @@ def load_study_config(path: str | Path, registry: Registry) -> StudyConfig:
         space=space,
         description=raw.description,
         tune_plugin_params=raw.tune_plugin_params,
+        artifacts=raw.artifacts,
         tracking=raw.tracking,
     )
     if cfg.sampler == "grid" and len(grid_designs(cfg, registry)) > _GRID_MAX:
@@ -225,9 +279,16 @@ def _parse_dist(
     numeric = (int, float)
     if any(isinstance(v, bool) or not isinstance(v, numeric) for v in (low, high)):
         raise ConfigError(f"{where}: low and high must be numbers")
+    if not all(math.isfinite(v) for v in (low, high)):
+        raise ConfigError(f"{where}: low and high must be finite numbers (got {low}, {high})")
     if not isinstance(log, bool):
         raise ConfigError(f"{where}.log: expected true or false")
-    if step is not None and (isinstance(step, bool) or not isinstance(step, numeric) or step <= 0):
+    if step is not None and (
+        isinstance(step, bool)
+        or not isinstance(step, numeric)
+        or not math.isfinite(step)
+        or step <= 0
+    ):
         raise ConfigError(f"{where}.step: expected a positive number")
     if low > high or (log and low <= 0):
         raise ConfigError(f"{where}: need low <= high (and low > 0 with log = true)")

@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..reporting import build_stats, format_stats, study_figures, study_report, write_figures
+from ..reporting import Attr, build_stats, format_stats, study_figures, study_report, write_figures
 from ._config import StudyConfig
 
 if TYPE_CHECKING:
@@ -17,10 +17,17 @@ __all__ = ["finish_study", "log_stats"]
 
 
 def finish_study(
-    cfg: StudyConfig, study: Any, tracker: Tracking, ids: StudyRun, status: str
+    cfg: StudyConfig,
+    study: Any,
+    tracker: Tracking,
+    ids: StudyRun,
+    status: str,
+    seconds: float | None = None,
 ) -> tuple[str, str]:
-    """Study artifacts on the parent run (tables, Optuna plots, statistics); end it; return
-    the table and where the Pareto front plot went."""
+    """Study artifacts on the parent run (tables, Optuna plots, statistics, the best trials'
+    plots and models); end it with the time the study ran over all its sessions as its
+    duration (``seconds``: this session's); return the table and where the Pareto front plot
+    went."""
 
     trials = study.get_trials(deepcopy=False)
     text = study_report(trials, cfg.objectives, "text")
@@ -32,9 +39,38 @@ def finish_study(
             for path in study_figures(study, cfg.objectives, Path(tmp)):
                 tracker.log_artifact(ids.run_id, path, "optuna")
         plot = log_stats(cfg, trials, tracker, ids.run_id)
+        if cfg.artifacts == "best":
+            _best_artifacts(study, tracker)
     finally:
-        tracker.finish_study(ids, status)
+        from ..tracking import Tracker
+
+        if seconds is None or not isinstance(tracker, Tracker):
+            tracker.finish_study(ids, status)  # the protocol's call: plugin trackers keep theirs
+        else:
+            tracker.finish_study(ids, status, seconds)
     return text, plot
+
+
+def _best_artifacts(study: Any, tracker: Tracking) -> None:
+    """Plots and models of the best (Pareto-front) trials whose runs have only their state."""
+    from ..tracking import Tracker, complete_artifacts
+
+    if not isinstance(tracker, Tracker):
+        return  # another tracker keeps what it keeps
+    try:
+        best = study.best_trials
+    except (ValueError, RuntimeError):  # no complete trial yet
+        return
+    for t in best:
+        run_id = t.user_attrs.get(Attr.MLFLOW_RUN_ID)
+        if not run_id:
+            continue
+        try:
+            complete_artifacts(tracker, run_id)
+        except Exception as exc:  # noqa: BLE001 - artifacts must not fail a finished study
+            warnings.warn(
+                f"evoprune: trial {t.number}: plots and model not written: {exc}", stacklevel=2
+            )
 
 
 def log_stats(cfg: StudyConfig, trials: list[Any], tracker: Tracking, run_id: str) -> str:

@@ -18,7 +18,14 @@ from ..reporting import Attr
 from ._config import StudyConfig
 from ._reconcile import reconcile
 from ._report import finish_study
-from ._setup import make_sampler, open_study, setup_study, target_trials, tracker_for
+from ._setup import (
+    make_sampler,
+    open_study,
+    plan_text,
+    setup_study,
+    target_trials,
+    tracker_for,
+)
 from ._storage import Store
 from ._workers import _spawn, _stop_workers, work
 
@@ -64,6 +71,9 @@ def run_study(
 
     n = n_trials or cfg.n_trials
     target = target_trials(cfg, registry, n)
+    if not quiet:
+        print(plan_text(cfg, registry, n), file=sys.stderr, flush=True)
+    started = time.monotonic()
 
     def complete() -> int:
         return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
@@ -113,7 +123,7 @@ def run_study(
         done = complete()
         if status == "FINISHED" and done < target:
             status = "FAILED"
-        text, plot = finish_study(cfg, study, tracker, ids, status)
+        text, plot = finish_study(cfg, study, tracker, ids, status, time.monotonic() - started)
     fails = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     errors = tuple(
         str(t.user_attrs.get(Attr.ERROR, "the worker died during the trial")) for t in fails

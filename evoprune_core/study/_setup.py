@@ -12,6 +12,7 @@ from ..config import flatten
 from ..errors import EvopruneError
 from ..reporting import Attr
 from ._config import Dist, StudyConfig, grid_designs
+from ._identity import check_identity
 from ._reconcile import close_orphan_runs, fail_reaped_run
 from ._storage import Store, open_storage, reap_dead_trials, study_lock
 
@@ -19,7 +20,14 @@ if TYPE_CHECKING:
     from ..plugins import Registry
     from ..tracking import StudyRun, Tracking
 
-__all__ = ["make_sampler", "open_study", "setup_study", "target_trials", "tracker_for"]
+__all__ = [
+    "make_sampler",
+    "open_study",
+    "plan_text",
+    "setup_study",
+    "target_trials",
+    "tracker_for",
+]
 
 
 def _designs(cfg: StudyConfig, registry: Registry) -> list[tuple[dict[str, Any], bool]]:
@@ -34,9 +42,29 @@ def _designs(cfg: StudyConfig, registry: Registry) -> list[tuple[dict[str, Any],
 
 
 def target_trials(cfg: StudyConfig, registry: Registry, n_trials: int | None = None) -> int:
-    """How many COMPLETE trials the study aims at (a grid has at most its combinations)."""
+    """How many COMPLETE trials the study aims at: ``n_trials`` (baselines included), or for
+    a grid all of its combinations and baselines whatever ``n_trials`` says."""
+    if cfg.sampler == "grid":
+        return len(_designs(cfg, registry))
+    return n_trials or cfg.n_trials
+
+
+def plan_text(cfg: StudyConfig, registry: Registry, n_trials: int | None = None) -> str:
+    """What the study will run, said at its start: ``48 trials: 2 baselines + 46 sampled``."""
+    target = target_trials(cfg, registry, n_trials)
+    baselines = min(target, sum(1 for _, baseline in _designs(cfg, registry) if baseline))
+    rest = target - baselines
+    what = "grid combinations" if cfg.sampler == "grid" else "sampled"
+    parts = [f"{baselines} baseline{'s' * (baselines != 1)}"] if baselines else []
+    if rest or not parts:
+        parts.append(
+            f"{rest} {what}" if cfg.sampler != "grid" or rest != 1 else "1 grid combination"
+        )
+    text = f"study {cfg.name!r}: {target} trial{'s' * (target != 1)}: " + " + ".join(parts)
     n = n_trials or cfg.n_trials
-    return min(n, len(_designs(cfg, registry))) if cfg.sampler == "grid" else n
+    if cfg.sampler == "grid" and n != target:
+        text += f" (a grid runs all of them; n_trials = {n} does not apply)"
+    return text
 
 
 def make_sampler(cfg: StudyConfig, n_trials: int, worker: int) -> Any:
@@ -92,17 +120,21 @@ def setup_study(cfg: StudyConfig, store: Store, registry: Registry, tracker: Tra
     ids: StudyRun | None = None
     try:  # until the caller has the ids, an interruption ends the parent run here
         with study_lock(store, storage, cfg.name):
-            study = optuna.create_study(
-                study_name=cfg.name,
-                storage=storage,
-                directions=cfg.directions,
-                load_if_exists=True,
-            )
+            try:  # found first: create_study(load_if_exists=True) appends to a journal
+                study = optuna.load_study(study_name=cfg.name, storage=storage)
+            except KeyError:
+                study = optuna.create_study(
+                    study_name=cfg.name,
+                    storage=storage,
+                    directions=cfg.directions,
+                    load_if_exists=True,
+                )
             if [d.name.lower() for d in study.directions] != cfg.directions:
                 raise EvopruneError(
                     f"{cfg.path}: objectives: the stored study {cfg.name!r} has "
                     f"{len(study.directions)} objective(s); use a new name to change them"
                 )
+            check_identity(study, cfg, adopt=True)  # before anything is written
             params = {
                 "n_trials": cfg.n_trials,
                 "seeds": list(cfg.seeds),

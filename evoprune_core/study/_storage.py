@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .._compat import rdb_stale_callback_kwarg, storage_of
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
 from ..reporting import Attr
 from ..tracking._sqlite_store import file_lock
 
@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 HEARTBEAT_INTERVAL = 5
+CONNECT_TIMEOUT = 10  # seconds to reach a database server before the command gives up
 GRACE_PERIOD = 20
 _TRACKING_SCHEMES = ("sqlite:///", "http://", "https://", "postgresql", "mysql", "mssql")
 
@@ -119,14 +120,49 @@ def open_storage(store: Store, on_stale: Callable[[Any, Any], None] | None = Non
     }
     if on_stale is not None:
         kwargs[rdb_stale_callback_kwarg()] = on_stale
+    if store.storage.startswith(("postgresql", "mysql")):
+        kwargs["engine_kwargs"] = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
     for attempt in range(3):  # two machines creating the tables at once: one retries
         try:
             return optuna.storages.RDBStorage(store.storage, **kwargs)
-        except Exception:
+        except ImportError as exc:
+            raise StoreError(
+                f"--storage: {_shown(store.storage)}: no database driver ({exc}); install one "
+                "(psycopg for PostgreSQL, PyMySQL for MySQL)"
+            ) from None
+        except Exception as exc:
+            unreachable = _unreachable(exc)
+            if unreachable is not None:
+                raise StoreError(
+                    f"--storage: {_shown(store.storage)}: cannot connect ({unreachable}); "
+                    f"check that the database server runs and accepts connections"
+                ) from None
             if attempt == 2:
                 raise
             time.sleep(1.0 + attempt)
     raise AssertionError("unreachable")
+
+
+def _shown(url: str) -> str:
+    """An RDB URL with its password hidden."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL SQLAlchemy cannot parse is shown without a password
+        return url.split("@")[-1]
+
+
+def _unreachable(exc: BaseException) -> str | None:
+    """The first line of a failed connection's reason (refused, timed out, bad login), or
+    ``None`` when ``exc`` is something else."""
+    from sqlalchemy.exc import OperationalError
+
+    if not isinstance(exc, OperationalError):
+        return None
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line.removeprefix("connection failed: ")
 
 
 @contextlib.contextmanager

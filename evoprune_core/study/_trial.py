@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TrialFailed
+from ..population import Population
 from ..reporting import Attr
+from ..tracking import TAG, TrialRun, save_state
 from ._config import Dist, StudyConfig, sample_updates
 
 if TYPE_CHECKING:
@@ -55,6 +58,20 @@ def _combination(run: ResolvedRun, baseline: bool) -> dict[str, Any]:
     }
 
 
+def run_name(number: int, combo: dict[str, Any] | None, baseline: bool) -> str:
+    """What the MLflow UI lists for a trial: ``t0007 coevolution magnitude/population``,
+    ``t0000 canonical baseline``; ``t0007`` when it failed before its configuration was known."""
+    if combo is None:
+        return f"t{number:04d}"
+    what = "baseline" if baseline else f"{combo['operator']}/{combo['schedule']}"
+    return f"t{number:04d} {combo['engine']} {what}"
+
+
+def _short_params(combo: dict[str, Any]) -> dict[str, Any]:
+    """The combination under short names, for the columns of the runs table."""
+    return {k: v for k, v in combo.items() if v is not None}
+
+
 def run_trial(
     cfg: StudyConfig,
     registry: Registry,
@@ -62,8 +79,13 @@ def run_trial(
     trial: Any,
     tracking: Tracking,
     ids: StudyRun,
+    datasets: dict[tuple[str, str, int], Any] | None = None,
 ) -> bool:
-    """Sample, run every seed, track in MLflow, tell Optuna. A raising trial fails alone."""
+    """Sample, run every seed, track in MLflow, tell Optuna. A raising trial fails alone.
+
+    ``datasets`` (a worker's own) keeps each dataset built, by name, parameters and seed: a
+    worker builds it once, not once per trial.
+    """
     from optuna.trial import TrialState
 
     from ..resolved import resolve
@@ -80,14 +102,18 @@ def run_trial(
         rc = resolved.config
         combo = _combination(resolved, baseline)
         tags.update(resolved.tags())
+        tags["mlflow.runName"] = run_name(trial.number, combo, baseline)
         run = tracking.start_trial(ids, cfg.name, trial.number, tags)
         trial.set_user_attr(Attr.MLFLOW_RUN_ID, run.run_id)
         trial.set_user_attr(Attr.COMBINATION, combo)
-        run.log_config(rc, cfg.seeds, trial.number)
+        if isinstance(run, TrialRun):  # the MLflow runs table shows them under short names
+            run.log_config(rc, cfg.seeds, trial.number, _short_params(combo))
+        else:
+            run.log_config(rc, cfg.seeds, trial.number)
         summaries, results, best = [], [], None
         for seed in cfg.seeds:
             seeded = resolved.with_seed(seed)
-            data = seeded.build_dataset()
+            data = _dataset(seeded, datasets)
             prefix = "" if len(cfg.seeds) == 1 else f"seed{seed}."
             result = seeded.run(_Observer(run, prefix), data)
             summary = result.summary()
@@ -111,15 +137,26 @@ def run_trial(
         assert best is not None
         res, data = best
         run.set_tags({"backend": str(res.extra.get("backend", ""))})
-        run.artifacts(
-            rc,
-            cfg.seeds,
-            summaries,
-            res.population.compact(res.best),
-            res.population.take([res.best]),
-            data.val[:4].numpy(),
-        )
-        if data.is_image:  # originals above, the best network's reconstructions below
+        # "best" defers the plots and model of dense networks (the state is saved now); conv
+        # networks and plugin trackers get them at once; "none": configuration and history
+        defer = isinstance(run, TrialRun) and isinstance(res.population, Population)
+        if cfg.artifacts == "none" or (defer and cfg.artifacts == "best"):
+            if isinstance(run, TrialRun):
+                save_state(
+                    run, cfg.artifacts if defer else "none", rc, cfg.seeds, summaries,
+                    res.population.take([res.best]), data.val[:4].numpy(),
+                )  # fmt: skip
+        else:
+            run.artifacts(
+                rc,
+                cfg.seeds,
+                summaries,
+                res.population.compact(res.best),
+                res.population.take([res.best]),
+                data.val[:4].numpy(),
+            )
+            run.set_tags({TAG: "complete"})
+        if data.is_image and cfg.artifacts != "none":  # originals above, reconstructions below
             _log_reconstructions(tracking, run.run_id, res, data)
         trial.set_user_attr(Attr.RESULTS, results)
         run.succeed()
@@ -136,12 +173,24 @@ def run_trial(
         raise
     except Exception as exc:  # noqa: BLE001 - a trial that raises fails alone
         if run is None:
+            tags["mlflow.runName"] = run_name(trial.number, None, baseline)
             run = tracking.start_trial(ids, cfg.name, trial.number, tags)
             trial.set_user_attr(Attr.MLFLOW_RUN_ID, run.run_id)
         trial.set_user_attr(Attr.ERROR, f"{type(exc).__name__}: {exc}"[:2000])
         run.fail(exc)
         study.tell(trial, state=TrialState.FAIL)
         return False
+
+
+def _dataset(run: ResolvedRun, cache: dict[tuple[str, str, int], Any] | None) -> Any:
+    """The run's dataset, from ``cache`` when this worker built it before."""
+    if cache is None:
+        return run.build_dataset()
+    cfg = run.config
+    key = (cfg.data.name, json.dumps(cfg.data.params, sort_keys=True, default=str), cfg.data_seed)
+    if key not in cache:
+        cache[key] = run.build_dataset()
+    return cache[key]
 
 
 def _log_reconstructions(tracking: Tracking, run_id: str, res: Any, data: Any) -> None:

@@ -11,9 +11,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._compat import trial_id
+from .._parent import PARENT_ENV, parent_gone
 from ..reporting import Attr
 from ..tracking import StudyRun
 from ._config import StudyConfig
+from ._identity import check_identity
 from ._reconcile import fail_reaped_run
 from ._setup import make_sampler, open_study, target_trials, tracker_for
 from ._storage import Store, heartbeat, process_identity, reap_dead_trials, study_lock
@@ -41,11 +43,18 @@ def work(
     target = target_trials(cfg, registry, n_trials)
     tracker = tracker_for(cfg, store, registry)
     storage, study = open_study(cfg, store, tracker, make_sampler(cfg, target, worker))
+    check_identity(study, cfg, adopt=False)  # the file was edited after the study started
     ids = StudyRun(study.user_attrs[Attr.EXPERIMENT_ID], study.user_attrs[Attr.PARENT_RUN_ID])
     finite = cfg.sampler == "grid"
     ran = failures = 0
+    datasets: dict[tuple[str, str, int], Any] = {}  # built once per worker, name and seed
     while True:
         trial = None
+        if parent_gone():
+            print(
+                f"evoprune: worker {worker}: the study process is gone; stopping", file=sys.stderr
+            )
+            break
         with study_lock(store, storage, cfg.name):
             reap_dead_trials(study, lambda run, why: fail_reaped_run(tracker, run, why))
             states = [t.state for t in study.get_trials(deepcopy=False)]
@@ -70,7 +79,7 @@ def work(
             time.sleep(poll)
             continue
         with heartbeat(storage, trial_id(trial)):
-            ok = run_trial(cfg, registry, study, trial, tracker, ids)
+            ok = run_trial(cfg, registry, study, trial, tracker, ids, datasets)
         ran += 1
         failures += not ok
         if failures >= max(3, target):
@@ -88,26 +97,37 @@ def _spawn(cfg: StudyConfig, store: Store, n_trials: int, workers: int) -> list[
             "--store", str(store.root), "--storage", store.storage,
             "--tracking-uri", store.tracking_uri, "--n-trials", str(n_trials),
             "--quiet", "--worker-index", str(i), "--worker-threads", str(threads),
+            "--fork", cfg.name,
         ]  # fmt: skip
         # Their own process group: a terminal's Ctrl-C reaches the parent, which passes exactly
         # one SIGTERM on to each worker (see _stop_workers).
+        env = {**os.environ, PARENT_ENV: str(os.getpid())}
         procs.append(
-            subprocess.Popen(cmd, preexec_fn=_die_with_parent(os.getpid()), start_new_session=True)
+            subprocess.Popen(
+                cmd, env=env, preexec_fn=_die_with_parent(os.getpid()), start_new_session=True
+            )
         )
     return procs
 
 
 def _die_with_parent(parent: int) -> Callable[[], None] | None:
-    """Linux: a worker gets SIGTERM when the process that started it dies, even by SIGKILL."""
+    """Linux: a worker gets SIGTERM when the process that started it dies, even by SIGKILL.
+
+    Armed in the forked child before it executes Python (the request survives ``exec``), so
+    it holds while the worker imports; ``prctl`` is looked up here, in the parent, so that the
+    child imports nothing between fork and exec.
+    """
     if not sys.platform.startswith("linux"):
         return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    term = int(signal.SIGTERM)
 
     def arm() -> None:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        prctl(1, term)  # PR_SET_PDEATHSIG
         if os.getppid() != parent:  # the parent died before the request was armed
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), term)
 
     return arm
 

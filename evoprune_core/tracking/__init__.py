@@ -6,11 +6,14 @@ evolution selects one with ``tracking = "<name>"``; see ``_protocol`` for the co
 
 from __future__ import annotations
 
+from ._artifacts import ARTIFACTS, TAG, complete_artifacts, save_state
 from ._mlflow import Tracker, TrialRun, default_tracking_uri, history_csv
 from ._none import NoTracker, NoTrial
 from ._protocol import StudyRun, TrackerBackend, Tracking, TrialTracking, param_value
 
 __all__ = [
+    "ARTIFACTS",
+    "TAG",
     "NoTracker",
     "NoTrial",
     "StudyRun",
@@ -20,9 +23,11 @@ __all__ = [
     "TrialRun",
     "TrialTracking",
     "builtin_trackers",
+    "complete_artifacts",
     "default_tracking_uri",
     "history_csv",
     "param_value",
+    "save_state",
 ]
 
 

@@ -40,7 +40,7 @@ __all__ = ["Tracker", "TrialRun", "default_tracking_uri", "history_csv"]
 
 ROLE = "evoprune.role"
 _KIND = "mlflow.experimentKind"  # the UI opens such experiments on their runs, not GenAI views
-_FLUSH_SECONDS = 2.0
+_FLUSH_SECONDS = 10.0  # per-generation metrics go out in few batches
 
 
 def default_tracking_uri(store: Path) -> str:
@@ -139,13 +139,15 @@ class Tracker(TrackerBackend):
     def start_trial(
         self, study: StudyRun, name: str, number: int, tags: dict[str, str]
     ) -> TrialRun:
-        """A child run of the study's parent run for trial ``number``."""
-        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+        """A child run of the study's parent run for trial ``number``, named by the
+        ``mlflow.runName`` tag if given (what ran: ``t0007 coevolution magnitude/fixed``)."""
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
+        tags = dict(tags)
         run = _retry(
             self.client.create_run,
             study.experiment_id,
-            run_name=f"trial-{number:04d}",
+            run_name=tags.pop(MLFLOW_RUN_NAME, f"t{number:04d}"),
             tags={
                 MLFLOW_PARENT_RUN_ID: study.run_id,
                 ROLE: "trial",
@@ -186,8 +188,28 @@ class Tracker(TrackerBackend):
         )
         return [(r.info.run_id, int(r.data.tags.get("trial_number", -1))) for r in found]
 
-    def finish_study(self, study: StudyRun, status: str = "FINISHED") -> None:
-        _retry(self.client.set_terminated, study.run_id, status)
+    def finish_study(
+        self, study: StudyRun, status: str = "FINISHED", session_seconds: float | None = None
+    ) -> None:
+        """End the study's run. With ``session_seconds`` (how long this command ran the study)
+        its duration becomes the time the study ran over all its sessions, not the time since
+        it first started; tags ``active_seconds``, ``sessions`` and ``resumes`` say so."""
+        if session_seconds is None:
+            _retry(self.client.set_terminated, study.run_id, status)
+            return
+        from mlflow.entities import RunTag
+
+        run = self.client.get_run(study.run_id)
+        before = run.data.tags
+        ms = int(round(float(before.get("active_seconds", "0")) * 1000 + session_seconds * 1000))
+        sessions = int(before.get("sessions", "0")) + 1
+        tags = [
+            RunTag("active_seconds", f"{ms / 1000:.3f}"),
+            RunTag("sessions", str(sessions)),
+            RunTag("resumes", str(sessions - 1)),
+        ]
+        _retry(self.client.log_batch, study.run_id, tags=tags)
+        _retry(self.client.set_terminated, study.run_id, status, run.info.start_time + ms)
 
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
         """Log a local file as an artifact of the run (under ``artifact_path``, if given)."""
@@ -242,14 +264,23 @@ class TrialRun:
     def client(self) -> MlflowClient:
         return self.tracker.client
 
-    def log_config(self, cfg: RunConfig, seeds: Iterable[int], number: int) -> None:
-        """Params: the resolved configuration (dotted keys), its seeds and the trial number."""
+    def log_config(
+        self,
+        cfg: RunConfig,
+        seeds: Iterable[int],
+        number: int,
+        short: dict[str, Any] | None = None,
+    ) -> None:
+        """Params: the resolved configuration (dotted keys), its seeds, the trial number, and
+        ``short`` (what the trial sampled under short names: operator, schedule, ...)."""
         from mlflow.entities import Param
 
         flat = flatten(cfg)
         flat.pop("seed", None)
         flat["seeds"] = ",".join(str(s) for s in seeds)
         flat["trial_number"] = number
+        for key, value in (short or {}).items():
+            flat.setdefault(key, value)
         params = [Param(k, param_value(v)[:6000]) for k, v in sorted(flat.items())]
         for i in range(0, len(params), 100):
             _retry(self.client.log_batch, self.run_id, params=params[i : i + 100])
