@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from import_graph import cycles, import_graph, unresolved
+from tests.import_graph import cycles, import_graph, unresolved
 
 
 def test_the_import_graph_has_no_cycles() -> None:

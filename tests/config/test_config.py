@@ -20,7 +20,7 @@ from evoprune_core.errors import ConfigError
 from evoprune_core.loading import load_run_config
 from evoprune_core.plugins import Registry
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ from collections.abc import Callable
 
 import mlflow
 import pytest
-from conftest import Project, require_service, start_mlflow_server, stop_server
 
 from evoprune_core.cli import main
+from tests.conftest import Project, require_service, start_mlflow_server, stop_server
 
 #: found on PATH as ``.ci/services.sh`` finds it (``command -v chromium``)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

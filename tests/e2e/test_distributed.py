@@ -15,8 +15,9 @@ import uuid
 import mlflow
 import optuna
 import pytest
-from conftest import Project, require_service
 from optuna.trial import TrialState
+
+from tests.conftest import Project, require_service
 
 URL = os.environ.get("EVOPRUNE_TEST_POSTGRES_URL", "")
 

@@ -21,9 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import Project
 from pydantic import BaseModel
-from test_reliability import pid_gone, wait_for
 
 from evoprune_core._fs import write_output
 from evoprune_core.config import RunConfig
@@ -32,8 +30,10 @@ from evoprune_core.errors import ConfigError, DataError
 from evoprune_core.evolve.config import EvolveFile, load_evolve_config
 from evoprune_core.loading import load_run
 from evoprune_core.plugins import Registry
+from tests._processes import pid_gone, wait_for
+from tests.conftest import Project
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(cwd: Path, *args: str, env: dict[str, str] | None = None, **kw: Any) -> Any:

@@ -14,7 +14,7 @@ from evoprune_core.errors import TrialFailed
 from evoprune_core.loading import load_run_config, run
 from evoprune_core.plugins import Registry
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = [
     "data.name=binary-clustering",
     "data.params.dims=200",

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import reference_loss
 from torch import nn
 
 from evoprune_core.engines.coevolution import (
@@ -25,6 +24,7 @@ from evoprune_core.errors import ConfigError
 from evoprune_core.loading import load_run_config, run
 from evoprune_core.plugins import Registry
 from evoprune_core.population import Architecture, Population
+from tests.conftest import reference_loss
 
 TINY = [
     'engine="coevolution"',

@@ -14,7 +14,7 @@ import torch
 from evoprune_core.loading import load_run
 from evoprune_core.population import ConvPopulation
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def conv_run(engine: str, data: str = "digits", **sets: object):

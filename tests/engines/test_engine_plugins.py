@@ -7,7 +7,6 @@ from typing import Any
 
 import optuna
 import pytest
-from conftest import Project
 from optuna.trial import TrialState
 
 from evoprune_core import Engine, Param, ResolvedRun, hookimpl
@@ -20,6 +19,7 @@ from evoprune_core.loading import load_run
 from evoprune_core.plugins import Registry
 from evoprune_core.population import Population
 from evoprune_core.study import load_study_config, resolve_store, run_study
+from tests.conftest import Project
 
 
 class TinyEngine(Engine):

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import reference_loss
-from test_coevolution import TINY
 from torch import nn
 
 from evoprune_core import native
@@ -17,6 +15,8 @@ from evoprune_core.loading import load_run_config, run
 from evoprune_core.operators import RandomPruning
 from evoprune_core.plugins import Registry
 from evoprune_core.population import Architecture, Population
+from tests.conftest import reference_loss
+from tests.engines.test_coevolution import TINY
 
 ARCH = Architecture(24, (9, 3), (9,))
 
@@ -212,7 +212,7 @@ def test_operator_none_reports_no_pruning_events(registry, engine) -> None:
 def test_published_profiles_set_the_published_protocol(registry) -> None:
     from pathlib import Path
 
-    runs = Path(__file__).resolve().parents[1] / "studies" / "runs"
+    runs = Path(__file__).resolve().parents[2] / "studies" / "runs"
     canon = load_run_config(runs / "paper-canonical.toml", [], registry)
     lipi = load_run_config(runs / "paper-lipi.toml", [], registry)
     for cfg in (canon, lipi):

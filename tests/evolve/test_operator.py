@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import Project
 
 from evoprune_core.cli import main
 from evoprune_core.errors import ConfigError
@@ -14,6 +13,7 @@ from evoprune_core.loading import load_run_config, run
 from evoprune_core.operators import builtin_operators
 from evoprune_core.plugins import Registry
 from evoprune_core.testing import parametrize_with_checks
+from tests.conftest import Project
 
 SMALL = [
     "data.name=binary-clustering",

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_coevolution import TINY
 from torch import nn
 
 from evoprune_core import native
@@ -20,6 +19,7 @@ from evoprune_core.engines.training import Trainer
 from evoprune_core.loading import load_run_config, run
 from evoprune_core.plugins import Registry
 from evoprune_core.population import Architecture, Population
+from tests.engines.test_coevolution import TINY
 
 
 @pytest.fixture(scope="module")

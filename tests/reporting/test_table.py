@@ -10,7 +10,6 @@ from typing import Any
 
 import optuna
 import pytest
-from conftest import study_trial
 from optuna.trial import TrialState
 
 from evoprune_core.reporting import (
@@ -21,6 +20,7 @@ from evoprune_core.reporting import (
     rows_from_trials,
     study_report,
 )
+from tests.conftest import study_trial
 
 
 def trial(

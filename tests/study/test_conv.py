@@ -9,7 +9,7 @@ from pathlib import Path
 from evoprune_core.plugins import Registry
 from evoprune_core.study import load_study_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STUDY = ROOT / "studies" / "mnist-conv.toml"
 
 

@@ -1,4 +1,5 @@
-"""End-to-end studies on a real MLflow sqlite store and a real Optuna journal storage."""
+"""Studies end to end: hierarchy, metrics, artifacts and params in MLflow; resume after SIGKILL;
+two local workers."""
 
 from __future__ import annotations
 
@@ -8,30 +9,25 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import mlflow
 import optuna
 import pytest
 import torch
-from conftest import TINY_BASE, Project
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 import evoprune_core
-from evoprune_core import Dataset, DatasetSpec, LayerMask, Operator, Param, hookimpl
 from evoprune_core.cli import main
-from evoprune_core.errors import ConfigError
 from evoprune_core.plugins import Registry
 from evoprune_core.study import (
-    grid_designs,
     load_study_config,
     resolve_store,
     run_study,
-    sample_updates,
 )
 from evoprune_core.tracking import param_value
+from tests.conftest import TINY_BASE, Project
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -62,7 +58,6 @@ def mlflow_key(optuna_name: str) -> str:
     return optuna_name
 
 
-# -- end to end --------------------------------------------------------------------------
 def test_study_end_to_end_hierarchy_metrics_artifacts_params(
     stored_project: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -221,130 +216,6 @@ def test_two_local_workers_lose_and_duplicate_nothing(stored_project: Project) -
     assert os.getpid() not in {t.user_attrs["evoprune.pid"] for t in study.trials}
 
 
-# -- the search space ---------------------------------------------------------------------
-class _Toy(Operator):
-    name = "toy"
-    uses_amount = False
-    parameters = (
-        Param("strength", "float", 0.5, low=0.1, high=0.9),
-        Param("mode", "categorical", "a", choices=("a", "b")),
-        Param("hidden", "int", 3, low=1, high=5, tunable=False),
-    )
-
-    def prune(self, ctx: Any) -> list[LayerMask]:
-        return ctx.unchanged()
-
-
-class _Boom(Operator):
-    name = "boom"
-
-    def prune(self, ctx: Any) -> list[LayerMask]:
-        raise RuntimeError("boom operator exploded")
-
-
-def _nan_rows(params: dict[str, Any], seed: int) -> Dataset:
-    rows = torch.full((20, 16), float("nan"))
-    return Dataset("nan-rows", rows, rows.clone(), rows.clone())
-
-
-class _TestPlugin:
-    @hookimpl
-    def evoprune_register_operators(self) -> list[Any]:
-        return [_Toy, _Boom]
-
-    @hookimpl
-    def evoprune_register_datasets(self) -> list[Any]:
-        return [DatasetSpec("nan-rows", (), _nan_rows)]
-
-
-@pytest.fixture
-def registry() -> Registry:
-    return Registry.load(env={"EVOPRUNE_PLUGINS": "none"}, extra=[(_TestPlugin(), "test-ops")])
-
-
-COND_SPACE = """
-[space]
-engine = { choices = ["canonical", "coevolution"] }
-"pruning.operator" = { choices = ["random", "conjunctive", "toy"] }
-"pruning.schedule" = { choices = ["fixed", "exponential"] }
-"pruning.amount" = { low = 0.05, high = 0.3 }
-"coevolution.cells" = { low = 2, high = 4 }
-"coevolution.radius" = { low = 1, high = 2 }
-"""
-
-
-def test_conditional_space_samples_only_what_applies(project: Project, registry: Registry) -> None:
-    cfg = load_study_config(project.study_file(space=COND_SPACE), registry)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
-    seen: set[tuple[str, str]] = set()
-    for _ in range(80):
-        trial = study.ask()
-        updates = sample_updates(lambda n, d, t=trial: _suggest(t, n, d), cfg, registry)
-        names = set(trial.params)
-        engine, op = trial.params["engine"], trial.params["pruning.operator"]
-        sched = trial.params["pruning.schedule"]
-        seen.add((engine, op))
-        coev = {"coevolution.cells", "coevolution.radius"}
-        assert (coev <= names) if engine == "coevolution" else not (coev & names)
-        assert ("pruning.amount" in names) == (op == "random")
-        op_names = {n for n in names if n.startswith("operator.")}
-        expected = {
-            "random": set(),
-            "conjunctive": {
-                "operator.conjunctive.threshold",
-                "operator.conjunctive.cases",
-                "operator.conjunctive.stop",
-            },
-            "toy": {"operator.toy.strength", "operator.toy.mode"},
-        }[op]
-        assert op_names == expected
-        sched_names = {n for n in names if n.startswith("schedule.")}
-        assert sched_names == (
-            {"schedule.exponential.steepness"} if sched == "exponential" else set()
-        )
-        rc = cfg.base.with_updates(updates, registry)  # every sample is a valid run config
-        assert set(rc.pruning.operator_params) >= {n.split(".")[-1] for n in op_names}
-        study.tell(trial, 0.0)
-    assert len(seen) == 6
-
-    baseline = optuna.create_study().ask()
-    updates = sample_updates(lambda n, d: _suggest(baseline, n, d), cfg, registry, baseline=True)
-    assert updates["pruning.operator"] == "none"
-    assert not any(n.startswith(("pruning.", "operator.", "schedule.")) for n in baseline.params)
-
-
-def _suggest(trial: optuna.Trial, name: str, d: Any) -> Any:
-    from evoprune_core.study._trial import _suggest as suggest
-
-    return suggest(trial, name, d)
-
-
-def test_grid_is_a_full_factorial_that_respects_conditions(
-    project: Project, registry: Registry
-) -> None:
-    space = """
-[space]
-engine = { choices = ["canonical", "coevolution"] }
-"pruning.operator" = { choices = ["random", "toy"] }
-"coevolution.radius" = { low = 1, high = 2 }
-"""
-    cfg = load_study_config(project.study_file(header='sampler = "grid"', space=space), registry)
-    designs = grid_designs(cfg, registry)
-    # canonical: random, toy x mode(a, b) = 3; coevolution: the same x radius(1, 2) = 6
-    assert len(designs) == 9
-    assert len({json.dumps(d, sort_keys=True) for d in designs}) == 9
-    assert all("coevolution.radius" not in d for d in designs if d["engine"] == "canonical")
-    assert all("operator.toy.strength" not in d for d in designs)  # floats keep defaults
-
-    bad = project.study_file(
-        name="g2",
-        header='sampler = "grid"',
-        space='[space]\n"pruning.amount" = { low = 0.1, high = 0.2 }',
-    )
-    with pytest.raises(ConfigError, match=r"g2.toml: space.pruning.amount: the grid sampler"):
-        load_study_config(bad, registry)
-
-
 def test_failing_trials_become_failed_runs_and_the_study_goes_on(
     stored_project: Project, registry: Registry
 ) -> None:
@@ -386,140 +257,3 @@ def test_failing_trials_become_failed_runs_and_the_study_goes_on(
     assert boom.info.status == "FAILED"
     assert boom.data.tags["error"] == "RuntimeError: boom operator exploded"
     assert boom.data.tags["operator_distribution"] == "test-ops"
-
-
-# -- bad input: one line, exit status 2, nothing created -----------------------------------
-@pytest.mark.parametrize(
-    ("header", "space", "message"),
-    [
-        ("colour = 1", "", "bad.toml: colour: unknown key; allowed: name, description, n_trials"),
-        ('objectives = ["test_loss"]', "", "bad.toml: objectives.0: Input should be"),
-        ("", '[space]\n"pruning.operator" = { choices = ["nope"] }', "unknown operator 'nope'"),
-        (
-            "",
-            '[space]\n"pruning.amontt" = { low = 0.1, high = 0.2 }',
-            "pruning.amontt: unknown key",
-        ),
-        ("", '[space]\n"pruning.amount" = { low = 0.1, high = 2.0 }', "pruning.amount: Input"),
-        ('sampler = "grid"', '[space]\n"pruning.probability" = { low = 0.1, high = 0.9 }', "grid"),
-        ("", '[space]\n"seed" = { choices = [1, 2] }', "space.seed: not allowed"),
-    ],
-)
-def test_bad_study_file_is_one_line_exit_2_nothing_created(
-    project: Project, capsys: pytest.CaptureFixture[str], header: str, space: str, message: str
-) -> None:
-    path = project.study_file(name="bad", header=header, space=space, file="bad.toml")
-    assert main(project.args(path)) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    assert message in err
-    assert not project.store.exists()
-
-
-def test_bad_options_exit_2(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
-    path = project.study_file()
-    assert main(project.args(path, "--storage", "redis://x")) == 2
-    assert "--storage" in capsys.readouterr().err
-    assert main(project.args(path, "--workers", "0")) == 2
-    assert main(["report", "missing", "--store", str(project.store)]) == 2
-    assert main(["ui", "--store", str(project.store)]) == 2
-    assert not project.store.exists()
-
-
-def test_quickstart_study_file_is_valid() -> None:
-    root = Path(__file__).resolve().parents[1]
-    registry = Registry.load(env={"EVOPRUNE_PLUGINS": "none"})
-    cfg = load_study_config(root / "studies" / "quickstart.toml", registry)
-    assert set(cfg.space["engine"].choices) == {"canonical", "coevolution"}
-    assert set(cfg.space["pruning.operator"].choices) == {
-        n for n in registry.names("operator") if n not in ("none", "formula")
-    }  # formula (an evolved expression) has its own files: studies/evolve/
-    assert set(cfg.space["pruning.schedule"].choices) >= {
-        "fixed", "increase", "decrease", "population", "exponential", "final_n"
-    }  # fmt: skip
-
-
-def test_ui_serves_the_project_store_and_prints_its_address(
-    stored_project: Project, free_port: Any
-) -> None:
-    import urllib.request
-
-    from mlflow import MlflowClient
-
-    db = stored_project.store / "mlflow.db"
-    exp = MlflowClient(f"sqlite:///{db}").create_experiment("demo-study")
-    port = free_port()
-    cmd = [sys.executable, "-m", "evoprune_core.cli", "ui", "--store", str(stored_project.store)]
-    proc = subprocess.Popen(
-        [*cmd, "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().decode()
-        assert line.startswith(f"MLflow UI at http://127.0.0.1:{port}")
-        study_line = proc.stdout.readline().decode()
-        assert study_line.strip() == (
-            f"demo-study: http://127.0.0.1:{port}/#/experiments/{exp}"
-            "/runs?workflowType=machine_learning"
-        )
-        deadline, status = time.monotonic() + 60, 0
-        while time.monotonic() < deadline and status != 200:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    status = r.status
-            except OSError:
-                time.sleep(0.5)
-        assert status == 200
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the UI and the workers it started
-        proc.wait(timeout=30)
-
-
-def test_declared_params_can_stay_at_their_defaults(project: Project, registry: Registry) -> None:
-    space = (
-        '[space]\n"pruning.operator" = { choices = ["variance", "conjunctive"] }\n'
-        '"pruning.schedule" = { choices = ["fixed", "exponential"] }\n'
-    )
-    header = 'sampler = "grid"\ntune_plugin_params = false'
-    cfg = load_study_config(project.study_file(header=header, space=space), registry)
-    designs = grid_designs(cfg, registry)
-    assert len(designs) == 4  # 2 operators x 2 schedules, no operator/schedule params
-    assert all(set(d) == {"pruning.operator", "pruning.schedule"} for d in designs)
-    tuned = load_study_config(project.study_file(header='sampler = "grid"', space=space), registry)
-    # per schedule: variance direction x spread (4), conjunctive stop (2); numbers stay fixed
-    assert len(grid_designs(tuned, registry)) == 2 * 4 + 2 * 2
-    for d in designs:
-        rc = cfg.base.with_updates(sample_updates(lambda n, _d, d=d: d[n], cfg, registry), registry)
-        default = registry.operator(d["pruning.operator"]).obj().params
-        assert rc.pruning.operator_params == default
-
-
-@pytest.mark.parametrize(
-    "path",
-    sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.toml"))
-    + sorted((Path(__file__).resolve().parents[1] / "studies" / "paper").rglob("*.toml")),
-    ids=lambda p: p.name,
-)
-def test_shipped_study_files_are_valid(path: Path, registry: Registry) -> None:
-    cfg = load_study_config(path, registry)
-    assert cfg.name and cfg.n_trials >= 1
-    if cfg.sampler == "grid":
-        assert len(grid_designs(cfg, registry)) >= 1
-    if path.parent.name in ("paper", "claims"):  # the paper's grid: every design, 30 seeds
-        designs = len(grid_designs(cfg, registry)) + (1 if cfg.baseline else 0)
-        assert cfg.n_trials == designs and cfg.seeds == tuple(range(1, 31))
-
-
-def test_baseline_of_a_study_whose_base_operator_has_parameters(registry: Registry) -> None:
-    """The baseline trial drops the base operator's parameters with the operator (the paper's
-    variance and conjunctive studies set them in [base.pruning])."""
-    path = Path(__file__).resolve().parents[1] / "studies/paper/lipi10-variance-published.toml"
-    cfg = load_study_config(path, registry)
-    assert cfg.base.pruning.operator_params["direction"] == "high"
-    updates = sample_updates(lambda n, d: d.grid_values()[0], cfg, registry, baseline=True)
-    assert updates["pruning.operator"] == "none" and updates["pruning.operator_params"] == {}
-    rc = cfg.base.with_updates(updates, registry)
-    assert rc.pruning.operator == "none" and rc.pruning.operator_params == {}

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import TINY_BASE, Project
 from mlflow import MlflowClient
 
 from evoprune_core._identity import changes, content_hash
@@ -17,6 +16,7 @@ from evoprune_core.errors import ConfigError
 from evoprune_core.plugins import Registry
 from evoprune_core.study import Attr, load_study_config
 from evoprune_core.study._identity import check_identity, study_content
+from tests.conftest import TINY_BASE, Project
 
 SPACE = '[space]\n"pruning.operator" = { choices = ["random", "magnitude"] }\n'
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import optuna
 import pytest
-from conftest import Project
 
 from evoprune_core.cli import main
 from evoprune_core.plugins import Registry
 from evoprune_core.study import load_study_config, plan_text, target_trials
+from tests.conftest import Project
 
 GRID_SPACE = """
 [space]

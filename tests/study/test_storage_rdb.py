@@ -14,7 +14,6 @@ from typing import Any
 
 import optuna
 import pytest
-from conftest import Project
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
@@ -29,6 +28,7 @@ from evoprune_core.study import (
     resolve_store,
     study_lock,
 )
+from tests.conftest import Project
 
 
 def _url(tmp_path: Path) -> str:

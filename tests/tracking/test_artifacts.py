@@ -9,10 +9,10 @@ import mlflow
 import mlflow.pytorch
 import pytest
 import torch
-from conftest import Project
 from mlflow import MlflowClient
 
 from evoprune_core.cli import main
+from tests.conftest import Project
 
 SPACE = '[space]\n"pruning.operator" = { choices = ["random", "magnitude"] }\n'
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Project
 from mlflow import MlflowClient
 
 from evoprune_core.config import RunConfig
 from evoprune_core.tracking import StudyRun, Tracker, history_csv, param_value
+from tests.conftest import Project
 
 
 @pytest.fixture

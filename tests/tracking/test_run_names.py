@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Project
 from mlflow import MlflowClient
 
 from evoprune_core.cli import main
 from evoprune_core.study._trial import run_name
+from tests.conftest import Project
 
 SPACE = '[space]\n"pruning.operator" = { choices = ["random", "magnitude"] }\n'
 

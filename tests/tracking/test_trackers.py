@@ -9,7 +9,6 @@ from typing import Any, ClassVar
 
 import optuna
 import pytest
-from conftest import Project
 
 from evoprune_core import hookimpl
 from evoprune_core.cli import main
@@ -17,6 +16,7 @@ from evoprune_core.plugins import Registry
 from evoprune_core.study import load_study_config, resolve_store, run_study
 from evoprune_core.testing import check_tracker
 from evoprune_core.tracking import NoTracker, StudyRun, Tracker, TrackerBackend
+from tests.conftest import Project
 
 
 def test_the_none_tracker_passes_the_kit() -> None:
