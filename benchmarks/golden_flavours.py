@@ -2,7 +2,7 @@
 
     python benchmarks/golden_flavours.py [--margins]
 
-Runs the six cases of ``tests/test_golden.py`` under each flavour of the arithmetic this
+Runs the six cases of ``tests/engines/test_golden.py`` under each flavour of the arithmetic this
 machine can run: torch's dispatch (``ATEN_CPU_CAPABILITY`` default/avx2/avx512), MKL's code
 paths (``MKL_ENABLE_INSTRUCTIONS``, ``MKL_CBWR=COMPATIBLE``), oneDNN's (``ONEDNN_MAX_CPU_ISA``),
 one thread, and the native kernels built for ``x86-64`` (SSE2), ``x86-64-v2``, ``x86-64-v3``
@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-TESTS = Path(__file__).resolve().parent.parent / "tests" / "test_golden.py"
+TESTS = Path(__file__).resolve().parent.parent / "tests" / "engines" / "test_golden.py"
 TORCH_FLAVOURS = {
     "torch": {},
     "torch ATEN_CPU_CAPABILITY=default": {"ATEN_CPU_CAPABILITY": "default"},
