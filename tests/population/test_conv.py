@@ -177,3 +177,17 @@ def test_save_and_load_round_trip(tmp_path) -> None:
     assert back.arch == pop.arch
     for k in pop.BUFFERS:
         assert torch.equal(back.buffers[k], pop.buffers[k])
+
+
+def test_to_bytes_is_what_save_writes_and_loads_back(tmp_path) -> None:
+    # `evoprune run --save-model` writes a population's to_bytes(): conv populations too
+    import io
+
+    pop = make(2, 13)
+    pop.save(tmp_path / "p.pt")
+    data = pop.take([1]).to_bytes()
+    assert pop.to_bytes() == (tmp_path / "p.pt").read_bytes()
+    back = ConvPopulation.from_state_dict(torch.load(io.BytesIO(data), weights_only=True))
+    assert back.n == 1
+    for k in pop.BUFFERS:
+        assert torch.equal(back.buffers[k][0], pop.buffers[k][1])
