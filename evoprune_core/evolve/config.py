@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -25,6 +25,9 @@ from ..config import (
 )
 from ..errors import ConfigError
 from .seeds import SEEDS
+
+if TYPE_CHECKING:
+    from ..plugins import Registry
 
 __all__ = [
     "METHODS",
@@ -305,7 +308,9 @@ class EvolveFile(_Model):
         return flatten(self._identity_data())
 
 
-def load_evolve_config(path: str | Path, overrides: list[str] | None, registry: Any) -> EvolveFile:
+def load_evolve_config(
+    path: str | Path, overrides: list[str] | None, registry: Registry
+) -> EvolveFile:
     """Read, override (``--set key=value``) and validate an evolution file; its dataset and
     operator names are checked against ``registry`` (an ``evoprune_core.Registry``)."""
     src = str(path)

@@ -12,7 +12,7 @@ Wilcoxon signed-rank tests in each direction, Holm-corrected over the comparison
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ from .grammar import parse
 from .operator import score_layers
 from .paired import holm
 from .seeds import SEEDS
+
+if TYPE_CHECKING:
+    from ..plugins import Registry
 
 __all__ = ["Method", "TransferResult", "methods_for", "run_transfer", "transfer_markdown"]
 
@@ -90,7 +93,7 @@ def random_unit_scores(task: Task, seed: int) -> list[torch.Tensor | None]:
 
 
 def _keeps(
-    method: Method, task: Task, fractions: list[float], registry: Any, seed: int
+    method: Method, task: Task, fractions: list[float], registry: Registry, seed: int
 ) -> torch.Tensor:
     rows: list[torch.Tensor] = []
     if method.kind == "random_units":
@@ -115,7 +118,7 @@ def _keeps(
 def run_transfer(
     cfg: EvolveFile,
     hall: list[str],
-    registry: Any,
+    registry: Registry,
     compute: Compute,
     prepare: Any,
     on_step: Any = None,

@@ -308,7 +308,7 @@ def _parse_dist(
     return Dist("int" if is_int else "float", low=low, high=high, log=log, step=step)
 
 
-def _declared_str_param(key: str, registry: Any) -> Param | None:
+def _declared_str_param(key: str, registry: Registry) -> Param | None:
     """The declared ``str`` parameter a key ``operator.<name>.<param>`` names, if any."""
     parts = key.split(".")
     if len(parts) != 3 or parts[0] != "operator" or parts[1] not in registry.names("operator"):
@@ -317,7 +317,9 @@ def _declared_str_param(key: str, registry: Any) -> Param | None:
     return found[0] if found and found[0].kind == "str" else None
 
 
-def _parse_str_choices(where: str, key: str, spec: dict[str, Any], p: Param, registry: Any) -> Dist:
+def _parse_str_choices(
+    where: str, key: str, spec: dict[str, Any], p: Param, registry: Registry
+) -> Dist:
     """``{ choices = [...] }`` for a declared str parameter (e.g. formula expressions)."""
     choices = spec.get("choices")
     if set(spec) != {"choices"} or not isinstance(choices, list) or not choices:

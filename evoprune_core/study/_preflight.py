@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, EvopruneError
 from ._config import StudyConfig
 
+if TYPE_CHECKING:
+    from ..plugins import Registry
+
 __all__ = ["check_study"]
 
 
-def check_study(cfg: StudyConfig, registry: Any) -> None:
+def check_study(cfg: StudyConfig, registry: Registry) -> None:
     """Build every dataset the study can use once (a bad ``data.path`` fails here, not in
     every trial); warn when the search space is empty."""
     from ..data import build_dataset
