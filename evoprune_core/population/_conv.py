@@ -8,9 +8,7 @@ unchanged; its two halves are :class:`~evoprune_core.population.LayerStack` view
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,6 +16,7 @@ from torch import Tensor
 
 from ._conv_arch import CONV_PRESETS, ConvArchitecture
 from ._layerstack import LayerStack, adam_update, apply_keep
+from ._persist import Persisted
 from ._population import Sparsity
 
 __all__ = ["CONV_PRESETS", "ConvArchitecture", "ConvPopulation", "LossFn"]
@@ -26,7 +25,7 @@ __all__ = ["CONV_PRESETS", "ConvArchitecture", "ConvPopulation", "LossFn"]
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
-class ConvPopulation:
+class ConvPopulation(Persisted):
     """N conv autoencoders: pair ``i`` = (encoder i, decoder i), state in ``(N, P)`` buffers.
 
     Same contract as ``Population`` (see there): pruned entries are zero with first moment 0
@@ -331,25 +330,3 @@ class ConvPopulation:
         a = state["arch"]
         arch = ConvArchitecture.from_preset(str(a["preset"]), tuple(a["input_shape"]))
         return cls(arch, dict(state["buffers"]), state["steps"])
-
-    def to_bytes(self) -> bytes:
-        """The population as ``save`` writes it (``torch.save`` of its state dict)."""
-        buf = io.BytesIO()
-        torch.save(self.state_dict(), buf)
-        return buf.getvalue()
-
-    def save(self, path: str | Path) -> None:
-        """Write the population (weights, masks, optimiser state) atomically."""
-        path = Path(path)
-        data = self.to_bytes()
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            tmp.write_bytes(data)
-            tmp.replace(path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-
-    @classmethod
-    def load(cls, path: str | Path) -> ConvPopulation:
-        return cls.from_state_dict(torch.load(Path(path), weights_only=True))

@@ -8,9 +8,7 @@ Adam moments are zeroed too) and nothing ever un-prunes it.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,6 +17,7 @@ from torch import Tensor
 from .._compat import fused_adam_
 from ._arch import Architecture, n_params
 from ._export import CompactAutoencoder, compact
+from ._persist import Persisted
 from ._stack import Stack
 
 __all__ = ["Population", "Sparsity"]
@@ -64,7 +63,7 @@ def _rows(stack: Stack, index: Tensor) -> Stack:
     return Stack(stack.dims, stack.final, params, params, params, params)
 
 
-class Population:
+class Population(Persisted):
     """N autoencoders: pair ``i`` = (encoder i, decoder i); in coevolution they mix freely.
 
     State lives in four ``(N, P_enc + P_dec)`` buffers - ``params``, ``masks`` (0/1),
@@ -329,25 +328,3 @@ class Population:
         a = state["arch"]
         arch = Architecture(int(a["input_dim"]), tuple(a["encoder"]), tuple(a["decoder"]))
         return cls(arch, dict(state["buffers"]), state["steps"])
-
-    def to_bytes(self) -> bytes:
-        """The population as ``save`` writes it (``torch.save`` of its state dict)."""
-        buf = io.BytesIO()
-        torch.save(self.state_dict(), buf)
-        return buf.getvalue()
-
-    def save(self, path: str | Path) -> None:
-        """Write the population (weights, masks, optimiser state) atomically."""
-        path = Path(path)
-        data = self.to_bytes()
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            tmp.write_bytes(data)
-            tmp.replace(path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-
-    @classmethod
-    def load(cls, path: str | Path) -> Population:
-        return cls.from_state_dict(torch.load(Path(path), weights_only=True))
