@@ -16,6 +16,7 @@ from torch import Tensor
 
 from ._conv_arch import CONV_PRESETS, ConvArchitecture
 from ._layerstack import LayerStack, adam_update, apply_keep
+from ._pairs import pair_buffers
 from ._persist import Persisted
 from ._population import Sparsity
 
@@ -105,16 +106,7 @@ class ConvPopulation(Persisted):
         e = self._idx(encoders)
         d = e if decoders is None else self._idx(decoders)
         split = self.encoders.size
-        buffers = {
-            k: torch.cat(
-                [
-                    self.buffers[k][:, :split].index_select(0, e),
-                    self.buffers[k][:, split:].index_select(0, d),
-                ],
-                1,
-            )
-            for k in self.BUFFERS
-        }
+        buffers = pair_buffers(self.buffers, self.BUFFERS, split, e, d)
         return ConvPopulation(self.arch, buffers, self.steps.index_select(0, e))
 
     def clone(self) -> ConvPopulation:

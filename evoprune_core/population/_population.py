@@ -17,6 +17,7 @@ from torch import Tensor
 from .._compat import fused_adam_
 from ._arch import Architecture, n_params
 from ._export import CompactAutoencoder, compact
+from ._pairs import pair_buffers
 from ._persist import Persisted
 from ._stack import Stack
 
@@ -130,16 +131,7 @@ class Population(Persisted):
         e = torch.as_tensor(encoders, dtype=torch.long)
         d = e if decoders is None else torch.as_tensor(decoders, dtype=torch.long)
         split = self.encoders.size
-        buffers = {
-            k: torch.cat(
-                [
-                    self.buffers[k][:, :split].index_select(0, e),
-                    self.buffers[k][:, split:].index_select(0, d),
-                ],
-                1,
-            )
-            for k in self.BUFFERS
-        }
+        buffers = pair_buffers(self.buffers, self.BUFFERS, split, e, d)
         return Population(self.arch, buffers, self.steps.index_select(0, e))
 
     def clone(self) -> Population:
