@@ -17,6 +17,7 @@ from evoprune_core.evolve.grammar import parse
 from evoprune_core.evolve.loop import Evolution, hall_of_fame
 from evoprune_core.evolve.seeds import SEEDS
 from evoprune_core.plugins import Registry
+from tests.evolve._common import TINY_FITNESS
 
 
 def _cfg(**evolution: object) -> EvolveFile:
@@ -32,14 +33,7 @@ def _cfg(**evolution: object) -> EvolveFile:
             "name": "t",
             "seed": 5,
             "evolution": {**base, **evolution},
-            "fitness": {
-                "tasks": ["digits"],
-                "network": {"encoder": [12, 4]},
-                "pretrain_epochs": 15,
-                "finetune_epochs": 1,
-                "batch_size": 50,
-                "calibration_rows": 100,
-            },
+            "fitness": TINY_FITNESS,
             "transfer": {"enabled": False},
             "compute": {"backend": "torch"},
         }

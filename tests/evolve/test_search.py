@@ -18,6 +18,7 @@ from evoprune_core.evolve.loop import Entry, Evolution, EvolutionState, fitness_
 from evoprune_core.evolve.paired import holm, paired_tests
 from evoprune_core.evolve.primitives import Scalar
 from evoprune_core.plugins import Registry
+from tests.evolve._common import TINY_FITNESS
 
 TINY = """
 name = "tiny"
@@ -61,15 +62,7 @@ def _cfg(method: str = "gp", **fitness: object) -> EvolveFile:
                 "seed_copies": 1,
             },  # fmt: skip
             "search": {"method": method},
-            "fitness": {
-                "tasks": ["digits"],
-                "network": {"encoder": [12, 4]},
-                "pretrain_epochs": 15,
-                "finetune_epochs": 1,
-                "batch_size": 50,
-                "calibration_rows": 100,
-                **fitness,
-            },
+            "fitness": {**TINY_FITNESS, **fitness},
             "transfer": {"enabled": False},
             "compute": {"backend": "torch"},
         }
