@@ -41,11 +41,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._convops import Conv2dMembers, ConvTranspose2dMembers
 from ._layers import LayerSpec, ParamLayer, infer_shapes, param_layers
 
 __all__ = ["LayerStack", "adam_update", "apply_keep"]
-
-_CL = torch.channels_last
 
 _ACT: dict[str, Callable[[Tensor], Tensor]] = {
     "relu": torch.relu,
@@ -216,40 +215,45 @@ class LayerStack:
         per_member = x.dim() == len(self.in_shape) + 2
         h = x
         form = "members" if per_member else "shared"
-        if per_member and len(self.in_shape) == 3:
-            h, form = _group(x), "grouped"
+        if len(self.in_shape) == 3:  # images -> (N or 1, C, H, W, B)
+            h = x.permute(0, 2, 3, 4, 1) if per_member else x.permute(1, 2, 3, 0).unsqueeze(0)
+            h, form = h.contiguous(), ("image" if per_member else "shared_image")
         layer = 0
         i = 0
         while i < len(self.specs):
             s = self.specs[i]
             if s.has_params:
                 w, b = params[layer]
-                h, form = _param_forward(s, w, b, h, form, n)
+                h, form = _param_forward(s, w, b, h, form)
                 pl = self.layers[layer]
                 if pl.act != "identity":
                     h = _ACT[pl.act](h)
                     i += 1
                 if record is not None:
-                    record.append(_as_members(h, form, n, self.shapes[i]))
+                    record.append(_as_members(h, form, n))
                 layer += 1
             elif s.kind == "activation":
                 h = _ACT[s.fn](h)
             elif s.kind in ("max_pool2d", "avg_pool2d"):
                 pool = F.max_pool2d if s.kind == "max_pool2d" else F.avg_pool2d
-                h = pool(h, s.kernel, s.stride, s.padding)
-            elif s.kind == "flatten":
-                if form == "grouped":
-                    b_ = h.shape[0]
-                    h, form = h.reshape(b_, n, -1).transpose(0, 1), "members"
-                else:
-                    h = h.flatten(-3)
-            else:  # unflatten
-                if form == "members":
-                    h, form = _group(torch.unflatten(h, 2, s.shape)), "grouped"
-                else:
-                    h = torch.unflatten(h, 1, s.shape)
+                nx, c, hh, ww, b_ = h.shape  # pooled as (N*C, B, H, W), channels-last
+                y = pool(
+                    h.reshape(nx * c, hh, ww, b_).permute(0, 3, 1, 2), s.kernel, s.stride, s.padding
+                )
+                h = y.permute(0, 2, 3, 1).reshape(nx, c, *y.shape[2:], b_)
+            elif s.kind == "flatten":  # torch's (c, h, w) order
+                h = h.flatten(1, 3)  # (N, C*H*W, B): a view
+                h, form = (h, "features") if form == "image" else (h[0].t(), "shared")
+            else:  # unflatten: (N, F, B) -> (N, C, H, W, B)
+                shared = form == "shared"
+                if shared:
+                    h = h.t().unsqueeze(0)
+                elif form == "members":
+                    h = h.transpose(1, 2)
+                h = torch.unflatten(h, 1, s.shape).contiguous()
+                form = "shared_image" if shared else "image"
             i += 1
-        return _as_members(h, form, n, self.out_shape)
+        return _as_members(h, form, n)
 
     def value_and_grad(self, x: Tensor, loss: Callable[[Tensor], Tensor], out: Tensor) -> Tensor:
         """Per-member ``loss(forward(x))`` (``(N,)``), its gradient written into ``out``.
@@ -376,41 +380,28 @@ def _module(s: LayerSpec, in_shape: tuple[int, ...]) -> nn.Module:
     return activations[s.fn]()
 
 
-def _group(x: Tensor) -> Tensor:
-    """``(N, B, C, H, W)`` -> ``(B, N*C, H, W)``, channels-last in memory (one copy)."""
-    n, b, c, h, w = x.shape
-    return x.permute(1, 3, 4, 0, 2).reshape(b, h, w, n * c).permute(0, 3, 1, 2)
-
-
-def _as_members(h: Tensor, form: str, n: int, shape: tuple[int, ...]) -> Tensor:
-    """Any internal form as ``(N, B, *shape)``."""
+def _as_members(h: Tensor, form: str, n: int) -> Tensor:
+    """Any internal form as ``(N, B, *shape)`` (images ``(N, B, C, H, W)``, a view)."""
     if form == "shared":
         return h.unsqueeze(0).expand(n, *h.shape)
-    if form == "grouped":
-        return h.reshape(h.shape[0], n, *shape).transpose(0, 1)
+    if form == "features":
+        return h.transpose(1, 2)
+    if form == "shared_image":
+        h = h.expand(n, *h.shape[1:])
+    if form in ("image", "shared_image"):
+        return h.permute(0, 4, 1, 2, 3)
     return h
 
 
-def _param_forward(
-    s: LayerSpec, w: Tensor, b: Tensor, h: Tensor, form: str, n: int
-) -> tuple[Tensor, str]:
+def _param_forward(s: LayerSpec, w: Tensor, b: Tensor, h: Tensor, form: str) -> tuple[Tensor, str]:
     """One parameter layer of all members; returns the output and its form."""
-    if s.kind == "dense":
+    if s.kind == "dense":  # output (N, out, B): the minibatch innermost, as for images
         if form == "shared":
-            return torch.matmul(h, w.transpose(1, 2)) + b.unsqueeze(1), "members"
-        return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2)), "members"
-    bias = b.reshape(-1)
-    h = h.contiguous(memory_format=_CL)  # oneDNN's grouped convolutions are fastest in NHWC
+            return torch.matmul(w, h.t()) + b.unsqueeze(2), "features"
+        if form == "members":
+            h = h.transpose(1, 2)
+        return torch.baddbmm(b.unsqueeze(2), w, h), "features"
     if s.kind == "conv2d":
-        weight = w.reshape(-1, *w.shape[2:]).contiguous(memory_format=_CL)  # (N*out, in, k, k)
-        groups = 1 if form == "shared" else n
-        return F.conv2d(h, weight, bias, s.stride, s.padding, 1, groups), "grouped"
-    if form == "shared":  # (in, N*out, k, k): the members' filters side by side
-        weight = w.transpose(0, 1).reshape(w.shape[1], -1, *w.shape[3:])
-        groups = 1
-    else:
-        weight = w.reshape(-1, *w.shape[2:])  # (N*in, out, k, k)
-        groups = n
-    weight = weight.contiguous(memory_format=_CL)
-    out = F.conv_transpose2d(h, weight, bias, s.stride, s.padding, s.output_padding, groups)
-    return out, "grouped"
+        return Conv2dMembers.apply(h, w, b, s.stride, s.padding), "image"
+    out = ConvTranspose2dMembers.apply(h, w, b, s.stride, s.padding, s.output_padding)
+    return out, "image"
