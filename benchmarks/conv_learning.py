@@ -26,11 +26,8 @@ from evoprune_core.loading import load_run
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = {
     "canonical conv-standard": ("studies/runs/mnist-conv.toml", []),
-    # a smaller ring than the run file's (3 cells, 12 generations) to fit a shared 2-core CPU
-    "lipi conv-standard": (
-        "studies/runs/mnist-conv-lipi.toml",
-        ["coevolution.cells=3", "generations=12"],
-    ),
+    # the run file's ring: 4 cells, radius 1, 20 generations
+    "lipi conv-standard": ("studies/runs/mnist-conv-lipi.toml", []),
     "canonical dense standard": (
         "studies/runs/mnist-conv.toml",
         ["network.preset=standard", "compute.backend=auto"],

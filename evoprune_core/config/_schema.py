@@ -210,17 +210,18 @@ class ComputeConfig(_Model):
     the native kernels where a C compiler is available, else torch. ``threads``: worker
     threads of the native kernels (members are split over them); 0 = torch's intra-op thread
     count (the cores, ``OMP_NUM_THREADS``, or the share a study worker gets). ``device``: the
-    torch device conv networks run on ("auto": CUDA when torch sees a GPU, else the CPU);
-    dense networks run on the CPU whatever it says (the native kernels and the dense torch
-    path are CPU-only).
+    torch device of the torch path ("auto": CUDA when torch sees a GPU, else the CPU): conv
+    networks always run on it, dense networks when they train in torch (``backend = "torch"``,
+    or "auto" with a device other than the CPU, which then takes torch over the C kernels);
+    the C kernels are CPU-only, so dense networks under ``backend = "native"`` stay there.
     """
 
     backend: Literal["auto", "native", "torch"] = "auto"
     threads: int = Field(default=0, ge=0, le=256, description="0 = torch's thread count")
     device: Literal["cpu", "cuda", "auto"] = Field(
         default="cpu",
-        description="torch device of conv networks (dense ones run on the CPU); "
-        "auto = cuda when available",
+        description="torch device of conv networks, and of dense ones trained in torch "
+        '(backend "torch", or "auto" off the CPU); auto = cuda when available',
     )
 
 

@@ -87,11 +87,11 @@ def build_context(
         grads: Tensor | None = None
         if "gradients" in needs:
             chunks = rows.tensor_split(min(batches, rows.shape[0]))
-            buf = torch.empty((len(chunks),) + tuple(sub.params.shape))
+            buf = sub.params.new_empty((len(chunks),) + tuple(sub.params.shape))
             trainer = Trainer(loss)
             for k, chunk in enumerate(chunks):
                 trainer.gradients(sub, chunk, buf[k])
-            grads = buf.transpose(0, 1).mul_(sub.masks.cpu().unsqueeze(1))  # (n, K, P), pruned 0
+            grads = buf.transpose(0, 1).mul_(sub.masks.unsqueeze(1)).cpu()  # (n, K, P), pruned 0
         if "labels" in needs and labels is None:
             labels = pseudo_labels(rows, 10, int(torch.randint(0, 2**31 - 1, (1,), generator=rng)))
         layers: list[LayerView] = []
@@ -112,10 +112,10 @@ def build_context(
                         name=f"{part}.{layer}",
                         part=part,
                         index=layer,
-                        weight=stack.weight(layer).transpose(1, 2).contiguous(),
-                        bias=stack.bias(layer).clone(),
-                        weight_mask=stack.weight(layer, stack.masks).transpose(1, 2) > 0,
-                        bias_mask=stack.bias(layer, stack.masks) > 0,
+                        weight=stack.weight(layer).transpose(1, 2).cpu().contiguous(),
+                        bias=stack.bias(layer).cpu().clone(),
+                        weight_mask=stack.weight(layer, stack.masks).transpose(1, 2).cpu() > 0,
+                        bias_mask=stack.bias(layer, stack.masks).cpu() > 0,
                         activation=stack.final if layer == stack.n_layers - 1 else "relu",
                         is_output=part == "decoder" and layer == stack.n_layers - 1,
                         activations=acts[len(layers)] if acts else None,

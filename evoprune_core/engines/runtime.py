@@ -56,7 +56,7 @@ class Streams:
 @dataclass(frozen=True)
 class Compute:
     """The resolved ``compute`` settings: native kernels (or None for torch), threads and the
-    torch device of conv networks."""
+    torch device of the torch path (conv networks, and dense ones when the kernels are off)."""
 
     native: NativeKernels | None
     threads: int
@@ -71,7 +71,7 @@ class Compute:
         return "torch" if isinstance(pop, ConvPopulation) else self.backend
 
     def device_for(self, pop: Population | ConvPopulation) -> str:
-        return str(pop.device) if isinstance(pop, ConvPopulation) else "cpu"
+        return str(pop.device)
 
     def trainer(
         self, loss: str, betas: tuple[float, float], eps: float, reset_each_step: bool = False
@@ -89,12 +89,13 @@ def resolve_compute(cfg: ComputeConfig) -> Compute:
     """Load the native kernels as ``cfg.backend`` asks; call before ``cpu_numerics``.
 
     "native" without a working C compiler raises ``NativeUnavailable`` (a one-line config
-    error); "auto" falls back to torch with a warning (the result's ``backend`` says which ran).
+    error); "auto" falls back to torch with a warning (the result's ``backend`` says which ran),
+    and takes torch at once when ``device`` is not the CPU (the kernels are CPU-only).
     ``threads = 0`` takes torch's thread count, which ``cpu_numerics`` then lowers to one.
     """
     threads = cfg.threads or torch.get_num_threads()
     device = resolve_device(cfg.device)
-    if cfg.backend == "torch":
+    if cfg.backend == "torch" or (cfg.backend == "auto" and device != "cpu"):
         return Compute(None, threads, device)
     try:
         return Compute(load_native(), threads, device)
@@ -120,11 +121,14 @@ def resolve_device(device: str) -> str:
 def build_population(
     cfg: RunConfig, data: Dataset, n: int, generator: torch.Generator, compute: Compute
 ) -> Population | ConvPopulation:
-    """``n`` fresh networks of ``cfg.network`` for ``data``'s samples (conv: on the device)."""
+    """``n`` fresh networks of ``cfg.network`` for ``data``'s samples, on ``compute.device``
+    (dense networks trained by the C kernels stay on the CPU, the only device they run on)."""
     arch = cfg.network.build(data.sample_shape)
     if isinstance(arch, ConvArchitecture):
         return ConvPopulation.create(arch, n, generator, compute.device)
-    return Population.create(arch, n, generator)
+    return Population.create(
+        arch, n, generator, compute.device if compute.native is None else "cpu"
+    )
 
 
 def calibration(

@@ -80,6 +80,7 @@ class Trainer:
         if isinstance(pop, ConvPopulation):
             pop.gradients(x, self.conv_loss, grad, self.conv_logit_grad)
             return
+        x = x.to(pop.device)
         enc_cache: list[Tensor] = []
         dec_cache: list[Tensor] = []
         h = torch.relu(pop.encoders.forward(x, enc_cache))
@@ -134,6 +135,7 @@ class Trainer:
         ``side`` says what ``train`` is ("encoder": ``train`` encodes and ``partner``
         decodes; "decoder": the reverse). ``out`` receives ``train``'s gradient columns.
         """
+        x = x.to(train.params.device)
         if side == "encoder":
             enc_cache: list[Tensor] = []
             dec_cache: list[Tensor] = []
@@ -191,17 +193,16 @@ class Trainer:
             assert isinstance(pop, Population) and isinstance(pool, Population)
             grad = torch.empty_like(pop.params)
             split = pop.encoders.size
-            enc_partner = Stack.standalone(pool.arch.encoder_dims, "relu", pop.n)
-            dec_partner = Stack.standalone(pool.arch.decoder_dims, "sigmoid", pop.n)
+            dev = pop.device
+            enc_partner = Stack.standalone(pool.arch.encoder_dims, "relu", pop.n, dev)
+            dec_partner = Stack.standalone(pool.arch.decoder_dims, "sigmoid", pop.n, dev)
             for s in range(0, rows.shape[0], batch_size):
                 x = rows[s : s + batch_size]
                 picks = torch.randint(0, k, (2, pop.n), generator=partner_generator)
-                torch.index_select(
-                    pool.decoders.params, 0, neighbours[cells, picks[0]], out=dec_partner.params
-                )
-                torch.index_select(
-                    pool.encoders.params, 0, neighbours[cells, picks[1]], out=enc_partner.params
-                )
+                dec_rows = neighbours[cells, picks[0]].to(dev)
+                enc_rows = neighbours[cells, picks[1]].to(dev)
+                torch.index_select(pool.decoders.params, 0, dec_rows, out=dec_partner.params)
+                torch.index_select(pool.encoders.params, 0, enc_rows, out=enc_partner.params)
                 self.half_gradients(pop.encoders, dec_partner, x, grad[:, :split], "encoder")
                 self.half_gradients(pop.decoders, enc_partner, x, grad[:, split:], "decoder")
                 if self.reset_each_step:

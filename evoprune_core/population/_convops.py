@@ -25,7 +25,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["Conv2dMembers", "ConvTranspose2dMembers", "col2im", "im2col"]
+__all__ = [
+    "Conv2dMembers",
+    "ConvTranspose2dMembers",
+    "col2im",
+    "conv2d_members",
+    "conv_transpose2d_members",
+    "im2col",
+]
 
 
 def _windows(canvas: Tensor, k: int, s: int, ho: int, wo: int) -> Tensor:
@@ -85,7 +92,7 @@ class Conv2dMembers(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, x: Tensor, weight: Tensor, bias: Tensor, stride: int, padding: int
     ) -> Tensor:
         n, cout, cin, k, _ = weight.shape
@@ -104,7 +111,7 @@ class Conv2dMembers(torch.autograd.Function):
         return out.view(n, cout, ho, wo, b)
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         cols, wm = ctx.saved_tensors
         nx, b, h, w, k, s, p, ho, wo, hc, wc = ctx.geometry
         n, cout, kk = wm.shape
@@ -136,7 +143,7 @@ class ConvTranspose2dMembers(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         x: Tensor,
         weight: Tensor,
@@ -163,7 +170,7 @@ class ConvTranspose2dMembers(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         xm, wm = ctx.saved_tensors
         nx, b, h, w, k, s, p, ho, wo, hc, wc = ctx.geometry
         n, cin, _ = wm.shape
@@ -179,3 +186,19 @@ class ConvTranspose2dMembers(torch.autograd.Function):
                 if nx == 1 and n > 1:
                     gx = gx.sum(0, keepdim=True)
         return gx, gw, gb, None, None, None
+
+
+def conv2d_members(x: Tensor, weight: Tensor, bias: Tensor, stride: int, padding: int) -> Tensor:
+    """:class:`Conv2dMembers` applied (differentiable in all three tensors)."""
+    out: Tensor = Conv2dMembers.apply(x, weight, bias, stride, padding)  # type: ignore[no-untyped-call]
+    return out
+
+
+def conv_transpose2d_members(
+    x: Tensor, weight: Tensor, bias: Tensor, stride: int, padding: int, output_padding: int
+) -> Tensor:
+    """:class:`ConvTranspose2dMembers` applied (differentiable in all three tensors)."""
+    out: Tensor = ConvTranspose2dMembers.apply(  # type: ignore[no-untyped-call]
+        x, weight, bias, stride, padding, output_padding
+    )
+    return out

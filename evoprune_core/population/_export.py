@@ -46,7 +46,7 @@ def _dense(ws: list[Tensor], bs: list[Tensor], final: nn.Module) -> nn.Sequentia
 def compact(pop: Population, member: int = 0) -> CompactAutoencoder:
     """Member ``member`` as a dense ``nn.Module`` with dead units physically removed.
 
-    A hidden unit is dead when its incoming weights and bias are all pruned (it outputs
+    The module is on the CPU. A hidden unit is dead when its incoming weights and bias are all pruned (it outputs
     ReLU(0) = 0) or when all its outgoing weights are pruned (nothing reads it); removing
     either kind leaves the outputs unchanged.
     """
@@ -54,8 +54,9 @@ def compact(pop: Population, member: int = 0) -> CompactAutoencoder:
     bs: list[Tensor] = []
     for _part, stack in pop.parts():
         for layer in range(stack.n_layers):
-            ws.append((stack.weight(layer)[member] * stack.weight(layer, stack.masks)[member]).t())
-            bs.append(stack.bias(layer)[member] * stack.bias(layer, stack.masks)[member])
+            w = stack.weight(layer)[member] * stack.weight(layer, stack.masks)[member]
+            ws.append(w.t().cpu())
+            bs.append((stack.bias(layer)[member] * stack.bias(layer, stack.masks)[member]).cpu())
     n_enc = pop.encoders.n_layers
     # units of the outputs of layers 0..L-2 may be removed (the last layer is the output)
     keep_units = []

@@ -1,4 +1,4 @@
-"""N networks of one generic layer list, trained as one program (grouped convolutions).
+"""N networks of one generic layer list, trained as one program (im2col + batched matmul).
 
 API (stable; the CNN classifiers of issue 22 build on it)::
 
@@ -22,14 +22,14 @@ parameter layers (:class:`~evoprune_core.population.ParamLayer`); ``weight(i, bu
 is 0 with first moment 0 and second moment +inf, so Adam never moves it; a pruned *channel* is
 all of its weights and its bias pruned.
 
-How it runs: image activations are kept as ``(B, N*C, H, W)`` - member ``m``'s channels at
-``m*C .. m*C+C-1`` - so one ``conv2d``/``conv_transpose2d`` with ``groups=N`` computes every
-member (the first layer, whose input all members share, is one ungrouped convolution with the
-members' filters stacked); flat activations are ``(N, B, F)`` and a dense layer is one
-``baddbmm``. Image activations and conv weights are kept channels-last (NHWC): oneDNN's
-grouped convolutions measured several times faster that way on this CPU than in NCHW,
-where they were slower than N separate convolutions. Backward is autograd over that single program; Adam is one set of element-wise
-ops over all ``(N, P)`` entries with a learning rate per member.
+How it runs: image activations are kept as ``(N, C, H, W, B)`` - members outermost, the
+minibatch innermost - and every conv and transposed-conv layer of all members is one im2col
+and one ``bmm`` (see ``_convops``: a written-out backward, no grouped convolution); the first
+layer, whose input all members share, unfolds it once and multiplies it with every member's
+filters in one ``mm``. Flat activations are ``(N, F, B)`` and a dense layer is one
+``baddbmm``; flattening an image is then a view. Backward is autograd over that program
+(the conv layers' own backward inside); Adam is one set of element-wise ops over all
+``(N, P)`` entries with a learning rate per member. No Python loop runs over the members.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._convops import Conv2dMembers, ConvTranspose2dMembers
+from ._convops import conv2d_members, conv_transpose2d_members
 from ._layers import LayerSpec, ParamLayer, infer_shapes, param_layers
 
 __all__ = ["LayerStack", "adam_update", "apply_keep"]
@@ -402,6 +402,6 @@ def _param_forward(s: LayerSpec, w: Tensor, b: Tensor, h: Tensor, form: str) -> 
             h = h.transpose(1, 2)
         return torch.baddbmm(b.unsqueeze(2), w, h), "features"
     if s.kind == "conv2d":
-        return Conv2dMembers.apply(h, w, b, s.stride, s.padding), "image"
-    out = ConvTranspose2dMembers.apply(h, w, b, s.stride, s.padding, s.output_padding)
+        return conv2d_members(h, w, b, s.stride, s.padding), "image"
+    out = conv_transpose2d_members(h, w, b, s.stride, s.padding, s.output_padding)
     return out, "image"

@@ -55,6 +55,7 @@ class Sparsity:
 def _rows(stack: Stack, index: Tensor) -> Stack:
     """Members ``index`` of ``stack`` for a forward pass: views when they are consecutive,
     else copies of the weights alone."""
+    index = index.to(stack.params.device)
     n = len(index)
     if n and int(index[-1]) - int(index[0]) == n - 1 and bool((index.diff() == 1).all()):
         lo = int(index[0])
@@ -72,6 +73,9 @@ class Population(Persisted):
     ``encoders`` and ``decoders`` are ``Stack`` views of their columns. A pruned entry is zero
     with an infinite second moment, so Adam's update there is exactly 0: pruned weights stay
     pruned with no per-step masking pass.
+
+    The buffers may live on any torch device (``create(..., device=)``): inputs are moved to
+    it; losses, activations and exports come back on the CPU.
     """
 
     BUFFERS = ("params", "masks", "exp_avg", "exp_avg_sq")
@@ -88,19 +92,26 @@ class Population(Persisted):
         self._rows: list[list[Tensor]] | None = None
 
     @classmethod
-    def create(cls, arch: Architecture, n: int, generator: torch.Generator) -> Population:
-        """``n`` fresh, unpruned members drawn from ``generator``."""
+    def create(
+        cls,
+        arch: Architecture,
+        n: int,
+        generator: torch.Generator,
+        device: torch.device | str = "cpu",
+    ) -> Population:
+        """``n`` fresh, unpruned members drawn from ``generator`` (on the CPU, then moved:
+        the same seed gives the same weights on every device)."""
         total = arch.n_params
-        zeros = torch.zeros(n, total)
+        zeros = torch.zeros(n, total, device=device)
         pop = cls(
             arch,
             {
                 "params": zeros,
-                "masks": torch.ones(n, total),
+                "masks": torch.ones(n, total, device=device),
                 "exp_avg": zeros.clone(),
                 "exp_avg_sq": zeros.clone(),
             },
-            torch.zeros(n),
+            torch.zeros(n, device=device),
         )
         pop.encoders.init_(generator)
         pop.decoders.init_(generator)
@@ -109,6 +120,10 @@ class Population(Persisted):
     @property
     def n(self) -> int:
         return self.steps.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.buffers["params"].device
 
     @property
     def params(self) -> Tensor:
@@ -128,8 +143,8 @@ class Population(Persisted):
 
         Optimiser state travels with each network; the step count follows the encoder.
         """
-        e = torch.as_tensor(encoders, dtype=torch.long)
-        d = e if decoders is None else torch.as_tensor(decoders, dtype=torch.long)
+        e = torch.as_tensor(encoders, dtype=torch.long).to(self.device)
+        d = e if decoders is None else torch.as_tensor(decoders, dtype=torch.long).to(self.device)
         split = self.encoders.size
         buffers = pair_buffers(self.buffers, self.BUFFERS, split, e, d)
         return Population(self.arch, buffers, self.steps.index_select(0, e))
@@ -179,10 +194,11 @@ class Population(Persisted):
         Pruned entries get weight 0, first moment 0 and second moment +inf; masks never grow.
         """
         masks = self.masks
+        keep = keep.to(self.device)
         if members is None:
             masks.mul_(keep)
         else:
-            idx = torch.as_tensor(members, dtype=torch.long)
+            idx = torch.as_tensor(members, dtype=torch.long).to(self.device)
             masks[idx] = masks[idx] * keep
         dead = masks == 0
         self.params.masked_fill_(dead, 0.0)
@@ -191,9 +207,10 @@ class Population(Persisted):
 
     # -- inference -----------------------------------------------------------------------
     def reconstruct(self, x: Tensor) -> Tensor:
-        """Every pair's reconstruction of ``x`` (``(B, D)`` shared or ``(N, B, D)``): ``(N, B, D)``."""
+        """Every pair's reconstruction of ``x`` (``(B, D)`` shared or ``(N, B, D)``): ``(N, B, D)``
+        on the population's device."""
         with torch.no_grad():
-            z = torch.relu_(self.encoders.forward(x))
+            z = torch.relu_(self.encoders.forward(x.to(self.device)))
             return torch.sigmoid_(self.decoders.forward(z))  # a fresh tensor: in place is safe
 
     def activations(self, x: Tensor) -> list[Tensor]:
@@ -205,23 +222,23 @@ class Population(Persisted):
         with torch.no_grad():
             enc_cache: list[Tensor] = []
             dec_cache: list[Tensor] = []
-            latent = torch.relu(self.encoders.forward(x, enc_cache))
+            latent = torch.relu(self.encoders.forward(x.to(self.device), enc_cache))
             out = torch.sigmoid(self.decoders.forward(latent, dec_cache))
-            return [*enc_cache[1:], latent, *dec_cache[1:], out]
+            return [t.cpu() for t in (*enc_cache[1:], latent, *dec_cache[1:], out)]
 
     def l1(self, x: Tensor, chunk: int = 32) -> Tensor:
-        """Mean absolute reconstruction error of every pair on ``x``: ``(N,)``.
+        """Mean absolute reconstruction error of every pair on ``x``: ``(N,)`` on the CPU.
 
         Chunks of ``chunk`` rows with in-place element-wise work keep the ``(N, chunk, D)``
         intermediate cache-sized.
         """
         with torch.no_grad():
-            total = torch.zeros(self.n, dtype=torch.float64)
+            total = torch.zeros(self.n, dtype=torch.float64, device=self.device)
             for s in range(0, x.shape[0], chunk):
-                xb = x[s : s + chunk]
+                xb = x[s : s + chunk].to(self.device)
                 y = self.reconstruct(xb)
                 total += y.sub_(xb).abs_().sum((1, 2), dtype=torch.float64)
-            return (total / x.numel()).float()
+            return (total / x.numel()).float().cpu()
 
     def pair_l1(
         self, x: Tensor, encoders: Tensor | None = None, decoders: Tensor | None = None
@@ -235,11 +252,12 @@ class Population(Persisted):
             enc = self.encoders if encoders is None else self.encoders.take(encoders)
             dec = self.decoders if decoders is None else self.decoders.take(decoders)
             b = x.shape[0]
+            x = x.to(self.device)
             z = torch.relu_(enc.forward(x))  # (Ne, B, L)
             flat = z.reshape(enc.n * b, -1)
             y = torch.sigmoid(dec.forward(flat))  # (Nd, Ne*B, D)
             err = (y.view(dec.n, enc.n, b, -1) - x).abs().mean((2, 3))  # (Nd, Ne)
-            return err.t().contiguous()
+            return err.t().contiguous().cpu()
 
     def pairings_l1(self, x: Tensor, decoders: Tensor, encoders: Tensor) -> Tensor:
         """L1 on ``x`` of decoder ``decoders[j]`` with each encoder ``encoders[j, s]``: ``(n, m)``.
@@ -262,8 +280,9 @@ class Population(Persisted):
                 encoders = torch.cat([encoders, encoders[:, :1].expand(n, pad)], 1)
             w = encoders.shape[1]
             used = torch.unique(encoders)  # sorted
+            x = x.to(self.device)
             z = torch.relu_(_rows(self.encoders, used).forward(x))  # (used, B, L)
-            encoders = torch.searchsorted(used, encoders)
+            encoders = torch.searchsorted(used, encoders).to(self.device)
             per_dec = max(1, (4 << 20) // max(1, w * b * x.shape[1]))
             out = []
             for s in range(0, n, per_dec):
@@ -271,7 +290,7 @@ class Population(Persisted):
                 lat = z[encoders[s : s + per_dec]]  # (n_s, w, B, L)
                 y = torch.sigmoid(dec.forward(lat.reshape(dec.n, w * b, -1)))  # (n_s, w*B, D)
                 out.append((y.view(dec.n, w, b, -1) - x).abs().mean((2, 3)))
-            return torch.cat(out)[:, :m] if out else torch.zeros(0, m)
+            return torch.cat(out)[:, :m].cpu() if out else torch.zeros(0, m)
 
     # -- accounting and export -----------------------------------------------------------
     def sparsity(self, member: int = 0) -> Sparsity:
@@ -291,9 +310,9 @@ class Population(Persisted):
         """Alive fraction of every member: ``{"encoder": (N,), "decoder": (N,), "whole": (N,)}``."""
         out: dict[str, Tensor] = {}
         for part, stack in self.parts():
-            out[part] = stack.masks.sum(1) / stack.masks.shape[1]
+            out[part] = (stack.masks.sum(1) / stack.masks.shape[1]).cpu()
         total = self.encoders.masks.shape[1] + self.decoders.masks.shape[1]
-        out["whole"] = (self.encoders.masks.sum(1) + self.decoders.masks.sum(1)) / total
+        out["whole"] = ((self.encoders.masks.sum(1) + self.decoders.masks.sum(1)) / total).cpu()
         return out
 
     def compact(self, member: int = 0) -> CompactAutoencoder:
@@ -309,8 +328,8 @@ class Population(Persisted):
                 "encoder": list(self.arch.encoder),
                 "decoder": list(self.arch.decoder),
             },
-            "buffers": dict(self.buffers),
-            "steps": self.steps,
+            "buffers": {k: v.cpu() for k, v in self.buffers.items()},
+            "steps": self.steps.cpu(),
         }
 
     @classmethod

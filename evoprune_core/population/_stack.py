@@ -47,18 +47,22 @@ class Stack:
         self._grad_views: tuple[tuple[int, int], list[Tensor], list[Tensor]] | None = None
 
     @classmethod
-    def standalone(cls, dims: tuple[int, ...], final: str, n: int) -> Stack:
+    def standalone(
+        cls, dims: tuple[int, ...], final: str, n: int, device: torch.device | str = "cpu"
+    ) -> Stack:
         """A stack with its own zero-initialised buffers (all entries alive)."""
         total = n_params(tuple(dims))
-        zeros = torch.zeros(n, total)
-        return cls(dims, final, zeros, torch.ones(n, total), zeros.clone(), zeros.clone())
+        zeros = torch.zeros(n, total, device=device)
+        ones = torch.ones(n, total, device=device)
+        return cls(dims, final, zeros, ones, zeros.clone(), zeros.clone())
 
     def init_(self, generator: torch.Generator) -> None:
         """Draw every layer like ``torch.nn.Linear``: U(-1/sqrt(in), 1/sqrt(in))."""
         for layer, fan_in in enumerate(self.dims[:-1]):
             bound = 1.0 / fan_in**0.5
             for t in (self._weights[layer], self._biases[layer]):
-                t.copy_(torch.rand(t.shape, generator=generator) * (2 * bound) - bound)
+                draw = torch.rand(t.shape, generator=generator) * (2 * bound) - bound
+                t.copy_(draw.to(t.device))
 
     # -- views ---------------------------------------------------------------------------
     @property
@@ -87,7 +91,7 @@ class Stack:
 
     def take(self, index: Tensor | list[int]) -> Stack:
         """A standalone stack with copies of the members at ``index`` (repeats allowed)."""
-        idx = torch.as_tensor(index, dtype=torch.long)
+        idx = torch.as_tensor(index, dtype=torch.long).to(self.params.device)
         return Stack(
             self.dims,
             self.final,

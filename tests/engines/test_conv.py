@@ -125,8 +125,12 @@ def _write(tmp_path: Path, text: str) -> Path:
             '[data]\nname = "digits"\n[network]\npreset = "conv-huge"\n',
             "network.preset",
         ),
+        (
+            '[data]\nname = "digits"\n[compute]\nbackend = "torch"\ndevice = "cuda"\n',
+            'compute.device: "cuda" needs a CUDA build of torch and a GPU',
+        ),
     ],
-    ids=["conv-on-flat", "cuda-absent", "unknown-preset"],
+    ids=["conv-on-flat", "cuda-absent", "unknown-preset", "dense-cuda-absent"],
 )
 def test_bad_conv_configurations_get_one_line_and_exit_2(tmp_path, toml, message) -> None:
     if "cuda" in toml and torch.cuda.is_available():  # pragma: no cover - CPU machines
