@@ -157,6 +157,11 @@ class Tracker(TrackerBackend):
                 **tags,
             },
         )
+        try:  # the caller ends the run once it holds the TrialRun; until then, this does
+            pause_point("trial-started")
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM): the run is not left RUNNING
+            _retry(self.client.set_terminated, run.info.run_id, "KILLED")
+            raise
         return TrialRun(self, run.info.run_id)
 
     def close_run(self, run_id: str, status: str, error: str | None = None) -> None:
