@@ -7,13 +7,23 @@ evolution selects one with ``tracking = "<name>"``; see ``_protocol`` for the co
 from __future__ import annotations
 
 from ._artifacts import ARTIFACTS, TAG, complete_artifacts, save_state
-from ._mlflow import Tracker, TrialRun, default_tracking_uri, history_csv
+from ._mlflow import (
+    VIEW_KEY,
+    VIEW_TAG,
+    Tracker,
+    TrialRun,
+    default_tracking_uri,
+    history_csv,
+    runs_view,
+)
 from ._none import NoTracker, NoTrial
 from ._protocol import StudyRun, TrackerBackend, Tracking, TrialTracking, param_value
 
 __all__ = [
     "ARTIFACTS",
     "TAG",
+    "VIEW_KEY",
+    "VIEW_TAG",
     "NoTracker",
     "NoTrial",
     "StudyRun",
@@ -27,6 +37,7 @@ __all__ = [
     "default_tracking_uri",
     "history_csv",
     "param_value",
+    "runs_view",
     "save_state",
 ]
 
