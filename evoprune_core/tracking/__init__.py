@@ -6,7 +6,15 @@ evolution selects one with ``tracking = "<name>"``; see ``_protocol`` for the co
 
 from __future__ import annotations
 
-from ._artifacts import ARTIFACTS, TAG, complete_artifacts, save_state
+from ._artifacts import (
+    ARTIFACTS,
+    TAG,
+    Recon,
+    complete_artifacts,
+    complete_local,
+    save_local_state,
+    save_state,
+)
 from ._mlflow import (
     VIEW_KEY,
     VIEW_TAG,
@@ -26,6 +34,7 @@ __all__ = [
     "VIEW_TAG",
     "NoTracker",
     "NoTrial",
+    "Recon",
     "StudyRun",
     "Tracker",
     "TrackerBackend",
@@ -34,10 +43,12 @@ __all__ = [
     "TrialTracking",
     "builtin_trackers",
     "complete_artifacts",
+    "complete_local",
     "default_tracking_uri",
     "history_csv",
     "param_value",
     "runs_view",
+    "save_local_state",
     "save_state",
 ]
 
