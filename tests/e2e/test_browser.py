@@ -88,6 +88,12 @@ def test_trials_are_child_runs_of_the_study_run_in_the_mlflow_ui(
         with sync_api.sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
             page = browser.new_page(viewport={"width": 2400, "height": 1000})
+            # without the shared view MLflow shows no metric or param column (its default)
+            page.goto(f"{base}{runs_page(exp, view=False)}", wait_until="domcontentloaded")
+            page.get_by_text("3 matching runs").wait_for(timeout=90_000)
+            page.locator('.ag-header-cell[col-id="attributes.`Run Name`"]').wait_for()
+            assert page.locator('.ag-header-cell[col-id^="metrics."]').count() == 0
+            assert page.locator('.ag-header-cell[col-id^="params."]').count() == 0
             # the experiment's runs table lists the study run; expanding it shows the trials
             page.goto(f"{base}{runs_page(exp)}", wait_until="domcontentloaded")
             page.get_by_text("3 matching runs").wait_for(timeout=90_000)
