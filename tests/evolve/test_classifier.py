@@ -19,9 +19,9 @@ from evoprune_core.engines.runtime import cpu_numerics
 from evoprune_core.errors import ConfigError
 from evoprune_core.evolve.classifier import (
     channel_terminals,
+    cnn3,
     lenet5,
     prepare_classifier,
-    cnn3,
     vgg_small,
 )
 from evoprune_core.evolve.compile import compile_tree
