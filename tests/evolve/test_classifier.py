@@ -107,7 +107,10 @@ def test_seed_metrics_on_channels_match_numpy(hand, name: str) -> None:
         w = stack.weight(layer)[0].flatten(1).double().numpy()
         want = _numpy_seed(name, acts[layer], w, LABELS.numpy())
         got = scorer(inputs[layer])[0].numpy()
-        tol = 1e-4 if name == "geomedian" else 1e-9
+        # the activations are float32 forward passes by two code paths (the layer stack, and
+        # F.conv2d here) whose summation order depends on the CPU's instruction set: ~1e-7
+        # apart, amplified by the label-aware ratios; the weight norms read the same floats
+        tol = {"geomedian": 1e-4, "l1": 1e-9, "l2": 1e-9}.get(name, 1e-5)
         np.testing.assert_allclose(got, want, rtol=tol, atol=1e-9)
 
 
