@@ -1,7 +1,10 @@
-/* Adam for kernels.c and compact.h: torch's formulation (lr / bias_correction1 step, eps
- * outside the corrected square root), one vector of 16 entries in registers (AVX-512) or one
- * entry at a time; pruned entries carry an infinite second moment, so their update is exactly
- * zero.  Everything is static: this header is included by the kernels only. */
+/* Adam for kernels.c and compact.h: torch's formulation (lr / bias_correction1 step, eps outside
+ * the corrected square root), one vector in registers (adamv: estimates with a Newton step on
+ * AVX-512, IEEE square root and division elsewhere; the corrected square root is sqrt(v) times
+ * 1 / sqrt(bias_correction2), one division per entry instead of torch's two, within an ulp);
+ * pruned entries carry an infinite second moment, so their update is exactly zero.  Also the
+ * weight-gradient blocks with Adam fused.  Everything is static: this header is included by the
+ * kernels only. */
 #ifndef EVOPRUNE_ADAM_H
 #define EVOPRUNE_ADAM_H
 
@@ -15,7 +18,7 @@ typedef struct {
 /* Adam's per-step constants (torch's formulation: lr / bias_correction1 step, eps outside the
  * corrected square root). */
 typedef struct {
-    float step_size, bc2_sqrt, vinv;
+    float step_size, bc2_sqrt, vinv, bc2_rsqrt;
 } adam_step_t;
 
 static adam_step_t adam_constants(const hyper_t *hp, double lr, double step) {
@@ -24,6 +27,7 @@ static adam_step_t adam_constants(const hyper_t *hp, double lr, double step) {
     a.step_size = (float)(lr / bc1);
     a.bc2_sqrt = (float)sqrt(bc2);
     a.vinv = 1.0f / (a.bc2_sqrt * a.bc2_sqrt);
+    a.bc2_rsqrt = (float)(1.0 / sqrt(bc2));
     return a;
 }
 
@@ -64,7 +68,7 @@ INLINE void adam1(float *p, float *m, float *v, float g, const hyper_t *hp, cons
     float vj = hp->b2 * *v + (1.0f - hp->b2) * g * g;
     *m = mj;
     *v = vj;
-    *p -= a->step_size * mj / (sqrtf(vj) / a->bc2_sqrt + hp->eps);
+    *p -= a->step_size * mj / (sqrtf(vj) * a->bc2_rsqrt + hp->eps);
 }
 
 #if !defined(__AVX512F__)
@@ -82,8 +86,8 @@ INLINE vf vsqrt(vf x) {
 #endif
 
 /* One Adam update of a vector of VL entries in registers: adam16 on AVX-512; elsewhere adam1's
- * arithmetic lane by lane (IEEE square root and division: the same value as one entry at a
- * time). */
+ * arithmetic lane by lane (IEEE square root and division: the divider, shared by both, is what
+ * bounds the step on AVX2 - a reciprocal estimate with a Newton step measured slower there). */
 INLINE void adamv(vf *p, vf *m, vf *v, vf g, const hyper_t *hp, const adam_step_t *a) {
 #if defined(__AVX512F__)
     __m512 pj = (__m512)*p, mj = (__m512)*m, vj = (__m512)*v;
@@ -94,7 +98,8 @@ INLINE void adamv(vf *p, vf *m, vf *v, vf g, const hyper_t *hp, const adam_step_
     vf vj = vsplat(hp->b2) * *v + vsplat(1.0f - hp->b2) * g * g;
     *m = mj;
     *v = vj;
-    *p -= vsplat(a->step_size) * mj / (vsqrt(vj) / vsplat(a->bc2_sqrt) + vsplat(hp->eps));
+    vf den = vsqrt(vj) * vsplat(a->bc2_rsqrt) + vsplat(hp->eps);
+    *p -= vsplat(a->step_size) * mj / den;
 #endif
 }
 
