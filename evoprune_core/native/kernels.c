@@ -411,7 +411,7 @@ int evp_l1(const evp_l1_args *a) {
     memset(&job, 0, sizeof(job));
     job.g = &g;
     job.fn = l1_item;
-    job.batch = RB;
+    job.batch = 4 * RB; /* rows per forward: each weight read from cache once per 4 blocks */
     job.chunk = 256;
     int chunks = (a->n_rows + job.chunk - 1) / job.chunk;
     job.n_items = a->n * chunks;
