@@ -45,8 +45,15 @@ _Betas = Annotated[tuple[float, float], Field(strict=False)]
 class DataConfig(_Model):
     """Which dataset, its declared parameters, and the seed of its generation/split."""
 
-    name: str = "bc-10-100-1000"
-    params: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(
+        default="bc-10-100-1000",
+        description="the dataset plugin (`evoprune plugins` lists them), e.g. bc-10-100-1000, "
+        "digits",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the dataset's declared parameters: [data.params] (`evoprune plugins`)",
+    )
     seed: int | None = Field(default=None, ge=0, description="default: the run's seed")
 
 
@@ -57,9 +64,20 @@ class NetworkConfig(_Model):
     presets (conv-small, conv-standard) take ``(c, h, w)`` images with h and w multiples of 4.
     """
 
-    preset: Literal["standard", "small", "large", "conv-small", "conv-standard"] | None = "standard"
-    encoder: _Widths | None = None
-    decoder: _Widths | None = None
+    preset: Literal["standard", "small", "large", "conv-small", "conv-standard"] | None = Field(
+        default="standard",
+        description="a named architecture: dense (standard, small, large) or convolutional "
+        "(conv-small, conv-standard, for (c, h, w) images); ignored when encoder is given",
+    )
+    encoder: _Widths | None = Field(
+        default=None,
+        description="dense hidden widths of the encoder, the last one the latent (replaces the "
+        "preset)",
+    )
+    decoder: _Widths | None = Field(
+        default=None,
+        description="dense hidden widths of the decoder (default: the encoder's, mirrored)",
+    )
 
     @model_validator(mode="after")
     def _widths(self) -> NetworkConfig:
@@ -113,13 +131,30 @@ class TrainingConfig(_Model):
     generations then sharpens the calibrated outputs towards the cluster bits.
     """
 
-    loss: Literal["l1", "mse", "bce"] = "bce"
-    final_loss: Literal["l1", "mse", "bce", "none"] = "l1"
-    final_loss_from: float = Field(default=0.5, ge=0.0, le=1.0)
-    lr: float = Field(default=1e-3, gt=0.0, le=10.0)
-    batch_size: int = Field(default=5, ge=1, le=1_000_000)
-    betas: _Betas = (0.5, 0.999)
-    eps: float = Field(default=1e-8, gt=0.0, le=1.0)
+    loss: Literal["l1", "mse", "bce"] = Field(
+        default="bce", description="training loss (bce: on the logits); reported losses are L1"
+    )
+    final_loss: Literal["l1", "mse", "bce", "none"] = Field(
+        default="l1",
+        description="the loss from final_loss_from of the generations on; none: keep loss",
+    )
+    final_loss_from: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="fraction of the generations after which final_loss trains",
+    )
+    lr: float = Field(
+        default=1e-3,
+        gt=0.0,
+        le=10.0,
+        description="Adam's learning rate (a coevolution cell's initial one)",
+    )
+    batch_size: int = Field(
+        default=5, ge=1, le=1_000_000, description="training rows per minibatch"
+    )
+    betas: _Betas = Field(default=(0.5, 0.999), description="Adam's (beta1, beta2), each in [0, 1)")
+    eps: float = Field(default=1e-8, gt=0.0, le=1.0, description="Adam's epsilon")
     lr_decay: float = Field(default=1.0, gt=0.0, le=1.0, description="factor per decay step")
     lr_decay_every: int = Field(default=0, ge=0, description="generations per step; 0 = never")
     optimizer_state: Literal["persistent", "reset_each_step"] = Field(
@@ -157,12 +192,32 @@ class PruningConfig(_Model):
     remaining fraction then counts non-zero entries.
     """
 
-    operator: str = "none"
-    schedule: str = "fixed"
-    probability: float = Field(default=0.5, ge=0.0, le=1.0)
-    amount: float = Field(default=0.1, ge=0.0, le=1.0)
-    calibration_rows: int = Field(default=100, ge=1, le=1_000_000)
-    calibration_batches: int = Field(default=10, ge=1, le=10_000)
+    operator: str = Field(
+        default="none",
+        description="the pruning operator plugin (random, magnitude, variance, conjunctive, ...; "
+        "`evoprune plugins`); none: no pruning",
+    )
+    schedule: str = Field(
+        default="fixed",
+        description="when pruning events happen: the schedule plugin (fixed, increase, decrease, "
+        "prune_after, ...; `evoprune plugins`)",
+    )
+    probability: float = Field(
+        default=0.5, ge=0.0, le=1.0,
+        description="the schedule's base probability of a pruning event per generation and network",
+    )  # fmt: skip
+    amount: float = Field(
+        default=0.1, ge=0.0, le=1.0,
+        description="fraction of a layer's units an event prunes (operators that use an amount)",
+    )  # fmt: skip
+    calibration_rows: int = Field(
+        default=100, ge=1, le=1_000_000,
+        description="training rows an operator's calibration pass (activations, gradients) sees",
+    )  # fmt: skip
+    calibration_batches: int = Field(
+        default=10, ge=1, le=10_000,
+        description="minibatches the calibration rows are split into (operators that use batches)",
+    )  # fmt: skip
     operators: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="parameters per operator: [pruning.operators.<name>]"
     )
@@ -175,24 +230,60 @@ class PruningConfig(_Model):
     schedule_params: dict[str, Any] = Field(
         default_factory=dict, description="the chosen schedule's parameters (effective, flat)"
     )
-    masks: Literal["persistent", "regrow"] = "persistent"
+    masks: Literal["persistent", "regrow"] = Field(
+        default="persistent",
+        description="persistent: a pruned entry stays zero; regrow: zeroed once, training may "
+        "grow it back (the published code)",
+    )
 
 
 class CoevolutionConfig(_Model):
     """Lipi-AE-S: a ring of cells, each with an encoder, a decoder and a learning rate."""
 
-    cells: int = Field(default=10, ge=1, le=10_000)
-    radius: int = Field(default=1, ge=0, le=1_000)
-    eval_batch: int = Field(default=5, ge=1, le=1_000_000)
-    tournament_size: int = Field(default=2, ge=1, le=1_000)
-    pairing: Literal["independent", "same_index"] = "independent"
-    replacement: Literal["unconditional", "elitist"] = "unconditional"
-    lr_sigma: float = Field(default=1e-4, ge=0.0, le=10.0)
-    lr_min: float = Field(default=1e-9, gt=0.0)
-    lr_max: float = Field(default=10.0, gt=0.0)
-    update: Literal["synchronous", "sequential"] = "synchronous"
-    variant: Literal["standard", "prune_then_eval", "all_vs_all", "selected_and_random"] = (
-        "standard"
+    cells: int = Field(
+        default=10, ge=1, le=10_000, description="cells of the ring (N): the population size"
+    )
+    radius: int = Field(
+        default=1, ge=0, le=1_000,
+        description="neighbours on either side of a cell in its sub-population (2r+1 networks)",
+    )  # fmt: skip
+    eval_batch: int = Field(
+        default=5, ge=1, le=1_000_000,
+        description="training rows of the batch every encoder x decoder pairing is scored on",
+    )  # fmt: skip
+    tournament_size: int = Field(
+        default=2, ge=1, le=1_000, description="networks drawn per selection tournament"
+    )
+    pairing: Literal["independent", "same_index"] = Field(
+        default="independent",
+        description="independent: encoder and decoder each selected by its own fitness; "
+        "same_index: one tournament index for both (the published code)",
+    )
+    replacement: Literal["unconditional", "elitist"] = Field(
+        default="unconditional",
+        description="unconditional: the trained pair becomes the cell's centre; elitist: only "
+        "when its loss beats the old centre's",
+    )
+    lr_sigma: float = Field(
+        default=1e-4, ge=0.0, le=10.0,
+        description="standard deviation of a cell's learning-rate mutation per generation",
+    )  # fmt: skip
+    lr_min: float = Field(
+        default=1e-9, gt=0.0, description="lowest learning rate a mutation may reach"
+    )
+    lr_max: float = Field(
+        default=10.0, gt=0.0, description="highest learning rate a mutation may reach"
+    )
+    update: Literal["synchronous", "sequential"] = Field(
+        default="synchronous",
+        description="synchronous: every cell reads the previous generation (one batched "
+        "program); sequential: cells one by one in a shuffled order (the published code)",
+    )
+    variant: Literal["standard", "prune_then_eval", "all_vs_all", "selected_and_random"] = Field(
+        default="standard",
+        description="prune_then_eval: replacement loss measured after pruning; all_vs_all: every "
+        "cell's sub-population is the whole ring; selected_and_random: each network trains "
+        "against a random neighbour",
     )
 
     @model_validator(mode="after")
@@ -215,7 +306,11 @@ class ComputeConfig(_Model):
     path are CPU-only).
     """
 
-    backend: Literal["auto", "native", "torch"] = "auto"
+    backend: Literal["auto", "native", "torch"] = Field(
+        default="auto",
+        description="native: fused C kernels (compiled on first use); torch: batched torch "
+        "ops; auto: native where a C compiler is available",
+    )
     threads: int = Field(default=0, ge=0, le=256, description="0 = torch's thread count")
     device: Literal["cpu", "cuda", "auto"] = Field(
         default="cpu",
@@ -227,9 +322,20 @@ class ComputeConfig(_Model):
 class RunConfig(_Model):
     """One engine run. ``generations`` are epochs in the canonical engine."""
 
-    engine: str = Field(default="canonical", pattern=r"^[A-Za-z0-9_.:\-]+$")
-    seed: int = Field(default=1, ge=0, le=2**63 - 1)
-    generations: int = Field(default=400, ge=1, le=1_000_000)
+    engine: str = Field(
+        default="canonical",
+        pattern=r"^[A-Za-z0-9_.:\-]+$",
+        description="the engine: canonical (one network), coevolution (Lipi-AE-S ring), or a "
+        "plugin engine",
+    )
+    seed: int = Field(
+        default=1, ge=0, le=2**63 - 1,
+        description="seed of every random stream (a study sets it from its seeds)",
+    )  # fmt: skip
+    generations: int = Field(
+        default=400, ge=1, le=1_000_000,
+        description="generations to run (epochs in the canonical engine)",
+    )  # fmt: skip
     data: DataConfig = Field(default_factory=DataConfig)
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
