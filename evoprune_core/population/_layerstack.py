@@ -23,10 +23,13 @@ is 0 with first moment 0 and second moment +inf, so Adam never moves it; a prune
 all of its weights and its bias pruned.
 
 How it runs: image activations are kept as ``(N, C, H, W, B)`` - members outermost, the
-minibatch innermost - and every conv and transposed-conv layer of all members is one im2col
-and one ``bmm`` (see ``_convops``: a written-out backward, no grouped convolution); the first
-layer, whose input all members share, unfolds it once and multiplies it with every member's
-filters in one ``mm``. Flat activations are ``(N, F, B)`` and a dense layer is one
+minibatch innermost - and every strided conv and transposed-conv layer of all members is one
+im2col and one ``bmm`` (see ``_convops``: a written-out backward); the first layer, whose
+input all members share, unfolds it once and multiplies it with every member's filters in
+one ``mm``. That is the program of a stack whose conv layers are all strided (the conv
+autoencoders). A stack with a stride-1 conv layer (or none) runs as grouped convolutions
+instead (``_grouped``: oneDNN, ``groups=N``, channels-last): im2col would copy k*k times the
+input of a stride-1 layer, and vgg-small's 3x3 convs ran ~3 times slower that way. Flat activations are ``(N, F, B)`` and a dense layer is one
 ``baddbmm``; flattening an image is then a view. Backward is autograd over that program
 (the conv layers' own backward inside); Adam is one set of element-wise ops over all
 ``(N, P)`` entries with a learning rate per member. No Python loop runs over the members.
@@ -42,6 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._convops import conv2d_members, conv_transpose2d_members
+from ._grouped import grouped_forward
 from ._layers import LayerSpec, ParamLayer, infer_shapes, param_layers
 
 __all__ = ["LayerStack", "adam_update", "apply_keep"]
@@ -109,6 +113,9 @@ class LayerStack:
         self.exp_avg = exp_avg
         self.exp_avg_sq = exp_avg_sq
         self.steps = torch.zeros(params.shape[0], device=params.device) if steps is None else steps
+        convs = [sp.stride for sp in self.specs if sp.kind in ("conv2d", "conv_transpose2d")]
+        #: im2col + bmm (all conv layers strided) or grouped convolutions (see the module doc)
+        self.im2col = bool(convs) and min(convs) >= 2
         size = self.layers[-1].end if self.layers else 0
         if params.shape[1] != size:
             raise ValueError(f"buffer has {params.shape[1]} columns, the layers need {size}")
@@ -212,6 +219,8 @@ class LayerStack:
         n = self.n
         if params is None:
             params = [(self.weight(i), self.bias(i)) for i in range(self.n_layers)]
+        if not self.im2col:
+            return grouped_forward(self, x, params, record, _ACT)
         per_member = x.dim() == len(self.in_shape) + 2
         h = x
         form = "members" if per_member else "shared"

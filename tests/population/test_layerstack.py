@@ -35,12 +35,15 @@ SPECS = (
     activation("sigmoid"),
     avg_pool2d(2),
 )
+# the same with every conv strided: the im2col + bmm program (SPECS runs as grouped convs)
+STRIDED = tuple(conv2d(6, 3, 2, 1) if s == conv2d(6, 3, 1, 1) else s for s in SPECS)
 IN = (2, 8, 8)
 N = 4
+PROGRAMS = pytest.mark.parametrize("specs", [SPECS, STRIDED], ids=["grouped", "im2col"])
 
 
-def make(seed: int = 0) -> LayerStack:
-    st = LayerStack.standalone(SPECS, IN, N)
+def make(seed: int = 0, specs: tuple = SPECS) -> LayerStack:
+    st = LayerStack.standalone(specs, IN, N)
     st.init_(torch.Generator().manual_seed(seed))
     return st
 
@@ -58,8 +61,10 @@ def test_shapes_and_parameter_layout() -> None:
     assert st.size == 72 + 4 + 216 + 6 + 288 + 12 + 288 + 24 + 162 + 3
 
 
-def test_forward_matches_torch_nn_per_member() -> None:
-    st = make()
+@PROGRAMS
+def test_forward_matches_torch_nn_per_member(specs) -> None:
+    st = make(0, specs)
+    assert st.im2col == (specs is STRIDED)
     x = torch.rand(5, *IN, generator=torch.Generator().manual_seed(1))
     shared = st.forward(x)
     xs = torch.rand(N, 5, *IN, generator=torch.Generator().manual_seed(2))
@@ -73,8 +78,9 @@ def test_forward_matches_torch_nn_per_member() -> None:
     assert (shared[0] - shared[1]).abs().max() > 1e-3
 
 
-def test_gradients_match_autograd_of_each_module() -> None:
-    st = make(3)
+@PROGRAMS
+def test_gradients_match_autograd_of_each_module(specs) -> None:
+    st = make(3, specs)
     x = torch.rand(6, *IN, generator=torch.Generator().manual_seed(4))
     target = torch.rand(6, 3, 2, 2, generator=torch.Generator().manual_seed(5))
 
