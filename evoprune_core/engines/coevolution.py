@@ -40,7 +40,6 @@ from ..data import Dataset
 from ..errors import ConfigError
 from ..population import ConvPopulation, Population
 from .base import Engine
-from .pruning import counted, prune_event
 from .result import Observer, RunResult
 from .runtime import (
     Compute,
@@ -50,6 +49,7 @@ from .runtime import (
     cpu_numerics,
     resolve_compute,
 )
+from .steps import counted, prune_event
 
 if TYPE_CHECKING:
     from ..resolved import ResolvedRun

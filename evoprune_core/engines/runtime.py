@@ -1,5 +1,6 @@
 """What a run needs while it runs: seeded streams, the compute set-up (native kernels or
-torch, threads, CPU flags), calibration rows, the divergence check."""
+torch, threads, CPU flags), the divergence check; ``calibration`` (rows for a pruning event)
+lives in ``steps`` and is re-exported here."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from ..errors import ConfigError, TrialFailed
 from ..native import NativeKernels, NativeUnavailable
 from ..native import load as load_native
 from ..population import ConvArchitecture, ConvPopulation, Population
-from .training import Trainer
+from .steps import Trainer, calibration
 
 __all__ = [
     "Compute",
@@ -125,15 +126,6 @@ def build_population(
     if isinstance(arch, ConvArchitecture):
         return ConvPopulation.create(arch, n, generator, compute.device)
     return Population.create(arch, n, generator)
-
-
-def calibration(
-    data: Dataset, rows: int, gen: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``rows`` training rows (and labels) drawn without replacement."""
-    idx = torch.randperm(data.train.shape[0], generator=gen)[:rows]
-    labels = None if data.train_labels is None else data.train_labels[idx]
-    return data.train[idx], labels
 
 
 def check_finite(value: float, what: str, t: int) -> None:

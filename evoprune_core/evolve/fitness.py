@@ -24,8 +24,8 @@ import torch
 from torch import Tensor
 
 from ..data import Dataset, build_dataset
-from ..engines.pruning import build_context, masks_to_flat, pseudo_labels
 from ..engines.runtime import Compute, calibration
+from ..engines.steps import build_context, masks_to_flat, pseudo_labels
 from ..operators import PruneContext
 from ..population import Architecture, Population
 from .compile import ShapeError, check_shapes, compile_tree, layer_sizes

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ..engines.pruning import build_context, masks_to_flat
 from ..engines.runtime import Compute
+from ..engines.steps import build_context, masks_to_flat
 from .compile import compile_tree
 from .config import EvolveFile
 from .fitness import Task, finetune_val

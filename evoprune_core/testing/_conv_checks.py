@@ -37,7 +37,7 @@ def conv_population(n: int, seed: int) -> ConvPopulation:
 
 def conv_context(op: Operator, s: Any, amount: float, n: int = 2) -> PruneContext:
     """A context of ``n`` kit conv networks (``s``: the kit's ``KitSettings``)."""
-    from ..engines.pruning import build_context
+    from ..engines.steps import build_context
 
     pop = conv_population(n, s.seed)
     gen = torch.Generator().manual_seed(s.seed + 1)
