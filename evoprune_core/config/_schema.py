@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from .._strict import StrictModel as _Model
+from ..engines.coevolution import CoevolutionConfig
 from ..population import CONV_PRESETS, Architecture, ConvArchitecture
 from ._toml import set_dotted, validate
 
@@ -28,13 +30,6 @@ __all__ = [
     "TrainingConfig",
     "resolve_run",
 ]
-
-
-class _Model(BaseModel):
-    """Strict: a quoted number or a boolean is refused where a number is expected (an
-    integer is still a valid float); lists are read as the tuples below, items strictly."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 # TOML has arrays, not tuples: these fields take lists (their items stay strict).
@@ -176,30 +171,6 @@ class PruningConfig(_Model):
         default_factory=dict, description="the chosen schedule's parameters (effective, flat)"
     )
     masks: Literal["persistent", "regrow"] = "persistent"
-
-
-class CoevolutionConfig(_Model):
-    """Lipi-AE-S: a ring of cells, each with an encoder, a decoder and a learning rate."""
-
-    cells: int = Field(default=10, ge=1, le=10_000)
-    radius: int = Field(default=1, ge=0, le=1_000)
-    eval_batch: int = Field(default=5, ge=1, le=1_000_000)
-    tournament_size: int = Field(default=2, ge=1, le=1_000)
-    pairing: Literal["independent", "same_index"] = "independent"
-    replacement: Literal["unconditional", "elitist"] = "unconditional"
-    lr_sigma: float = Field(default=1e-4, ge=0.0, le=10.0)
-    lr_min: float = Field(default=1e-9, gt=0.0)
-    lr_max: float = Field(default=10.0, gt=0.0)
-    update: Literal["synchronous", "sequential"] = "synchronous"
-    variant: Literal["standard", "prune_then_eval", "all_vs_all", "selected_and_random"] = (
-        "standard"
-    )
-
-    @model_validator(mode="after")
-    def _lr_range(self) -> CoevolutionConfig:
-        if self.lr_min > self.lr_max:
-            raise ValueError("lr_min: must not exceed lr_max")
-        return self
 
 
 class ComputeConfig(_Model):

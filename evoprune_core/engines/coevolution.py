@@ -30,12 +30,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
+from pydantic import Field, model_validator
 from torch import Tensor
 
-from ..config import RunConfig
+from .._strict import StrictModel
 from ..data import Dataset
 from ..errors import ConfigError
 from ..population import ConvPopulation, Population
@@ -52,9 +53,11 @@ from .runtime import (
 from .steps import counted, prune_event
 
 if TYPE_CHECKING:
+    from ..config import RunConfig
     from ..resolved import ResolvedRun
 
 __all__ = [
+    "CoevolutionConfig",
     "CoevolutionEngine",
     "Pairings",
     "centre_positions",
@@ -67,6 +70,30 @@ __all__ = [
     "sub_populations",
     "tournament",
 ]
+
+
+class CoevolutionConfig(StrictModel):
+    """Lipi-AE-S: a ring of cells, each with an encoder, a decoder and a learning rate."""
+
+    cells: int = Field(default=10, ge=1, le=10_000)
+    radius: int = Field(default=1, ge=0, le=1_000)
+    eval_batch: int = Field(default=5, ge=1, le=1_000_000)
+    tournament_size: int = Field(default=2, ge=1, le=1_000)
+    pairing: Literal["independent", "same_index"] = "independent"
+    replacement: Literal["unconditional", "elitist"] = "unconditional"
+    lr_sigma: float = Field(default=1e-4, ge=0.0, le=10.0)
+    lr_min: float = Field(default=1e-9, gt=0.0)
+    lr_max: float = Field(default=10.0, gt=0.0)
+    update: Literal["synchronous", "sequential"] = "synchronous"
+    variant: Literal["standard", "prune_then_eval", "all_vs_all", "selected_and_random"] = (
+        "standard"
+    )
+
+    @model_validator(mode="after")
+    def _lr_range(self) -> CoevolutionConfig:
+        if self.lr_min > self.lr_max:
+            raise ValueError("lr_min: must not exceed lr_max")
+        return self
 
 
 def neighbourhoods(cells: int, radius: int) -> Tensor:

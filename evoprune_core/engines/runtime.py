@@ -9,17 +9,20 @@ import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from ..config import ComputeConfig, RunConfig
 from ..data import Dataset
 from ..errors import ConfigError, TrialFailed
 from ..native import NativeKernels, NativeUnavailable
 from ..native import load as load_native
 from ..population import ConvArchitecture, ConvPopulation, Population
 from .steps import Trainer, calibration
+
+if TYPE_CHECKING:
+    from ..config import ComputeConfig, RunConfig
 
 __all__ = [
     "Compute",
