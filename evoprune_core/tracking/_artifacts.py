@@ -20,7 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ..config import RunConfig
+    from ..population import ConvPopulation, Population
     from ._mlflow import Tracker, TrialRun
 
 __all__ = ["ARTIFACTS", "TAG", "complete_artifacts", "save_state"]
@@ -45,8 +48,8 @@ def save_state(
     cfg: RunConfig,
     seeds: Iterable[int],
     summaries: list[dict[str, Any]],
-    population: Any,
-    input_example: Any,
+    population: Population | ConvPopulation,
+    input_example: np.ndarray,
 ) -> None:
     """A finished trial's files for ``mode`` "best" or "none" (``all``: ``run.artifacts``)."""
     import numpy as np
