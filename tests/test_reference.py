@@ -40,6 +40,19 @@ def test_every_key_is_documented_and_every_documented_key_exists() -> None:
     assert {"coevolution.lr_max", "n_trials", "fitness.lr", "compute.backend"} <= documented
 
 
+def test_every_key_has_a_description() -> None:
+    """A key added without ``Field(description=...)`` fails here, named."""
+    empty = [
+        k.key
+        for model in (RunConfig, EvolveFile, _StudyFile)
+        for k in keys(model)
+        if not k.description.strip()
+    ]
+    assert empty == []
+    blank = re.findall(r"^\| `([^`]+)` \|.*\|\s*\|$", DOC.read_text(encoding="utf-8"), re.M)
+    assert blank == []  # the page too: no row ends with an empty description cell
+
+
 def test_a_key_row_says_type_default_allowed_and_example() -> None:
     class Tiny(BaseModel):
         """A table."""

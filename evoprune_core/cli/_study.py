@@ -92,10 +92,14 @@ def cmd_study(args: argparse.Namespace) -> int:
     elif store.tracking_uri.startswith("sqlite:///"):
         ui = "evoprune ui" + ("" if args.store == "mlruns" else f" --store {args.store}")
         print(
-            f"Open the MLflow UI: {ui}  -> http://127.0.0.1:5000" + runs_page(outcome.experiment_id)
+            f"Open the MLflow UI: {ui}  -> http://127.0.0.1:5000"
+            + runs_page(outcome.experiment_id, cfg.tracking == "mlflow")
         )
     else:
-        print(f"MLflow UI: {store.tracking_uri}{runs_page(outcome.experiment_id)}")
+        print(
+            f"MLflow UI: {store.tracking_uri}"
+            + runs_page(outcome.experiment_id, cfg.tracking == "mlflow")
+        )
     if outcome.complete < outcome.target:
         print(f"error: {_short_of_target(outcome)}", file=sys.stderr)
         return 1
@@ -213,27 +217,38 @@ def _print_stats(
     return 0
 
 
-def runs_page(experiment_id: str) -> str:
+def runs_page(experiment_id: str, view: bool = True) -> str:
     """The UI path of an experiment's runs table (parent study run, trials nested under it).
 
-    MLflow 3's UI opens experiments on its GenAI pages unless asked for this workflow.
+    MLflow 3's UI opens experiments on their GenAI pages unless asked for this workflow, and
+    shows no metric or param column until one is picked by hand: ``view`` (an experiment a
+    study tracked, which shares its view: ``tracking.runs_view``) opens the table with the
+    objective metrics and the combination's params as columns.
     """
-    return f"/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    from ..tracking import VIEW_KEY
+
+    page = f"/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    return page + (f"&viewStateShareKey={VIEW_KEY}" if view else "")
 
 
-def _experiments(root: Path) -> list[tuple[str, str]]:
-    """(name, id) of the studies in the local store, for the addresses ``evoprune ui`` prints."""
+def _experiments(root: Path) -> list[tuple[str, str, bool]]:
+    """(name, id, whether it shares evoprune's view of its runs table) of the studies in the
+    local store, for the addresses ``evoprune ui`` prints."""
     import sqlite3
+
+    from ..tracking import VIEW_TAG
 
     try:
         with sqlite3.connect(f"file:{root / 'mlflow.db'}?mode=ro", uri=True) as db:
             rows = db.execute(
-                "SELECT name, experiment_id FROM experiments "
-                "WHERE lifecycle_stage = 'active' AND name != 'Default' ORDER BY experiment_id"
+                "SELECT name, experiment_id, EXISTS(SELECT 1 FROM experiment_tags t WHERE "
+                "t.experiment_id = e.experiment_id AND t.key = ?) FROM experiments e "
+                "WHERE lifecycle_stage = 'active' AND name != 'Default' ORDER BY experiment_id",
+                (VIEW_TAG,),
             ).fetchall()
     except sqlite3.Error:
         return []
-    return [(str(name), str(exp_id)) for name, exp_id in rows]
+    return [(str(name), str(exp_id), bool(view)) for name, exp_id, view in rows]
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -255,8 +270,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base = f"http://{'[' + shown + ']' if ':' in shown else shown}:{args.port}"
     print(f"MLflow UI at {base}  (store {root}; Ctrl-C stops it)", flush=True)
-    for name, exp_id in _experiments(root):
-        print(f"  {name}: {base}{runs_page(exp_id)}", flush=True)
+    for name, exp_id, view in _experiments(root):
+        print(f"  {name}: {base}{runs_page(exp_id, view)}", flush=True)
     sys.stderr.flush()
     os.execv(sys.executable, cmd)  # become the UI: signals reach it, nothing is left behind
     return 0  # pragma: no cover

@@ -40,8 +40,15 @@ _Betas = Annotated[tuple[float, float], Field(strict=False)]
 class DataConfig(_Model):
     """Which dataset, its declared parameters, and the seed of its generation/split."""
 
-    name: str = "bc-10-100-1000"
-    params: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(
+        default="bc-10-100-1000",
+        description="the dataset plugin (`evoprune plugins` lists them), e.g. bc-10-100-1000, "
+        "digits",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the dataset's declared parameters: [data.params] (`evoprune plugins`)",
+    )
     seed: int | None = Field(default=None, ge=0, description="default: the run's seed")
 
 
@@ -52,9 +59,20 @@ class NetworkConfig(_Model):
     presets (conv-small, conv-standard) take ``(c, h, w)`` images with h and w multiples of 4.
     """
 
-    preset: Literal["standard", "small", "large", "conv-small", "conv-standard"] | None = "standard"
-    encoder: _Widths | None = None
-    decoder: _Widths | None = None
+    preset: Literal["standard", "small", "large", "conv-small", "conv-standard"] | None = Field(
+        default="standard",
+        description="a named architecture: dense (standard, small, large) or convolutional "
+        "(conv-small, conv-standard, for (c, h, w) images); ignored when encoder is given",
+    )
+    encoder: _Widths | None = Field(
+        default=None,
+        description="dense hidden widths of the encoder, the last one the latent (replaces the "
+        "preset)",
+    )
+    decoder: _Widths | None = Field(
+        default=None,
+        description="dense hidden widths of the decoder (default: the encoder's, mirrored)",
+    )
 
     @model_validator(mode="after")
     def _widths(self) -> NetworkConfig:
@@ -108,13 +126,30 @@ class TrainingConfig(_Model):
     generations then sharpens the calibrated outputs towards the cluster bits.
     """
 
-    loss: Literal["l1", "mse", "bce"] = "bce"
-    final_loss: Literal["l1", "mse", "bce", "none"] = "l1"
-    final_loss_from: float = Field(default=0.5, ge=0.0, le=1.0)
-    lr: float = Field(default=1e-3, gt=0.0, le=10.0)
-    batch_size: int = Field(default=5, ge=1, le=1_000_000)
-    betas: _Betas = (0.5, 0.999)
-    eps: float = Field(default=1e-8, gt=0.0, le=1.0)
+    loss: Literal["l1", "mse", "bce"] = Field(
+        default="bce", description="training loss (bce: on the logits); reported losses are L1"
+    )
+    final_loss: Literal["l1", "mse", "bce", "none"] = Field(
+        default="l1",
+        description="the loss from final_loss_from of the generations on; none: keep loss",
+    )
+    final_loss_from: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="fraction of the generations after which final_loss trains",
+    )
+    lr: float = Field(
+        default=1e-3,
+        gt=0.0,
+        le=10.0,
+        description="Adam's learning rate (a coevolution cell's initial one)",
+    )
+    batch_size: int = Field(
+        default=5, ge=1, le=1_000_000, description="training rows per minibatch"
+    )
+    betas: _Betas = Field(default=(0.5, 0.999), description="Adam's (beta1, beta2), each in [0, 1)")
+    eps: float = Field(default=1e-8, gt=0.0, le=1.0, description="Adam's epsilon")
     lr_decay: float = Field(default=1.0, gt=0.0, le=1.0, description="factor per decay step")
     lr_decay_every: int = Field(default=0, ge=0, description="generations per step; 0 = never")
     optimizer_state: Literal["persistent", "reset_each_step"] = Field(
@@ -152,12 +187,32 @@ class PruningConfig(_Model):
     remaining fraction then counts non-zero entries.
     """
 
-    operator: str = "none"
-    schedule: str = "fixed"
-    probability: float = Field(default=0.5, ge=0.0, le=1.0)
-    amount: float = Field(default=0.1, ge=0.0, le=1.0)
-    calibration_rows: int = Field(default=100, ge=1, le=1_000_000)
-    calibration_batches: int = Field(default=10, ge=1, le=10_000)
+    operator: str = Field(
+        default="none",
+        description="the pruning operator plugin (random, magnitude, variance, conjunctive, ...; "
+        "`evoprune plugins`); none: no pruning",
+    )
+    schedule: str = Field(
+        default="fixed",
+        description="when pruning events happen: the schedule plugin (fixed, increase, decrease, "
+        "prune_after, ...; `evoprune plugins`)",
+    )
+    probability: float = Field(
+        default=0.5, ge=0.0, le=1.0,
+        description="the schedule's base probability of a pruning event per generation and network",
+    )  # fmt: skip
+    amount: float = Field(
+        default=0.1, ge=0.0, le=1.0,
+        description="fraction of a layer's units an event prunes (operators that use an amount)",
+    )  # fmt: skip
+    calibration_rows: int = Field(
+        default=100, ge=1, le=1_000_000,
+        description="training rows an operator's calibration pass (activations, gradients) sees",
+    )  # fmt: skip
+    calibration_batches: int = Field(
+        default=10, ge=1, le=10_000,
+        description="minibatches the calibration rows are split into (operators that use batches)",
+    )  # fmt: skip
     operators: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="parameters per operator: [pruning.operators.<name>]"
     )
@@ -170,7 +225,11 @@ class PruningConfig(_Model):
     schedule_params: dict[str, Any] = Field(
         default_factory=dict, description="the chosen schedule's parameters (effective, flat)"
     )
-    masks: Literal["persistent", "regrow"] = "persistent"
+    masks: Literal["persistent", "regrow"] = Field(
+        default="persistent",
+        description="persistent: a pruned entry stays zero; regrow: zeroed once, training may "
+        "grow it back (the published code)",
+    )
 
 
 class ComputeConfig(_Model):
@@ -186,7 +245,11 @@ class ComputeConfig(_Model):
     path are CPU-only).
     """
 
-    backend: Literal["auto", "native", "torch"] = "auto"
+    backend: Literal["auto", "native", "torch"] = Field(
+        default="auto",
+        description="native: fused C kernels (compiled on first use); torch: batched torch "
+        "ops; auto: native where a C compiler is available",
+    )
     threads: int = Field(default=0, ge=0, le=256, description="0 = torch's thread count")
     device: Literal["cpu", "cuda", "auto"] = Field(
         default="cpu",
@@ -198,9 +261,20 @@ class ComputeConfig(_Model):
 class RunConfig(_Model):
     """One engine run. ``generations`` are epochs in the canonical engine."""
 
-    engine: str = Field(default="canonical", pattern=r"^[A-Za-z0-9_.:\-]+$")
-    seed: int = Field(default=1, ge=0, le=2**63 - 1)
-    generations: int = Field(default=400, ge=1, le=1_000_000)
+    engine: str = Field(
+        default="canonical",
+        pattern=r"^[A-Za-z0-9_.:\-]+$",
+        description="the engine: canonical (one network), coevolution (Lipi-AE-S ring), or a "
+        "plugin engine",
+    )
+    seed: int = Field(
+        default=1, ge=0, le=2**63 - 1,
+        description="seed of every random stream (a study sets it from its seeds)",
+    )  # fmt: skip
+    generations: int = Field(
+        default=400, ge=1, le=1_000_000,
+        description="generations to run (epochs in the canonical engine)",
+    )  # fmt: skip
     data: DataConfig = Field(default_factory=DataConfig)
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)

@@ -77,19 +77,38 @@ _Heights = Annotated[tuple[int, int], Field(strict=False)]
 class EvolutionConfig(_Model):
     """The GP: population, truncation selection with elitism, variation, limits."""
 
-    population: int = Field(default=40, ge=2, le=10_000)
-    generations: int = Field(default=15, ge=0, le=10_000)
+    population: int = Field(default=40, ge=2, le=10_000, description="formulas per generation")
+    generations: int = Field(
+        default=15, ge=0, le=10_000, description="generations after generation 0"
+    )
     elite: int = Field(default=6, ge=1, le=10_000, description="the best k survive and breed")
-    crossover: float = Field(default=0.75, ge=0.0, le=1.0)
-    mutation: float = Field(default=0.75, ge=0.0, le=1.0)
-    mutation_height: _Heights = (0, 4)
-    init_height: _Heights = (1, 4)
-    max_depth: int = Field(default=8, ge=1, le=17)
-    seeds: list[str] = Field(default_factory=lambda: list(SEEDS))
-    seed_copies: int = Field(default=2, ge=0, le=100)
+    crossover: float = Field(
+        default=0.75, ge=0.0, le=1.0, description="probability of one-point crossover per child"
+    )
+    mutation: float = Field(
+        default=0.75, ge=0.0, le=1.0, description="probability of uniform mutation per child"
+    )
+    mutation_height: _Heights = Field(
+        default=(0, 4), description="[low, high] height of the subtree a mutation grows"
+    )
+    init_height: _Heights = Field(
+        default=(1, 4), description="[low, high] height of ramped half-and-half random trees"
+    )
+    max_depth: int = Field(
+        default=8, ge=1, le=17, description="largest tree height crossover and mutation keep"
+    )
+    seeds: list[str] = Field(
+        default_factory=lambda: list(SEEDS),
+        description="hand-written formulas of generation 0 (evoprune_core/evolve/seeds.py)",
+    )
+    seed_copies: int = Field(
+        default=2, ge=0, le=100, description="copies of each seed formula in generation 0"
+    )
     extra_seeds: list[str] = Field(default_factory=list, description="formula texts")
     exclude: list[str] = Field(default_factory=list, description="primitives/terminals left out")
-    hall_of_fame: int = Field(default=10, ge=1, le=1000)
+    hall_of_fame: int = Field(
+        default=10, ge=1, le=1000, description="best distinct formulas kept and re-scored"
+    )
     retries: int = Field(default=50, ge=1, le=10_000, description="attempts per valid child")
     max_elements: int = Field(
         default=2_000_000, ge=1, description="largest intermediate (entries) of a valid tree"
@@ -140,17 +159,36 @@ class EvolutionConfig(_Model):
 class FitnessConfig(_Model):
     """Per task: pre-train once, prune fractions of each hidden layer, fine-tune, val L1."""
 
-    tasks: list[str] = Field(default_factory=lambda: ["bc-10-100-1000", "digits"], min_length=1)
-    fractions: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75], min_length=1)
+    tasks: list[str] = Field(
+        default_factory=lambda: ["bc-10-100-1000", "digits"],
+        min_length=1,
+        description="datasets (autoencoder tasks) or network:dataset pairs (classifier tasks)",
+    )
+    fractions: list[float] = Field(
+        default_factory=lambda: [0.25, 0.5, 0.75],
+        min_length=1,
+        description="fractions of each hidden layer pruned, each in (0, 1); fitness is their mean",
+    )
     network: NetworkConfig = Field(default_factory=NetworkConfig)
-    pretrain_epochs: int = Field(default=40, ge=1, le=100_000)
-    finetune_epochs: int = Field(default=2, ge=0, le=100_000)
+    pretrain_epochs: int = Field(
+        default=40, ge=1, le=100_000, description="epochs of the pre-training before pruning"
+    )
+    finetune_epochs: int = Field(
+        default=2, ge=0, le=100_000, description="epochs of fine-tuning after pruning"
+    )
     finetune_batches: int | None = Field(
         default=None, ge=1, description="classifier tasks: at most this many minibatches an epoch"
     )
-    lr: float = Field(default=1e-3, gt=0.0, le=10.0)
-    batch_size: int = Field(default=25, ge=1, le=1_000_000)
-    calibration_rows: int = Field(default=200, ge=2, le=1_000_000)
+    lr: float = Field(
+        default=1e-3,
+        gt=0.0,
+        le=10.0,
+        description="Adam's learning rate (pre-training, fine-tuning)",
+    )
+    batch_size: int = Field(default=25, ge=1, le=1_000_000, description="rows per minibatch")
+    calibration_rows: int = Field(
+        default=200, ge=2, le=1_000_000, description="training rows a formula is evaluated on"
+    )
     pseudo_classes: int = Field(default=10, ge=1, le=1000, description="k-means k without labels")
     pretrain_seeds: int = Field(
         default=3, ge=1, le=100, description="pre-trained networks per task; fitness = their mean"
@@ -198,8 +236,16 @@ class SearchConfig(_Model):
 class CompareConfig(_Model):
     """``--compare``: every method over several evolution seeds, winners on the fresh seeds."""
 
-    seeds: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1)
-    methods: list[str] = Field(default_factory=lambda: list(METHODS), min_length=1)
+    seeds: list[int] = Field(
+        default_factory=lambda: [1, 2, 3],
+        min_length=1,
+        description="evolution seeds each method runs with",
+    )
+    methods: list[str] = Field(
+        default_factory=lambda: list(METHODS),
+        min_length=1,
+        description="search methods compared: gp, random, mutation",
+    )
 
     @field_validator("methods")
     @classmethod
@@ -221,17 +267,22 @@ class CompareConfig(_Model):
 class TransferConfig(_Model):
     """After evolving: the hall of fame vs the seeds and built-in operators on a held-out task."""
 
-    enabled: bool = True
-    task: str = "bc-50-100-1000"
+    enabled: bool = Field(default=True, description="run the transfer comparison after evolving")
+    task: str = Field(default="bc-50-100-1000", description="the held-out task (a dataset)")
     more_tasks: list[str] = Field(default_factory=list, description="further held-out tasks")
     fractions: list[float] = Field(
         default_factory=list, description="fractions of the transfer (default: the fitness's)"
     )
     evolution_tasks: bool = Field(default=True, description="also tabulate the evolution tasks")
-    seeds: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5], min_length=1)
+    seeds: list[int] = Field(
+        default_factory=lambda: [1, 2, 3, 4, 5],
+        min_length=1,
+        description="pre-training seeds of the held-out task",
+    )
     top: int = Field(default=3, ge=1, le=100, description="hall-of-fame formulas compared")
     operators: list[str] = Field(
-        default_factory=lambda: ["random", "magnitude", "variance", "conjunctive"]
+        default_factory=lambda: ["random", "magnitude", "variance", "conjunctive"],
+        description="built-in operators the formulas are compared with (autoencoder tasks)",
     )
 
     @property
@@ -260,7 +311,7 @@ class EvolveFile(_Model):
         description="the evolution's name: its checkpoint directory and MLflow experiment",
         examples=["quickstart"],
     )
-    description: str = ""
+    description: str = Field(default="", description="free text, shown nowhere else")
     seed: int = Field(default=1, ge=0, le=2**63 - 1, description="seed of the GP and the tasks")
     evolution: EvolutionConfig = Field(default_factory=EvolutionConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
@@ -268,7 +319,12 @@ class EvolveFile(_Model):
     transfer: TransferConfig = Field(default_factory=TransferConfig)
     compare: CompareConfig = Field(default_factory=CompareConfig)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
-    tracking: str = Field(default="mlflow", pattern=r"^[A-Za-z0-9_.:\-]+$")
+    tracking: str = Field(
+        default="mlflow",
+        pattern=r"^[A-Za-z0-9_.:\-]+$",
+        description='the tracker plugin: "mlflow" (default), "none" (no tracking store) or a '
+        "plugin's name",
+    )
 
     @model_validator(mode="after")
     def _fresh_unused(self) -> EvolveFile:

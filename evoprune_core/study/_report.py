@@ -26,11 +26,12 @@ def finish_study(
     ids: StudyRun,
     status: str,
     seconds: float | None = None,
+    state_dir: Path | None = None,
 ) -> tuple[str, str]:
     """Study artifacts on the parent run (tables, Optuna plots, statistics, the best trials'
     plots and models); end it with the time the study ran over all its sessions as its
     duration (``seconds``: this session's); return the table and where the Pareto front plot
-    went."""
+    went. ``state_dir``: where a plugin tracker's trials kept their state (``artifacts``)."""
 
     trials = study.get_trials(deepcopy=False)
     text = study_report(trials, cfg.objectives, "text")
@@ -43,7 +44,7 @@ def finish_study(
                 tracker.log_artifact(ids.run_id, path, "optuna")
         plot = log_stats(cfg, trials, tracker, ids.run_id)
         if cfg.artifacts == "best":
-            _best_artifacts(study, tracker)
+            _best_artifacts(study, tracker, state_dir)
     finally:
         from ..tracking import Tracker
 
@@ -54,12 +55,13 @@ def finish_study(
     return text, plot
 
 
-def _best_artifacts(study: optuna.Study, tracker: Tracking) -> None:
-    """Plots and models of the best (Pareto-front) trials whose runs have only their state."""
-    from ..tracking import Tracker, complete_artifacts
+def _best_artifacts(study: optuna.Study, tracker: Tracking, state_dir: Path | None) -> None:
+    """Plots (reconstruction grids of image data too), masks and models of the best
+    (Pareto-front) trials that have only their state: in their MLflow runs, or through a plugin
+    tracker's ``log_artifact`` from the state kept in ``state_dir``."""
+    from ..reporting._recon_plot import save_reconstructions
+    from ..tracking import Tracker, complete_artifacts, complete_local
 
-    if not isinstance(tracker, Tracker):
-        return  # another tracker keeps what it keeps
     try:
         best = study.best_trials
     except (ValueError, RuntimeError):  # no complete trial yet
@@ -69,7 +71,10 @@ def _best_artifacts(study: optuna.Study, tracker: Tracking) -> None:
         if not run_id:
             continue
         try:
-            complete_artifacts(tracker, run_id)
+            if isinstance(tracker, Tracker):
+                complete_artifacts(tracker, run_id, save_reconstructions)
+            elif state_dir is not None:
+                complete_local(tracker, state_dir / f"t{t.number:04d}", save_reconstructions)
         except Exception as exc:  # noqa: BLE001 - artifacts must not fail a finished study
             warnings.warn(
                 f"evoprune: trial {t.number}: plots and model not written: {exc}", stacklevel=2

@@ -123,7 +123,10 @@ def run_study(
         done = complete()
         if status == "FINISHED" and done < target:
             status = "FAILED"
-        text, plot = finish_study(cfg, study, tracker, ids, status, time.monotonic() - started)
+        text, plot = finish_study(
+            cfg, study, tracker, ids, status, time.monotonic() - started,
+            store.artifact_state(cfg.name),
+        )  # fmt: skip
     fails = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     errors = tuple(
         str(t.user_attrs.get(Attr.ERROR, "the worker died during the trial")) for t in fails

@@ -87,6 +87,11 @@ class Store:
             return Path(self.tracking_uri[len("sqlite:///") :]).parent / "artifacts"
         return None
 
+    def artifact_state(self, study: str) -> Path:
+        """Where a plugin tracker's trials keep the state of their deferred plots and models
+        (``artifacts = "best"``): one directory per trial, ``t0007``."""
+        return self.root / "artifact-state" / study
+
     def prepare(self) -> None:
         """Create the local directories and MLflow store, repair a torn journal (after
         validation). Repairs are reported as warnings; an unusable store raises ``StoreError``."""

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TrialFailed
-from ..population import Population
 from ..reporting import Attr
-from ..tracking import TAG, TrialRun, save_state
+from ..tracking import TAG, TrialRun, save_local_state, save_state
 from ._config import Dist, StudyConfig, sample_updates
 
 if TYPE_CHECKING:
     import optuna
 
+    from ..config import RunConfig
     from ..data import Dataset
     from ..engines import RunResult
     from ..plugins import Registry
@@ -84,11 +85,13 @@ def run_trial(
     tracking: Tracking,
     ids: StudyRun,
     datasets: dict[tuple[str, str, int], Dataset] | None = None,
+    state_dir: Path | None = None,
 ) -> bool:
     """Sample, run every seed, track in MLflow, tell Optuna. A raising trial fails alone.
 
     ``datasets`` (a worker's own) keeps each dataset built, by name, parameters and seed: a
-    worker builds it once, not once per trial.
+    worker builds it once, not once per trial. ``state_dir``: where a plugin tracker's trials
+    keep their deferred state (``artifacts = "best"``; ``Store.artifact_state``).
     """
     from optuna.trial import TrialState
 
@@ -141,27 +144,7 @@ def run_trial(
         assert best is not None
         res, data = best
         run.set_tags({"backend": str(res.extra.get("backend", ""))})
-        # "best" defers the plots and model of dense networks (the state is saved now); conv
-        # networks and plugin trackers get them at once; "none": configuration and history
-        defer = isinstance(run, TrialRun) and isinstance(res.population, Population)
-        if cfg.artifacts == "none" or (defer and cfg.artifacts == "best"):
-            if isinstance(run, TrialRun):
-                save_state(
-                    run, cfg.artifacts if defer else "none", rc, cfg.seeds, summaries,
-                    res.population.take([res.best]), data.val[:4].numpy(),
-                )  # fmt: skip
-        else:
-            run.artifacts(
-                rc,
-                cfg.seeds,
-                summaries,
-                res.population.compact(res.best),
-                res.population.take([res.best]),
-                data.val[:4].numpy(),
-            )
-            run.set_tags({TAG: "complete"})
-        if data.is_image and cfg.artifacts != "none":  # originals above, reconstructions below
-            _log_reconstructions(tracking, run.run_id, res, data)
+        _keep(cfg, tracking, run, trial.number, state_dir, rc, summaries, res, data)
         trial.set_user_attr(Attr.RESULTS, results)
         run.succeed()
         values = [means[k] for k in cfg.objectives]
@@ -186,6 +169,45 @@ def run_trial(
         return False
 
 
+def _keep(
+    cfg: StudyConfig,
+    tracking: Tracking,
+    run: TrialTracking,
+    number: int,
+    state_dir: Path | None,
+    rc: RunConfig,
+    summaries: list[dict[str, Any]],
+    res: RunResult,
+    data: Dataset,
+) -> None:
+    """The trial's files by ``cfg.artifacts``, for dense and conv networks and any tracker.
+
+    "all": the plots (the reconstruction grid of image data too) and the model now. "best":
+    the state they are made from now, the files for the best and Pareto-front trials when the
+    study ends (``_report``). "none": configuration and history. A plugin tracker without a
+    ``state_dir`` gets the files at once (nowhere to keep the state).
+    """
+    keep = res.population.take([res.best])
+    example = data.val[:4].numpy()
+    images = (data.val[:8], tuple(data.sample_shape)) if data.is_image else None
+    mode = cfg.artifacts
+    if mode != "all" and isinstance(run, TrialRun):
+        save_state(run, mode, rc, cfg.seeds, summaries, keep, example, images)
+        return
+    if mode == "none" or (mode == "best" and state_dir is not None):
+        if run.run_id:  # "": a tracker that keeps nothing (tracking = "none")
+            where = None if state_dir is None else state_dir / f"t{number:04d}"
+            save_local_state(
+                tracking, run.run_id, mode, where, rc, cfg.seeds, summaries, keep, example, images
+            )
+            run.set_tags({TAG: "deferred" if mode == "best" else "none"})
+        return
+    run.artifacts(rc, cfg.seeds, summaries, res.population.compact(res.best), keep, example)
+    run.set_tags({TAG: "complete"})
+    if images is not None:  # originals above, reconstructions below
+        _log_reconstructions(tracking, run.run_id, res, data)
+
+
 def _dataset(run: ResolvedRun, cache: dict[tuple[str, str, int], Dataset] | None) -> Dataset:
     """The run's dataset, from ``cache`` when this worker built it before."""
     if cache is None:
@@ -200,7 +222,6 @@ def _dataset(run: ResolvedRun, cache: dict[tuple[str, str, int], Dataset] | None
 def _log_reconstructions(tracking: Tracking, run_id: str, res: RunResult, data: Dataset) -> None:
     """``plots/reconstructions.png``: eight validation images and their reconstructions."""
     import tempfile
-    from pathlib import Path
 
     from ..reporting._recon_plot import save_reconstructions
 

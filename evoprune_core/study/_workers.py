@@ -80,7 +80,10 @@ def work(
             time.sleep(poll)
             continue
         with heartbeat(storage, trial_id(trial)):
-            ok = run_trial(cfg, registry, study, trial, tracker, ids, datasets)
+            ok = run_trial(
+                cfg, registry, study, trial, tracker, ids, datasets,
+                store.artifact_state(cfg.name),
+            )  # fmt: skip
         ran += 1
         failures += not ok
         if failures >= max(3, target):

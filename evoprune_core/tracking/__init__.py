@@ -6,16 +6,35 @@ evolution selects one with ``tracking = "<name>"``; see ``_protocol`` for the co
 
 from __future__ import annotations
 
-from ._artifacts import ARTIFACTS, TAG, complete_artifacts, save_state
-from ._mlflow import Tracker, TrialRun, default_tracking_uri, history_csv
+from ._artifacts import (
+    ARTIFACTS,
+    TAG,
+    Recon,
+    complete_artifacts,
+    complete_local,
+    save_local_state,
+    save_state,
+)
+from ._mlflow import (
+    VIEW_KEY,
+    VIEW_TAG,
+    Tracker,
+    TrialRun,
+    default_tracking_uri,
+    history_csv,
+    runs_view,
+)
 from ._none import NoTracker, NoTrial
 from ._protocol import StudyRun, TrackerBackend, Tracking, TrialTracking, param_value
 
 __all__ = [
     "ARTIFACTS",
     "TAG",
+    "VIEW_KEY",
+    "VIEW_TAG",
     "NoTracker",
     "NoTrial",
+    "Recon",
     "StudyRun",
     "Tracker",
     "TrackerBackend",
@@ -24,9 +43,12 @@ __all__ = [
     "TrialTracking",
     "builtin_trackers",
     "complete_artifacts",
+    "complete_local",
     "default_tracking_uri",
     "history_csv",
     "param_value",
+    "runs_view",
+    "save_local_state",
     "save_state",
 ]
 

@@ -36,16 +36,49 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # mlflow (~1.6 s to import) loads when a tracker is built, not when the registry lists it
-__all__ = ["Tracker", "TrialRun", "default_tracking_uri", "history_csv"]
+__all__ = [
+    "VIEW_KEY",
+    "VIEW_TAG",
+    "Tracker",
+    "TrialRun",
+    "default_tracking_uri",
+    "history_csv",
+    "runs_view",
+]
 
 ROLE = "evoprune.role"
 _KIND = "mlflow.experimentKind"  # the UI opens such experiments on their runs, not GenAI views
 _FLUSH_SECONDS = 10.0  # per-generation metrics go out in few batches
+#: the experiment's shared view of the runs table (``…/runs?viewStateShareKey=evoprune``)
+VIEW_KEY = "evoprune"
+VIEW_TAG = "mlflow.sharedViewState." + VIEW_KEY  # how MLflow's UI stores a view it shares
+#: the short params of a trial's combination (``study._trial``), as columns
+_VIEW_PARAMS = ("engine", "operator", "schedule", "probability", "amount")
 
 
 def default_tracking_uri(store: Path) -> str:
     """``sqlite:///<abs store>/mlflow.db``."""
     return f"sqlite:///{(store / 'mlflow.db').resolve()}"
+
+
+def runs_view(objectives: Iterable[str]) -> str:
+    """The runs table's columns as MLflow's UI shares a view: the objective metrics (and
+    ``remaining_fraction``), the combination's short params and the duration.
+
+    MLflow 3's runs table shows no metric or param column until one is picked by hand; a view
+    shared under an experiment tag ``mlflow.sharedViewState.<key>`` is what its UI loads when
+    the address carries ``viewStateShareKey=<key>`` (``evoprune ui`` prints such addresses).
+    """
+    metrics = list(dict.fromkeys([*objectives, "remaining_fraction"]))
+    columns = [f"metrics.`{m}`" for m in metrics] + [f"params.`{p}`" for p in _VIEW_PARAMS]
+    name = "attributes.`Run Name`"  # wide enough for ``t0007 coevolution magnitude/population``
+    return json.dumps(
+        {
+            "selectedColumns": [*columns, "attributes.`Duration`"],
+            "columnOrder": [name, "runDateAndNestInfo", *columns, "attributes.`Duration`"],
+            "columnWidths": {name: 300},
+        }
+    )
 
 
 def _retry(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
@@ -132,8 +165,11 @@ class Tracker(TrackerBackend):
         return run_id
 
     def start_study(self, name: str, params: dict[str, Any]) -> StudyRun:
-        """The study's experiment and parent run (found again on resume, else created)."""
+        """The study's experiment and parent run (found again on resume, else created); the
+        experiment shares the view of its runs table with the study's columns (``runs_view``)."""
         exp_id = self.experiment(name)
+        view = runs_view(params.get("objectives") or ["val_loss"])
+        _retry(self.client.set_experiment_tag, exp_id, VIEW_TAG, view)
         return StudyRun(exp_id, self.parent_run(exp_id, name, params))
 
     def start_trial(
@@ -157,6 +193,11 @@ class Tracker(TrackerBackend):
                 **tags,
             },
         )
+        try:  # the caller ends the run once it holds the TrialRun; until then, this does
+            pause_point("trial-started")
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM): the run is not left RUNNING
+            _retry(self.client.set_terminated, run.info.run_id, "KILLED")
+            raise
         return TrialRun(self, run.info.run_id)
 
     def close_run(self, run_id: str, status: str, error: str | None = None) -> None:

@@ -103,11 +103,14 @@ def test_a_signal_to_the_parent_stops_its_workers(stored_project: Project, sig: 
         assert not [r for r in runs.values() if r.info.status == "RUNNING"]
 
 
-@pytest.mark.parametrize("point", ["import", "run-started", "study-set-up", "trial"])
+@pytest.mark.parametrize(
+    "point", ["import", "run-started", "study-set-up", "trial-started", "trial"]
+)
 def test_ctrl_c_at_any_moment_ends_interrupted(project: Project, point: str) -> None:
     """Ctrl-C held at a chosen point (``EVOPRUNE_TEST_PAUSE``), however slow the machine:
     inside an import (held until it is over: numpy and scipy swallow an exception raised inside
-    their imports), the parent run just created (before set-up has its id), set-up, a trial."""
+    their imports), the parent run just created (before set-up has its id), set-up, a trial's
+    run just created (before the trial holds its id), a trial."""
     path = project.study_file(name="intr", n_trials=2, base=SLOW_BASE, space=SMALL_SPACE)
     marker = project.root / "paused"
     env = dict(os.environ)
@@ -133,8 +136,14 @@ def test_ctrl_c_at_any_moment_ends_interrupted(project: Project, point: str) -> 
     (parent,) = [r for r in runs if r.data.tags.get("evoprune.role") == "study"]
     assert parent.info.status == "KILLED"
     assert not running_trials(project, "intr")
-    if point == "trial":
+    if point in ("trial", "trial-started"):
         assert [t.state for t in load(project, "intr").trials][:1] == [TrialState.FAIL]
+    if point == "trial-started":  # the trial never held its run's id: the tracker ended it
+        (trial,) = [r for r in runs if r.data.tags.get("evoprune.role") == "trial"]
+        assert (trial.info.status, trial.info.run_name) == ("KILLED", "t0000 canonical baseline")
+        with sqlite3.connect(project.store / "mlflow.db") as db:  # the store is unlocked
+            db.execute("BEGIN IMMEDIATE")
+            db.rollback()
 
 
 def test_a_worker_lets_repeated_signals_pass_during_its_clean_up(

@@ -14,6 +14,7 @@ import optuna
 import pytest
 
 from evoprune_core.cli import main
+from evoprune_core.tracking import VIEW_TAG, runs_view
 from tests.conftest import Project
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -64,7 +65,10 @@ def test_ui_serves_the_project_store_and_prints_its_address(
     from mlflow import MlflowClient
 
     db = stored_project.store / "mlflow.db"
-    exp = MlflowClient(f"sqlite:///{db}").create_experiment("demo-study")
+    client = MlflowClient(f"sqlite:///{db}")
+    exp = client.create_experiment("demo-study")  # an older study: no shared view
+    viewed = client.create_experiment("viewed")
+    client.set_experiment_tag(viewed, VIEW_TAG, runs_view(["val_loss"]))
     port = free_port()
     cmd = [sys.executable, "-m", "evoprune_core.cli", "ui", "--store", str(stored_project.store)]
     proc = subprocess.Popen(
@@ -82,7 +86,11 @@ def test_ui_serves_the_project_store_and_prints_its_address(
             f"demo-study: http://127.0.0.1:{port}/#/experiments/{exp}"
             "/runs?workflowType=machine_learning"
         )
-        deadline, status = time.monotonic() + 60, 0
+        assert proc.stdout.readline().decode().strip() == (  # its columns: tests/e2e
+            f"viewed: http://127.0.0.1:{port}/#/experiments/{viewed}"
+            "/runs?workflowType=machine_learning&viewStateShareKey=evoprune"
+        )
+        deadline, status = time.monotonic() + 600, 0  # a loaded machine: minutes
         while time.monotonic() < deadline and status != 200:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:

@@ -1,4 +1,5 @@
-"""The study in a real browser: the MLflow UI shows the trials as child runs with their params.
+"""The study in a real browser: the MLflow UI shows the trials as child runs, named by what ran,
+with the objective metrics and the combination's params as columns of the runs table.
 
 Needs ``chromium`` on PATH (Debian's ``chromium`` package) and Playwright's Python package;
 the browser is driven headless with no network access beyond the loopback MLflow server.
@@ -18,6 +19,7 @@ import mlflow
 import pytest
 
 from evoprune_core.cli import main
+from evoprune_core.cli._study import runs_page
 from tests.conftest import Project, require_service, start_mlflow_server, stop_server
 
 #: found on PATH as ``.ci/services.sh`` finds it (``command -v chromium``)
@@ -30,6 +32,26 @@ FLAGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
+
+
+#: the runs table's columns that ``evoprune ui`` opens with (col-id: header)
+COLUMNS = {
+    "metrics.`val_loss`": "val_loss",
+    "metrics.`remaining_fraction`": "remaining_fraction",
+    "params.`engine`": "engine",
+    "params.`operator`": "operator",
+    "params.`schedule`": "schedule",
+}
+
+
+def _shown(run: mlflow.entities.Run, col: str) -> str:
+    """A cell as the UI writes it: a metric as JavaScript prints the number, a param as is."""
+    kind, key = col.split(".", 1)
+    key = key.strip("`")
+    if kind == "params":
+        return run.data.params.get(key, "-")
+    value = run.data.metrics[key]
+    return str(int(value)) if value.is_integer() else repr(value)
 
 
 @pytest.fixture(autouse=True)
@@ -65,12 +87,15 @@ def test_trials_are_child_runs_of_the_study_run_in_the_mlflow_ui(
     try:
         with sync_api.sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page = browser.new_page(viewport={"width": 2400, "height": 1000})
+            # without the shared view MLflow shows no metric or param column (its default)
+            page.goto(f"{base}{runs_page(exp, view=False)}", wait_until="domcontentloaded")
+            page.get_by_text("3 matching runs").wait_for(timeout=90_000)
+            page.locator('.ag-header-cell[col-id="attributes.`Run Name`"]').wait_for()
+            assert page.locator('.ag-header-cell[col-id^="metrics."]').count() == 0
+            assert page.locator('.ag-header-cell[col-id^="params."]').count() == 0
             # the experiment's runs table lists the study run; expanding it shows the trials
-            page.goto(
-                f"{base}/#/experiments/{exp}/runs?workflowType=machine_learning",
-                wait_until="domcontentloaded",
-            )
+            page.goto(f"{base}{runs_page(exp)}", wait_until="domcontentloaded")
             page.get_by_text("3 matching runs").wait_for(timeout=90_000)
             expander = page.locator(".ag-row", has_text="browser").locator(
                 "button[data-component-id*='runnamecellrenderer']"
@@ -84,6 +109,16 @@ def test_trials_are_child_runs_of_the_study_run_in_the_mlflow_ui(
             expander.first.click()
             for name in names:  # read off the rendered runs page
                 page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
+            # the shared view (tracking.runs_view) shows the objective metric, remaining_fraction
+            # and the combination's params as columns, without any column picked by hand
+            trials = [r for r in runs if r.data.tags["evoprune.role"] == "trial"]
+            for col, label in COLUMNS.items():
+                header = page.locator(f'.ag-header-cell[col-id="{col}"]').first
+                header.wait_for(timeout=30_000)
+                assert header.inner_text().strip() == label, col
+                for run in trials:
+                    cell = page.locator(f'.ag-row[row-id="{run.info.run_id}"] [col-id="{col}"]')
+                    assert cell.first.inner_text().strip() == _shown(run, col), (col, run.info)
             # a trial's page names the study run as its parent and lists its params
             page.goto(
                 f"{base}/#/experiments/{exp}/runs/{child.info.run_id}",

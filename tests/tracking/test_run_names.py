@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from mlflow import MlflowClient
 
 from evoprune_core.cli import main
 from evoprune_core.study._trial import run_name
+from evoprune_core.tracking import VIEW_TAG
 from tests.conftest import Project
 
 SPACE = '[space]\n"pruning.operator" = { choices = ["random", "magnitude"] }\n'
@@ -83,4 +86,44 @@ def test_ui_refuses_a_bad_host(stored_project: Project, capsys: pytest.CaptureFi
     assert main(["ui", "--store", store, "--host", "not a host"]) == 2
     assert capsys.readouterr().err == (
         "error: --host: expected an IP address or a host name, got 'not a host'\n"
+    )
+
+
+def test_the_experiment_shares_a_runs_view_with_the_study_columns(
+    stored_project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The view the printed address opens (``viewStateShareKey=evoprune``): the objectives'
+    metrics first, the short params, every one a key the trial runs log."""
+    project = stored_project
+    path = project.study_file(
+        n_trials=2, space=SPACE, header='objectives = ["val_loss", "remaining_fraction"]'
+    )
+    assert main(project.args(path)) == 0
+    client = MlflowClient(project.tracking_uri)
+    exp = client.get_experiment_by_name("tiny")
+    view = json.loads(exp.tags[VIEW_TAG])
+    columns = [
+        "metrics.`val_loss`", "metrics.`remaining_fraction`", "params.`engine`",
+        "params.`operator`", "params.`schedule`", "params.`probability`", "params.`amount`",
+    ]  # fmt: skip
+    assert view == {
+        "selectedColumns": [*columns, "attributes.`Duration`"],
+        "columnOrder": [
+            "attributes.`Run Name`",
+            "runDateAndNestInfo",
+            *columns,
+            "attributes.`Duration`",
+        ],  # fmt: skip
+        "columnWidths": {"attributes.`Run Name`": 300},
+    }
+    _, trials = _runs(project)
+    logged = set(trials[1].data.metrics) | {f"params.`{k}`" for k in trials[1].data.params}
+    for col in columns:
+        kind, key = col.split(".", 1)
+        assert (key.strip("`") if kind == "metrics" else col) in logged, col
+    out = capsys.readouterr().out
+    assert (
+        f"/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning"
+        + ("&viewStateShareKey=evoprune\n")
+        in out
     )

@@ -15,7 +15,7 @@ from evoprune_core.cli import main
 from evoprune_core.plugins import Registry
 from evoprune_core.study import load_study_config, resolve_store, run_study
 from evoprune_core.testing import check_tracker
-from evoprune_core.tracking import NoTracker, StudyRun, Tracker, TrackerBackend
+from evoprune_core.tracking import NoTracker, NoTrial, StudyRun, Tracker, TrackerBackend
 from tests.conftest import Project
 
 
@@ -123,3 +123,72 @@ def test_a_plugin_tracker_is_selected_by_name(project: Project) -> None:
         ("finish", "FINISHED"),
     ]
     assert not (project.store / "mlflow.db").exists()
+
+
+class _Files(NoTracker):
+    """A plugin tracker that keeps the artifact paths it is given, per run."""
+
+    name: ClassVar[str] = "files"
+    logged: ClassVar[dict[str, list[str]]] = {}
+
+    def start_study(self, name: str, params: dict[str, Any]) -> StudyRun:
+        return StudyRun("exp", "parent")
+
+    def start_trial(self, study: StudyRun, name: str, number: int, tags: dict[str, str]) -> Any:
+        return NoTrial(f"run-{number}")
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        assert path.is_file() and path.stat().st_size > 0, path
+        where = f"{artifact_path}/{path.name}" if artifact_path else path.name
+        self.logged.setdefault(run_id, []).append(where)
+
+
+class _FilesPlugin:
+    @hookimpl
+    def evoprune_register_trackers(self) -> list[type[TrackerBackend]]:
+        return [_Files]
+
+
+def test_a_plugin_tracker_gets_plots_and_model_for_the_best_trial_only(project: Project) -> None:
+    """``artifacts = "best"`` with a plugin tracker: every trial sends its configuration and
+    history, keeps its state in the store, and the best trial's plots, masks and model go to
+    the tracker at the end, once (a resume sends nothing again); "none": config and history."""
+    registry = Registry.load(env={"EVOPRUNE_PLUGINS": "none"}, extra=[(_FilesPlugin(), "files")])
+    space = '[space]\n"pruning.operator" = { choices = ["random", "magnitude"] }\n'
+    path = project.study_file("pf", n_trials=3, header='tracking = "files"', space=space)
+    cfg = load_study_config(path, registry)
+    store = resolve_store(cfg.name, project.store, None, None, tracked=_Files.uses_store)
+    _Files.logged.clear()
+    assert run_study(cfg, store, registry, quiet=True).complete == 3
+    best = optuna.load_study(
+        study_name="pf",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(store.journal))
+        ),
+    ).best_trial.number
+    rich = {"plots/training.png", "plots/layer_sparsity.png", "masks/population.pt",
+            "model/MLmodel"}  # fmt: skip
+    trials = {k: v for k, v in _Files.logged.items() if k != "parent"}  # parent: the study's
+    assert set(trials) == {"run-0", "run-1", "run-2"}
+    for run_id, files in trials.items():
+        if run_id == f"run-{best}":
+            assert {"config.json", "history.csv"} | rich <= set(files)
+            assert len(files) == len(set(files))  # each file once
+        else:
+            assert sorted(files) == ["config.json", "history.csv"]
+    states = sorted(p.name for p in store.artifact_state("pf").iterdir())
+    assert states == ["t0000", "t0001", "t0002"]  # every trial's state, kept
+    assert (store.artifact_state("pf") / f"t{best:04d}" / "complete").exists()
+    before = {k: list(v) for k, v in trials.items()}
+    assert run_study(cfg, store, registry, quiet=True).complete == 3  # resumed: nothing to do
+    assert {k: v for k, v in _Files.logged.items() if k != "parent"} == before
+
+    path = project.study_file("pn", n_trials=2, header='tracking = "files"\nartifacts = "none"')
+    cfg = load_study_config(path, registry)
+    store = resolve_store(cfg.name, project.store, None, None, tracked=_Files.uses_store)
+    _Files.logged.clear()
+    assert run_study(cfg, store, registry, quiet=True).complete == 2
+    assert {k: sorted(v) for k, v in _Files.logged.items() if k != "parent"} == {
+        f"run-{n}": ["config.json", "history.csv"] for n in (0, 1)
+    }
+    assert not store.artifact_state("pn").exists()
