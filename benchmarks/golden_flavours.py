@@ -6,7 +6,8 @@ Runs the six cases of ``tests/engines/test_golden.py`` under each flavour of the
 machine can run: torch's dispatch (``ATEN_CPU_CAPABILITY`` default/avx2/avx512), MKL's code
 paths (``MKL_ENABLE_INSTRUCTIONS``, ``MKL_CBWR=COMPATIBLE``), oneDNN's (``ONEDNN_MAX_CPU_ISA``),
 one thread, and the native kernels built for ``x86-64`` (SSE2), ``x86-64-v2``, ``x86-64-v3``
-(AVX2), ``x86-64-v4`` (AVX-512) and ``native``. For each flavour and case: the largest relative
+(AVX2), ``x86-64-v4`` (AVX-512) and ``native`` (those this CPU can run; the others are listed
+under ``skipped``). For each flavour and case: the largest relative
 difference of a float from the recording, and the number of discrete values (counts, names,
 the best cell) that differ. ``--margins`` adds, per case, the largest relative change of a
 float when ``lr`` is multiplied by 1 + eps (eps = +-1e-6 ... +-1e-4) and whether a discrete
@@ -40,6 +41,25 @@ TORCH_FLAVOURS = {
     "torch OMP_NUM_THREADS=1": {"OMP_NUM_THREADS": "1"},
 }
 MARCHES = ("x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4", "native")
+#: CPU flags (/proc/cpuinfo) a -march level needs to run; a flavour this CPU lacks is skipped
+#: (listed under "skipped") instead of dying of an illegal instruction
+MARCH_NEEDS = {
+    "x86-64-v2": {"sse4_2", "popcnt", "ssse3"},
+    "x86-64-v3": {"avx2", "fma", "bmi2", "movbe"},
+    "x86-64-v4": {"avx512f", "avx512bw", "avx512vl", "avx512dq"},
+}
+
+
+def _cpu_flags() -> set[str] | None:
+    """This CPU's feature flags, or None where /proc/cpuinfo says nothing (then run all)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.split(":")[0].strip() == "flags":
+            return set(line.split(":", 1)[1].split())
+    return None
 
 
 def _golden() -> Any:
@@ -93,7 +113,10 @@ def main() -> None:
     g = _golden()
     want = {case: g._recorded(case) for case in sorted(g.CASES)}
     out: dict[str, Any] = {"flavours": {}}
-    flavours = {**TORCH_FLAVOURS, **{f"native {m}": {} for m in MARCHES}}
+    cpu = _cpu_flags()
+    runnable = [m for m in MARCHES if cpu is None or MARCH_NEEDS.get(m, set()) <= cpu]
+    out["skipped"] = [f"native {m}" for m in MARCHES if m not in runnable]
+    flavours = {**TORCH_FLAVOURS, **{f"native {m}": {} for m in runnable}}
     for name, env in flavours.items():
         proc = subprocess.run(
             [sys.executable, __file__, "--one", name],

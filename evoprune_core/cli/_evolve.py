@@ -158,7 +158,8 @@ def cmd_evolve(args: argparse.Namespace) -> int:
             if cfg.transfer.enabled and not args.no_transfer:
                 progress("transfer table")
                 top = [e.text for e in hall[: cfg.transfer.top]]
-                steps = (len(cfg.fitness.tasks) + 1) * len(cfg.transfer.seeds)
+                own = len(cfg.fitness.tasks) if cfg.transfer.evolution_tasks else 0
+                steps = (own + len(cfg.transfer.held_out)) * len(cfg.transfer.seeds)
                 with _phase(args.quiet, steps, "transfer", "task-seed") as tb:
 
                     def step(name: str, seed: int) -> None:

@@ -44,7 +44,7 @@ __all__ = [
 #: Search methods at equal budgets: typed GP, mutation only (no crossover), random sampling.
 METHODS = ("gp", "random", "mutation")
 #: The CNN classifiers of ``network:dataset`` fitness tasks (``evolve.classifier.NETWORKS``).
-NETWORK_NAMES = ("lenet5", "vgg-small")
+NETWORK_NAMES = ("lenet5", "vgg-small", "cnn3")
 
 
 def is_classifier(task: str) -> bool:

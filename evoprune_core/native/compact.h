@@ -14,17 +14,21 @@ typedef struct {
     unsigned char *alive[MAX_LAYERS + 1];
     int32_t *lazy;
     int64_t n_lazy;
-    float *lazy_v;  /* second moments, 16 per block */
-    int *lazy_left; /* each block's steps left */
+    float *lazy_p, *lazy_m, *lazy_v; /* their state gathered, VL per block */
+    int *lazy_left;                  /* each block's steps left */
 } plan_t;
 
 static int plan_init(plan_t *w, const geom_t *g) {
     memset(w, 0, sizeof(*w));
     w->lazy = (int32_t *)malloc(sizeof(int32_t) * (size_t)(g->P > 0 ? g->P : 1));
-    w->lazy_left = (int *)malloc(sizeof(int) * (size_t)(g->P / 16 + 1));
-    if (posix_memalign((void **)&w->lazy_v, 64, sizeof(float) * (size_t)(g->P + 16)) != 0)
-        w->lazy_v = NULL;
-    int ok = w->lazy && w->lazy_v && w->lazy_left;
+    w->lazy_left = (int *)malloc(sizeof(int) * (size_t)(g->P / VL + 1));
+    float **lazy[3] = {&w->lazy_p, &w->lazy_m, &w->lazy_v};
+    int ok = w->lazy && w->lazy_left;
+    for (int k = 0; k < 3; k++) {
+        if (posix_memalign((void **)lazy[k], 64, sizeof(float) * (size_t)(g->P + VL)) != 0)
+            *lazy[k] = NULL;
+        ok = ok && *lazy[k];
+    }
     for (int l = 0; l <= g->L; l++) {
         w->keep[l] = (int *)malloc(sizeof(int) * (size_t)g->dims[l]);
         w->alive[l] = (unsigned char *)malloc((size_t)g->dims[l]);
@@ -34,7 +38,7 @@ static int plan_init(plan_t *w, const geom_t *g) {
 }
 
 static void plan_free(plan_t *w, const geom_t *g) {
-    free(w->lazy), free(w->lazy_v), free(w->lazy_left);
+    free(w->lazy), free(w->lazy_p), free(w->lazy_m), free(w->lazy_v), free(w->lazy_left);
     for (int l = 0; l <= g->L; l++) free(w->keep[l]), free(w->alive[l]);
 }
 
@@ -158,69 +162,66 @@ static void plan_lazy(const geom_t *g, plan_t *w, const float *m, const float *v
     w->n_lazy = n;
 }
 
-/* The epoch's Adam updates of the lazy entries, whose gradient is 0 at every step: each block
- * of entries runs all steps in registers (a fresh Adam first at every step with `reset`). */
+/* The epoch's Adam updates of the lazy entries, whose gradient is 0 at every step (a fresh Adam
+ * first at every step with `reset`).  The entries are gathered into contiguous vectors; phase 1,
+ * per vector of VL entries: adam_n's steps (the uncompacted epoch's arithmetic) while some first
+ * moment is not 0; from then on the update is exactly 0 and only the second moments decay
+ * (v = b2 v, the same rounding as Adam's v = b2 v + (1 - b2) 0 0), in phase 2, eight vectors at
+ * a time (independent chains instead of one long dependent one).  Portable: the same code for
+ * every vector width. */
 static void lazy_adam(const plan_t *w, float *p, float *m, float *v, const adam_step_t *steps,
                       int n_steps, int reset, const hyper_t *hp) {
-    int64_t j = 0;
     const int32_t *idx = w->lazy;
-#if defined(__AVX512F__)
-    /* phase 1, per block of 16 entries: the steps while some first moment is not 0; then the
-     * second moments only decay (v = b2 v), in phase 2, eight blocks at a time (independent
-     * chains instead of one long dependent one) */
-    const __m512 zero = _mm512_setzero_ps(), vb2 = _mm512_set1_ps(hp->b2);
-    int64_t n_blocks = (w->n_lazy + 15) / 16;
-    for (int64_t blk = 0; blk < n_blocks; blk++, j += 16) {
-        __mmask16 k = j + 16 <= w->n_lazy ? (__mmask16)0xFFFF
-                                           : (__mmask16)((1u << (w->n_lazy - j)) - 1u);
-        __m512i at = _mm512_maskz_loadu_epi32(k, (const void *)(idx + j));
-        __m512 pj = _mm512_mask_i32gather_ps(zero, k, at, p, 4);
-        __m512 mj = zero, vj = _mm512_mask_i32gather_ps(zero, k, at, v, 4);
+    const int64_t n = w->n_lazy, n_blocks = (n + VL - 1) / VL;
+    float *restrict lp = w->lazy_p, *restrict lm = w->lazy_m, *restrict lv = w->lazy_v;
+    for (int64_t j = 0; j < n; j++) {
+        lp[j] = p[idx[j]];
+        lm[j] = m[idx[j]];
+        lv[j] = v[idx[j]];
+    }
+    for (int64_t j = n; j < n_blocks * VL; j++) lp[j] = lm[j] = lv[j] = 0.0f; /* inert pads */
+    float zero[VL] __attribute__((aligned(64)));
+    for (int q = 0; q < VL; q++) zero[q] = 0.0f;
+    for (int64_t blk = 0; blk < n_blocks; blk++) {
+        float *bp = lp + blk * VL, *bm = lm + blk * VL, *bv = lv + blk * VL;
         int s = 0;
         if (reset) { /* a fresh Adam at every step: moments 0 (pruned: v stays +inf) */
-            vj = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(vj, _mm512_set1_ps(INFINITY), _CMP_EQ_OQ),
-                                     vj);
+            for (int q = 0; q < VL; q++) {
+                bm[q] = 0.0f;
+                bv[q] = bv[q] == INFINITY ? INFINITY : 0.0f;
+            }
             s = n_steps;
         } else {
-            mj = _mm512_mask_i32gather_ps(zero, k, at, m, 4);
-            for (; s < n_steps && _mm512_cmp_ps_mask(mj, zero, _CMP_NEQ_UQ); s++)
-                adam16(&pj, &mj, &vj, zero, hp, &steps[s]);
+            for (; s < n_steps; s++) {
+                int busy = 0; /* a NaN moment counts as not 0 */
+                for (int q = 0; q < VL; q++) busy |= bm[q] != 0.0f;
+                if (!busy) break;
+                adam_n(bp, bm, bv, zero, VL, hp, &steps[s]);
+            }
         }
-        _mm512_mask_i32scatter_ps(p, k, at, pj, 4);
-        _mm512_mask_i32scatter_ps(m, k, at, mj, 4);
-        _mm512_store_ps(w->lazy_v + blk * 16, vj);
-        /* 0 and +inf do not decay: nothing left to do for such a block */
-        __mmask16 moves = _mm512_cmp_ps_mask(vj, zero, _CMP_NEQ_UQ) &
-                          _mm512_cmp_ps_mask(vj, _mm512_set1_ps(INFINITY), _CMP_NEQ_UQ) & k;
-        w->lazy_left[blk] = moves ? n_steps - s : 0;
-        if (!w->lazy_left[blk]) _mm512_mask_i32scatter_ps(v, k, at, vj, 4);
+        int decays = 0; /* 0 and +inf do not decay */
+        for (int q = 0; q < VL; q++) decays |= bv[q] != 0.0f && bv[q] != INFINITY;
+        w->lazy_left[blk] = decays ? n_steps - s : 0;
     }
+    const vf vb2 = vsplat(hp->b2), one = vsplat(1.0f);
     for (int64_t b0 = 0; b0 < n_blocks; b0 += 8) {
-        int nb = n_blocks - b0 < 8 ? (int)(n_blocks - b0) : 8, most = 0;
-        __m512 vv[8];
-        for (int q = 0; q < nb; q++) {
-            vv[q] = _mm512_load_ps(w->lazy_v + (b0 + q) * 16);
-            if (w->lazy_left[b0 + q] > most) most = w->lazy_left[b0 + q];
+        int left[8], most = 0;
+        vf vv[8];
+        for (int q = 0; q < 8; q++) {
+            int in = b0 + q < n_blocks;
+            left[q] = in ? w->lazy_left[b0 + q] : 0;
+            vv[q] = in ? vload(lv + (b0 + q) * VL) : (vf){0};
+            if (left[q] > most) most = left[q];
         }
         for (int s = 0; s < most; s++)
-            for (int q = 0; q < nb; q++)
-                if (s < w->lazy_left[b0 + q]) vv[q] = _mm512_fmadd_ps(vb2, vv[q], zero);
-        for (int q = 0; q < nb; q++) {
-            if (!w->lazy_left[b0 + q]) continue; /* written in phase 1 */
-            int64_t at0 = (b0 + q) * 16;
-            __mmask16 k = at0 + 16 <= w->n_lazy ? (__mmask16)0xFFFF
-                                                 : (__mmask16)((1u << (w->n_lazy - at0)) - 1u);
-            __m512i at = _mm512_maskz_loadu_epi32(k, (const void *)(idx + at0));
-            _mm512_mask_i32scatter_ps(v, k, at, vv[q], 4);
-        }
+            for (int q = 0; q < 8; q++) vv[q] *= s < left[q] ? vb2 : one;
+        for (int q = 0; q < 8; q++)
+            if (left[q]) vstore(lv + (b0 + q) * VL, vv[q]);
     }
-#endif
-    for (; j < w->n_lazy; j++) {
-        float *pj = p + idx[j], *mj = m + idx[j], *vj = v + idx[j];
-        for (int s = 0; s < n_steps; s++) {
-            if (reset) *mj = 0.0f, *vj = *vj == INFINITY ? INFINITY : 0.0f;
-            adam1(pj, mj, vj, 0.0f, hp, &steps[s]);
-        }
+    for (int64_t j = 0; j < n; j++) {
+        p[idx[j]] = lp[j];
+        m[idx[j]] = lm[j];
+        v[idx[j]] = lv[j];
     }
 }
 

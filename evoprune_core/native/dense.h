@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__AVX512F__)
+#if defined(__AVX__)
 #include <immintrin.h>
 #elif defined(__SSE__)
 #include <xmmintrin.h>
@@ -27,7 +27,15 @@
 #endif
 typedef float vf __attribute__((vector_size(VL * 4)));
 typedef int32_t vi __attribute__((vector_size(VL * 4)));
-#define RB 8 /* rows per register block */
+/* Rows per register block: a forward block holds RB x 2 vector accumulators, two weight vectors
+ * and a broadcast - 19 of AVX-512's 32 registers at 8 rows, 15 of the 16 of AVX2 and SSE at 6
+ * (8 rows there spilled accumulators to the stack).  The blocking changes no sum: every output
+ * sums its inputs, every weight gradient its rows, in order. */
+#if VL == 16
+#define RB 8
+#else
+#define RB 6
+#endif
 #define INLINE static inline __attribute__((always_inline))
 
 static inline int pad(int n) { return (n + VL - 1) / VL * VL; }
@@ -255,6 +263,15 @@ INLINE void grad_t0_block(const int R, const float *x, int Ip, const float *d, i
     }
 }
 
+/* CALL with R_ a compile-time constant equal to R (1 <= R <= RB). */
+#if RB == 8
+#define DISPATCH_TOP(CALL)                                                                   \
+    case 6: { const int R_ = 6; CALL; } break;                                               \
+    case 7: { const int R_ = 7; CALL; } break;                                               \
+    default: { const int R_ = 8; CALL; } break;
+#else
+#define DISPATCH_TOP(CALL) default: { const int R_ = 6; CALL; } break;
+#endif
 #define DISPATCH(R, CALL)                                                                    \
     switch (R) {                                                                             \
     case 1: { const int R_ = 1; CALL; } break;                                               \
@@ -262,9 +279,7 @@ INLINE void grad_t0_block(const int R, const float *x, int Ip, const float *d, i
     case 3: { const int R_ = 3; CALL; } break;                                               \
     case 4: { const int R_ = 4; CALL; } break;                                               \
     case 5: { const int R_ = 5; CALL; } break;                                               \
-    case 6: { const int R_ = 6; CALL; } break;                                               \
-    case 7: { const int R_ = 7; CALL; } break;                                               \
-    default: { const int R_ = 8; CALL; } break;                                              \
+    DISPATCH_TOP(CALL)                                                                       \
     }
 
 /* Layer l's weights at lw[l] (padded rows), its bias right after them (pw -> pb). */

@@ -57,7 +57,10 @@ static void work_free(work_t *w, const geom_t *g) {
 
 /* Gradient of the mean loss over nb rows x (padded, stride Dp) after `forward`: parameter
  * gradients of the layers with lg[l] set, back-propagated down to layer `first` (the layers
- * below it get nothing; frozen layers above it pass the input gradient through). */
+ * below it get nothing; frozen layers above it pass the input gradient through).  With `fuse`
+ * (every layer's weights at lw[l] = w->p + pw[l]) each layer's gradient goes straight into its
+ * Adam step (adam.h) - after its input gradient, which reads the weights before the step - and
+ * lg[l] holds only partial sums of batches longer than one row block. */
 static void backward(const geom_t *g, work_t *w, const float *const *lw, float *const *lg,
                      const float *x, int nb, int loss, int first, const hyper_t *hp,
                      const adam_step_t *fuse) {
@@ -70,24 +73,6 @@ static void backward(const geom_t *g, work_t *w, const float *const *lw, float *
     for (int l = L - 1; l >= first; l--) {
         int I = g->dims[l], Ip = g->pdims[l], Op = g->pdims[l + 1];
         const float *in = l == 0 ? x : w->h[l];
-        if (lg[l]) {
-            float *gw = lg[l], *gb = lg[l] + (g->pb[l] - g->pw[l]);
-            for (int b = 0; b < nb; b += RB) {
-                int R = nb - b < RB ? nb - b : RB;
-                if (l == 0 && g->t0) {
-                    DISPATCH(R, grad_t0_block(R_, in + (int64_t)b * Ip, Ip, d + (int64_t)b * Op,
-                                              Op, g->dims[1], gw, b > 0));
-                } else {
-                    DISPATCH(R, grad_block(R_, in + (int64_t)b * Ip, Ip, d + (int64_t)b * Op, Op,
-                                           I, gw, b > 0));
-                }
-            }
-            for (int k = 0; k < Op; k += VL) {
-                vf acc = (vf){0};
-                for (int b = 0; b < nb; b++) acc += vload(d + (int64_t)b * Op + k);
-                vstore(gb + k, acc);
-            }
-        }
         if (l > first) {
             for (int b = 0; b < nb; b += RB) {
                 int R = nb - b < RB ? nb - b : RB;
@@ -97,10 +82,36 @@ static void backward(const geom_t *g, work_t *w, const float *const *lw, float *
             for (int b = 0; b < nb; b++)
                 for (int i = I; i < Ip; i++) dn[(int64_t)b * Ip + i] = 0.0f;
         }
-        if (fuse && lg[l]) { /* Adam on layer l now, while its gradient is in cache (its
-                              * weights were read for the input gradient above) */
-            int64_t at = g->pw[l], n = (l + 1 < g->L ? g->pw[l + 1] : g->Pp) - at;
-            adam_n(w->p + at, w->m + at, w->v + at, w->grad + at, n, hp, fuse);
+        if (lg[l]) {
+            float *gw = lg[l], *gb = lg[l] + (g->pb[l] - g->pw[l]);
+            float *p = w->p + g->pw[l], *m = w->m + g->pw[l], *v = w->v + g->pw[l];
+            for (int b = 0; b < nb; b += RB) {
+                int R = nb - b < RB ? nb - b : RB;
+                const float *hb = in + (int64_t)b * Ip, *db = d + (int64_t)b * Op;
+                const float *part = b > 0 ? gw : NULL; /* the sums of the earlier row blocks */
+                if (fuse && b + RB >= nb) {
+                    if (l == 0 && g->t0) {
+                        DISPATCH(R, grad_t0_adam_block(R_, hb, Ip, db, Op, g->dims[1], part, p,
+                                                       m, v, hp, fuse));
+                    } else {
+                        DISPATCH(R, grad_adam_block(R_, hb, Ip, db, Op, I, part, p, m, v, hp,
+                                                    fuse));
+                    }
+                } else if (l == 0 && g->t0) {
+                    DISPATCH(R, grad_t0_block(R_, hb, Ip, db, Op, g->dims[1], gw, b > 0));
+                } else {
+                    DISPATCH(R, grad_block(R_, hb, Ip, db, Op, I, gw, b > 0));
+                }
+            }
+            int64_t at = g->pb[l] - g->pw[l];
+            for (int k = 0; k < Op; k += VL) {
+                vf acc = (vf){0};
+                for (int b = 0; b < nb; b++) acc += vload(d + (int64_t)b * Op + k);
+                if (fuse)
+                    adam_at(p, m, v, at + k, acc, hp, fuse);
+                else
+                    vstore(gb + k, acc);
+            }
         }
         if (l > first) {
             float *t = d;
@@ -400,7 +411,7 @@ int evp_l1(const evp_l1_args *a) {
     memset(&job, 0, sizeof(job));
     job.g = &g;
     job.fn = l1_item;
-    job.batch = RB;
+    job.batch = 4 * RB; /* rows per forward: each weight read from cache once per 4 blocks */
     job.chunk = 256;
     int chunks = (a->n_rows + job.chunk - 1) / job.chunk;
     job.n_items = a->n * chunks;

@@ -1,5 +1,5 @@
 """A tiny CNN-classifier evolution end to end: fresh scores, transfer to a held-out dense
-autoencoder, and the winner run through the ``formula`` operator on a conv autoencoder in
+autoencoder and a held-out CNN, and the winner run through the ``formula`` operator on a conv autoencoder in
 both engines and in a study."""
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ fresh_seeds = [101, 102]
 network = { encoder = [12, 4] }
 [transfer]
 task = "digits"
+more_tasks = ["cnn3:digits"]
 seeds = [1, 2]
 fractions = [0.4]
 evolution_tasks = false
@@ -59,7 +60,9 @@ def test_classifier_evolution_records_fresh_scores_and_pretrained_accuracy(evolv
     hof = json.loads(evolved.read_text())
     assert hof["method"] == "gp"
     acc = hof["pretrained_test_accuracy"]
-    assert set(acc) == {f"vgg-small:digits seed {s}" for s in [*hof["selection_seeds"], 101, 102]}
+    want = {f"vgg-small:digits seed {s}" for s in [*hof["selection_seeds"], 101, 102]}
+    want |= {f"cnn3:digits seed {s}" for s in (1, 2)}  # the held-out CNN's networks too
+    assert set(acc) == want
     assert all(0.1 < v <= 1.0 for v in acc.values())
     rows = hof["hall_of_fame"]
     assert [r["fitness"] for r in rows] == sorted(r["fitness"] for r in rows)
@@ -70,10 +73,16 @@ def test_classifier_evolution_records_fresh_scores_and_pretrained_accuracy(evolv
         assert r["fitness"] == pytest.approx(r["fitness_per_task"]["vgg-small:digits"])
         assert {"infix", "latex", "size", "depth", "fitness_selection"} <= set(r)
     table = hof["transfer"]
-    assert table["tasks"] == ["digits"] and table["held_out"] == ["digits"]
+    assert table["tasks"] == table["held_out"] == ["digits", "cnn3:digits"]
     labels = [m["label"] for m in table["methods"]]
     assert labels[0].startswith("evolved #1") and "random units" in labels
     assert len(table["val_l1"]["digits"]["seed l1"]) == 2  # 2 seeds x 1 fraction
+    # the held-out CNN (another architecture): validation errors, channels removed
+    errors = [v for cells in table["val_l1"]["cnn3:digits"].values() for v in cells]
+    assert len(errors) == len(labels) * 2 and all(0.0 <= v <= 1.0 for v in errors)
+    assert all(r < 1.0 for r in table["remaining_fraction"]["cnn3:digits"]["seed l1"])
+    rows = {r["method"]: r for r in table["comparisons"]["cnn3:digits"]}
+    assert set(rows) == set(labels[1:]) and all(r["cells"] == 2 for r in rows.values())
     assert "fitness_reliability" in hof
 
 
