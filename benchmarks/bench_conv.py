@@ -32,8 +32,8 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 from evoprune_core.data import mnist_5k
-from evoprune_core.engines.common import cpu_numerics
-from evoprune_core.engines.training import Trainer, loss_value
+from evoprune_core.engines.runtime import cpu_numerics
+from evoprune_core.engines.steps import Trainer, loss_value
 from evoprune_core.loading import load_run
 from evoprune_core.population import ConvArchitecture, ConvPopulation
 

@@ -4,40 +4,58 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import ConfigError, TrialFailed
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from ..engines.runtime import Compute
+    from ..evolve.config import EvolveFile
+    from ..evolve.fitness import FitnessTask
+    from ..plugins import Registry
 
 __all__ = ["cmd_evolve", "register"]
 
 _STORE_HELP = "local store directory (checkpoints, cached networks, MLflow); default: mlruns"
 
 
-def _prepare_fn(cfg: Any, compute: Any, registry: Any, cache: Path, log: Any = None) -> Any:
+class _Prepare:
     """``prepare(task, seed)``: the pre-trained network of a task (made once per process);
     ``network:dataset`` tasks are CNN classifiers, plain dataset names autoencoders."""
-    from ..evolve.classifier import prepare_classifier
-    from ..evolve.config import is_classifier
-    from ..evolve.fitness import prepare_task
 
-    made: dict[tuple[str, int], Any] = {}
+    def __init__(
+        self,
+        cfg: EvolveFile,
+        compute: Compute,
+        registry: Registry,
+        cache: Path,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.cfg, self.compute, self.registry, self.cache, self.log = (
+            cfg, compute, registry, cache, log
+        )  # fmt: skip
+        self.made: dict[tuple[str, int], FitnessTask] = {}
 
-    def prepare(name: str, seed: int) -> Any:
-        if (name, seed) not in made:
-            if is_classifier(name):
-                made[(name, seed)] = prepare_classifier(
-                    name, cfg.fitness, seed, registry, cache, log
-                )
-            else:
-                made[(name, seed)] = prepare_task(name, cfg.fitness, seed, compute, registry, cache)
-        return made[(name, seed)]
+    def __call__(self, name: str, seed: int) -> FitnessTask:
+        from ..evolve.classifier import prepare_classifier
+        from ..evolve.config import is_classifier
+        from ..evolve.fitness import prepare_task
 
-    prepare.made = made  # type: ignore[attr-defined]
-    return prepare
+        if (name, seed) not in self.made:
+            fit = self.cfg.fitness
+            self.made[(name, seed)] = (
+                prepare_classifier(name, fit, seed, self.registry, self.cache, self.log)
+                if is_classifier(name)
+                else prepare_task(name, fit, seed, self.compute, self.registry, self.cache)
+            )
+        return self.made[(name, seed)]
 
 
-def _phase(quiet: bool, total: int, desc: str, unit: str) -> Any:
+def _phase(quiet: bool, total: int, desc: str, unit: str) -> tqdm[NoReturn]:
     """A progress bar for one phase of ``evolve`` on stderr (a silent one with ``--quiet``)."""
     from tqdm import tqdm
 
@@ -99,7 +117,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
 
     try:
         with cpu_numerics():
-            prepare = _prepare_fn(cfg, compute, registry, work / "cache", progress)
+            prepare = _Prepare(cfg, compute, registry, work / "cache", progress)
             seeds = selection_seeds(cfg.seed, cfg.fitness.pretrain_seeds)
             progress(f"pre-training {len(seeds)} network(s) per task (seeds {seeds})")
             tasks = []

@@ -16,7 +16,6 @@ import torch
 
 from ..data import Dataset
 from .base import Engine
-from .pruning import counted, prune_event
 from .result import Observer, RunResult
 from .runtime import (
     Streams,
@@ -25,6 +24,7 @@ from .runtime import (
     cpu_numerics,
     resolve_compute,
 )
+from .steps import counted, prune_event
 
 if TYPE_CHECKING:
     from ..resolved import ResolvedRun

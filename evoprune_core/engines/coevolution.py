@@ -30,17 +30,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
+from pydantic import Field, model_validator
 from torch import Tensor
 
-from ..config import RunConfig
+from .._strict import StrictModel
 from ..data import Dataset
 from ..errors import ConfigError
 from ..population import ConvPopulation, Population
 from .base import Engine
-from .pruning import counted, prune_event
 from .result import Observer, RunResult
 from .runtime import (
     Compute,
@@ -50,11 +50,14 @@ from .runtime import (
     cpu_numerics,
     resolve_compute,
 )
+from .steps import counted, prune_event
 
 if TYPE_CHECKING:
+    from ..config import RunConfig
     from ..resolved import ResolvedRun
 
 __all__ = [
+    "CoevolutionConfig",
     "CoevolutionEngine",
     "Pairings",
     "centre_positions",
@@ -67,6 +70,62 @@ __all__ = [
     "sub_populations",
     "tournament",
 ]
+
+
+class CoevolutionConfig(StrictModel):
+    """Lipi-AE-S: a ring of cells, each with an encoder, a decoder and a learning rate."""
+
+    cells: int = Field(
+        default=10, ge=1, le=10_000, description="cells of the ring (N): the population size"
+    )
+    radius: int = Field(
+        default=1, ge=0, le=1_000,
+        description="neighbours on either side of a cell in its sub-population (2r+1 networks)",
+    )  # fmt: skip
+    eval_batch: int = Field(
+        default=5, ge=1, le=1_000_000,
+        description="training rows of the batch every encoder x decoder pairing is scored on",
+    )  # fmt: skip
+    tournament_size: int = Field(
+        default=2, ge=1, le=1_000, description="networks drawn per selection tournament"
+    )
+    pairing: Literal["independent", "same_index"] = Field(
+        default="independent",
+        description="independent: encoder and decoder each selected by its own fitness; "
+        "same_index: one tournament index for both (the published code)",
+    )
+    replacement: Literal["unconditional", "elitist"] = Field(
+        default="unconditional",
+        description="unconditional: the trained pair becomes the cell's centre; elitist: only "
+        "when its loss beats the old centre's",
+    )
+    lr_sigma: float = Field(
+        default=1e-4, ge=0.0, le=10.0,
+        description="standard deviation of a cell's learning-rate mutation per generation",
+    )  # fmt: skip
+    lr_min: float = Field(
+        default=1e-9, gt=0.0, description="lowest learning rate a mutation may reach"
+    )
+    lr_max: float = Field(
+        default=10.0, gt=0.0, description="highest learning rate a mutation may reach"
+    )
+    update: Literal["synchronous", "sequential"] = Field(
+        default="synchronous",
+        description="synchronous: every cell reads the previous generation (one batched "
+        "program); sequential: cells one by one in a shuffled order (the published code)",
+    )
+    variant: Literal["standard", "prune_then_eval", "all_vs_all", "selected_and_random"] = Field(
+        default="standard",
+        description="prune_then_eval: replacement loss measured after pruning; all_vs_all: every "
+        "cell's sub-population is the whole ring; selected_and_random: each network trains "
+        "against a random neighbour",
+    )
+
+    @model_validator(mode="after")
+    def _lr_range(self) -> CoevolutionConfig:
+        if self.lr_min > self.lr_max:
+            raise ValueError("lr_min: must not exceed lr_max")
+        return self
 
 
 def neighbourhoods(cells: int, radius: int) -> Tensor:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..config import RunConfig
 from ..population import ConvArchitecture, ConvPopulation, Population, Sparsity
+
+if TYPE_CHECKING:
+    from ..config import RunConfig
 
 __all__ = ["Observer", "RunResult"]
 

@@ -1,5 +1,6 @@
 """What a run needs while it runs: seeded streams, the compute set-up (native kernels or
-torch, threads, CPU flags), calibration rows, the divergence check."""
+torch, threads, CPU flags), the divergence check; ``calibration`` (rows for a pruning event)
+lives in ``steps`` and is re-exported here."""
 
 from __future__ import annotations
 
@@ -8,17 +9,20 @@ import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from ..config import ComputeConfig, RunConfig
 from ..data import Dataset
 from ..errors import ConfigError, TrialFailed
 from ..native import NativeKernels, NativeUnavailable
 from ..native import load as load_native
 from ..population import ConvArchitecture, ConvPopulation, Population
-from .training import Trainer
+from .steps import Trainer, calibration
+
+if TYPE_CHECKING:
+    from ..config import ComputeConfig, RunConfig
 
 __all__ = [
     "Compute",
@@ -129,15 +133,6 @@ def build_population(
     return Population.create(
         arch, n, generator, compute.device if compute.native is None else "cpu"
     )
-
-
-def calibration(
-    data: Dataset, rows: int, gen: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``rows`` training rows (and labels) drawn without replacement."""
-    idx = torch.randperm(data.train.shape[0], generator=gen)[:rows]
-    labels = None if data.train_labels is None else data.train_labels[idx]
-    return data.train[idx], labels
 
 
 def check_finite(value: float, what: str, t: int) -> None:

@@ -43,6 +43,7 @@ from ..population import (
 from .compile import layer_sizes, unit_inputs
 
 if TYPE_CHECKING:
+    from ..engines.runtime import Compute
     from ..plugins import Registry
     from .config import FitnessConfig
 
@@ -221,7 +222,7 @@ class ClassifierTask:
             stack.bias(i, keep)[:, gone] = 0.0
         return keep
 
-    def finetune(self, keeps: Tensor, cfg: FitnessConfig, compute: Any = None) -> Tensor:
+    def finetune(self, keeps: Tensor, cfg: FitnessConfig, compute: Compute | None = None) -> Tensor:
         """Validation error ``(K,)`` of K pruned copies fine-tuned together (fresh Adam)."""
         k = keeps.shape[0]
         stack = self.pretrained.take([0] * k)

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import EvolveFile, SearchConfig, selection_seeds
+from .fitness import FitnessTask
 from .fresh import FreshScores, score_fresh, spread
-from .loop import Evolution, EvolutionState, fitness_reliability, hall_of_fame
+from .loop import Entry, Evolution, EvolutionState, fitness_reliability, hall_of_fame
 from .paired import paired_tests
 from .seeds import SEEDS
 from .transfer import Method
@@ -46,7 +47,7 @@ def comparators(cfg: EvolveFile) -> list[Method]:
 
 def run_compare(
     cfg: EvolveFile,
-    prepare: Callable[[str, int], Any],
+    prepare: Callable[[str, int], FitnessTask],
     compute: Compute,
     registry: Registry,
     work: Path,
@@ -66,7 +67,7 @@ def run_compare(
             tasks = [prepare(n, s) for n in cfg.fitness.tasks for s in selection_seeds(seed, k)]
             ckpt = work / "compare" / f"{method}-seed{seed}.json"
             runs[(method, seed)] = Evolution(sub, tasks, compute, ckpt).run()
-    winners: dict[tuple[str, int], Any] = {}
+    winners: dict[tuple[str, int], Entry] = {}
     methods: list[Method] = []
     for method in cfg.compare.methods:
         for seed in cfg.compare.seeds:
@@ -82,7 +83,7 @@ def run_compare(
 def _summarise(
     cfg: EvolveFile,
     runs: dict[tuple[str, int], EvolutionState],
-    winners: dict[tuple[str, int], Any],
+    winners: dict[tuple[str, int], Entry],
     hand: list[Method],
     fresh: FreshScores,
 ) -> dict[str, Any]:

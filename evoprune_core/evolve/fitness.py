@@ -17,15 +17,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from ..data import Dataset, build_dataset
-from ..engines.pruning import build_context, masks_to_flat, pseudo_labels
 from ..engines.runtime import Compute, calibration
+from ..engines.steps import build_context, masks_to_flat, pseudo_labels
 from ..operators import PruneContext
 from ..population import Architecture, Population
 from .compile import ShapeError, check_shapes, compile_tree, layer_sizes
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ..plugins import Registry
 
 __all__ = [
+    "FitnessTask",
     "Task",
     "combine",
     "evaluate",
@@ -44,6 +45,27 @@ __all__ = [
     "prepare_task",
     "task_scores",
 ]
+
+
+class FitnessTask(Protocol):
+    """What evolution, fresh scores, comparisons and transfer need of a prepared task: an
+    autoencoder's :class:`Task` or a classifier's ``classifier.ClassifierTask``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def inputs(self) -> list[dict[str, Any] | None]: ...
+
+    @property
+    def sizes(self) -> list[dict[str, int] | None]: ...
+
+    def keep(self, scores: Sequence[Tensor | None], fraction: float) -> Tensor: ...
+
+    def finetune(self, keeps: Tensor, cfg: FitnessConfig, compute: Compute) -> Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -145,7 +167,9 @@ def prepare_task(
     return Task(name, data, arch, pop, ctx, inputs, sizes, _seed("finetune", seed), seed)
 
 
-def task_scores(tree: Sequence[Any], task: Task, max_elements: int) -> list[Tensor | None] | None:
+def task_scores(
+    tree: Sequence[Any], task: FitnessTask, max_elements: int
+) -> list[Tensor | None] | None:
     """The tree's unit scores on every scored layer of ``task``, or None when it is invalid.
 
     Invalid: a dimension mismatch, an intermediate larger than ``max_elements`` entries, or a
@@ -165,7 +189,7 @@ def task_scores(tree: Sequence[Any], task: Task, max_elements: int) -> list[Tens
 
 def evaluate(
     scores: Sequence[list[Tensor | None]],
-    task: Task,
+    task: FitnessTask,
     cfg: FitnessConfig,
     compute: Compute,
 ) -> list[float]:
@@ -192,7 +216,7 @@ def evaluate(
     return [float(means[i]) for i in which]
 
 
-def finetune_val(task: Any, keeps: Tensor, cfg: FitnessConfig, compute: Compute) -> Tensor:
+def finetune_val(task: FitnessTask, keeps: Tensor, cfg: FitnessConfig, compute: Compute) -> Tensor:
     """The task's score ``(K,)`` (lower is better) of K copies of its pre-trained network
     pruned by ``keeps`` (``(K, P)`` 0/1) and fine-tuned together as one population; non-finite
     -> inf."""

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .config import EvolveFile, FitnessConfig
-from .fitness import Task, combine, finetune_val
+from .fitness import FitnessTask, combine, finetune_val
 from .transfer import Method, _keeps
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class FreshScores:
 def score_fresh(
     cfg: EvolveFile,
     methods: Sequence[Method],
-    prepare: Callable[[str, int], Task],
+    prepare: Callable[[str, int], FitnessTask],
     compute: Compute,
     registry: Registry,
     progress: Callable[[str], None] | None = None,

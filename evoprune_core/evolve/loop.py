@@ -34,19 +34,25 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deap import gp
 
 from .._identity import changes
 from ..errors import ConfigError
 from .config import EvolveFile
-from .fitness import Task, combine, evaluate, task_scores
+from .fitness import FitnessTask, combine, evaluate, task_scores
 from .grammar import parse, to_text
 from .primitives import Scalar, primitive_set
 from .randomness import deap_random, rng_from_state, rng_state
 from .seeds import SEEDS
 from .simplify import cache_key
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from ..engines.runtime import Compute
+    from .config import FitnessConfig
 
 __all__ = ["Entry", "Evolution", "EvolutionState", "fitness_reliability", "hall_of_fame"]
 
@@ -120,11 +126,11 @@ def hall_of_fame(state: EvolutionState, n: int) -> list[Entry]:
     return sorted(valid, key=Entry.rank)[:n]
 
 
-def _half_fitness(entry: Entry, half: slice, cfg: Any) -> float:
+def _half_fitness(entry: Entry, half: slice, cfg: FitnessConfig) -> float:
     return combine(cfg, [statistics.fmean(v[half]) for v in entry.per_seed.values()])
 
 
-def fitness_reliability(state: EvolutionState, cfg: Any) -> float | None:
+def fitness_reliability(state: EvolutionState, cfg: FitnessConfig) -> float | None:
     """Spearman correlation of the last generation's distinct formulas scored on the first
     and on the second half of the pre-trained networks (None: fewer than 2 networks per task
     or fewer than 3 finite formulas)."""
@@ -156,8 +162,8 @@ class Evolution:
     def __init__(
         self,
         cfg: EvolveFile,
-        tasks: Sequence[Task],
-        compute: Any,
+        tasks: Sequence[FitnessTask],
+        compute: Compute,
         checkpoint: Path | None,
         on_generation: Callable[[dict[str, float]], None] | None = None,
     ) -> None:
@@ -212,7 +218,7 @@ class Evolution:
         tmp.replace(self.checkpoint)
 
     # -- validity and evaluation ---------------------------------------------------------
-    def _scores(self, tree: gp.PrimitiveTree) -> list[Any] | None:
+    def _scores(self, tree: gp.PrimitiveTree) -> list[list[Tensor | None]] | None:
         out = []
         for task in self.tasks:
             s = task_scores(tree, task, self.cfg.evolution.max_elements)
@@ -224,7 +230,7 @@ class Evolution:
     def _evaluate(
         self,
         trees: list[gp.PrimitiveTree],
-        scores: dict[str, list[Any]],
+        scores: dict[str, list[list[Tensor | None]]],
         state: EvolutionState,
         g: int,
     ) -> tuple[int, int]:

@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import EvolveFile, is_classifier, selection_seeds
 from .fresh import FreshScores, spread
 from .grammar import parse
 from .loop import Entry, EvolutionState
 from .simplify import forms
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["fitness_figure", "hall_rows", "hall_text", "write_outputs"]
 
@@ -177,7 +180,7 @@ engine = {{ choices = ["canonical", "coevolution"] }}
 """
 
 
-def fitness_figure(state: EvolutionState) -> Any:
+def fitness_figure(state: EvolutionState) -> Figure:
     """Best and median fitness per generation."""
     import matplotlib
 

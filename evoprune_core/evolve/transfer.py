@@ -11,17 +11,18 @@ Wilcoxon signed-rank tests in each direction, Holm-corrected over the comparison
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from ..engines.pruning import build_context, masks_to_flat
 from ..engines.runtime import Compute
+from ..engines.steps import build_context, masks_to_flat
 from .compile import compile_tree
 from .config import EvolveFile
-from .fitness import Task, finetune_val
+from .fitness import FitnessTask, Task, finetune_val
 from .grammar import parse
 from .operator import score_layers
 from .paired import holm
@@ -83,7 +84,7 @@ def methods_for(cfg: EvolveFile, hall: list[str]) -> list[Method]:
     return out
 
 
-def random_unit_scores(task: Task, seed: int) -> list[torch.Tensor | None]:
+def random_unit_scores(task: FitnessTask, seed: int) -> list[torch.Tensor | None]:
     """Uniform random scores per unit of every scored layer (the "random units" baseline)."""
     gen = torch.Generator().manual_seed(seed * 7919 + 17)
     return [
@@ -93,7 +94,7 @@ def random_unit_scores(task: Task, seed: int) -> list[torch.Tensor | None]:
 
 
 def _keeps(
-    method: Method, task: Task, fractions: list[float], registry: Registry, seed: int
+    method: Method, task: FitnessTask, fractions: list[float], registry: Registry, seed: int
 ) -> torch.Tensor:
     rows: list[torch.Tensor] = []
     if method.kind == "random_units":
@@ -103,6 +104,7 @@ def _keeps(
         raw = score_layers(compile_tree(parse(method.formula)), task.inputs)
         scores = [None if s is None else torch.nan_to_num(s, nan=float("-inf")) for s in raw]
         return torch.cat([task.keep(scores, f) for f in fractions], 0)
+    assert isinstance(task, Task)  # built-in operators: autoencoder tasks only (checked on load)
     op = registry.operator(method.operator).obj()
     ctx0 = task.ctx
     for i, f in enumerate(fractions):
@@ -120,8 +122,8 @@ def run_transfer(
     hall: list[str],
     registry: Registry,
     compute: Compute,
-    prepare: Any,
-    on_step: Any = None,
+    prepare: Callable[[str, int], FitnessTask],
+    on_step: Callable[[str, int], None] | None = None,
 ) -> TransferResult:
     """Evaluate every method on the evolution tasks and the held-out task for every seed.
 

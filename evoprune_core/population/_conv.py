@@ -9,7 +9,7 @@ unchanged; its two halves are :class:`~evoprune_core.population.LayerStack` view
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -19,6 +19,9 @@ from ._layerstack import LayerStack, adam_update, apply_keep
 from ._pairs import pair_buffers
 from ._persist import Persisted
 from ._population import Sparsity
+
+if TYPE_CHECKING:
+    from ._conv_export import CompactConvAutoencoder
 
 __all__ = ["CONV_PRESETS", "ConvArchitecture", "ConvPopulation", "LossFn"]
 
@@ -300,7 +303,7 @@ class ConvPopulation(Persisted):
         out["whole"] = (self.masks.sum(1) / total).cpu()
         return out
 
-    def compact(self, member: int = 0) -> Any:
+    def compact(self, member: int = 0) -> CompactConvAutoencoder:
         """Member ``member`` as ``torch.nn`` modules with dead channels physically removed."""
         from ._conv_export import compact_conv
 

@@ -2,7 +2,7 @@
 and plots. It never needs MLflow.
 
 ``_attrs`` (``Attr``: the attribute names studies and trials carry), ``_trials`` (the one
-trial reader and the one Pareto function), ``_table`` (best combinations: text, Markdown, CSV,
+trial reader, the one row type ``TrialRow`` and the one Pareto function), ``_table`` (best combinations: text, Markdown, CSV,
 JSON), ``_statistics`` (Mann-Whitney, Holm, A12, Kruskal-Wallis), ``_compare`` (the groups and
 tests of ``evoprune report --stats``), ``_stats_text`` / ``_stats_plots`` (their formats),
 ``_plots`` (Optuna's study figures).
@@ -12,13 +12,11 @@ from __future__ import annotations
 
 from ._attrs import Attr
 from ._compare import (
+    GROUP_FIELDS,
     GROUPINGS,
-    METRICS,
     Comparison,
-    Group,
     StatsReport,
     build_stats,
-    combination_key,
     groups_from_trials,
     pareto_groups,
 )
@@ -38,31 +36,31 @@ from ._statistics import (
 from ._stats_plots import box_figure, pareto_figure, write_figures
 from ._stats_text import ALPHA, format_stats, verdict
 from ._table import (
+    COLUMNS,
     FORMATS,
-    TrialRow,
     best_combinations,
     format_rows,
-    mean_std,
     pareto_front,
     rows_from_trials,
     study_report,
+    table_record,
 )
-from ._trials import TrialResults, pareto, read_trials
+from ._trials import METRICS, TrialRow, combination_key, mean_std, pareto, read_trials
 
 __all__ = [
     "A12_THRESHOLDS",
     "ALPHA",
+    "COLUMNS",
     "FORMATS",
+    "GROUP_FIELDS",
     "GROUPINGS",
     "METRICS",
     "PERMUTATION_LIMIT",
     "Attr",
     "Comparison",
-    "Group",
     "StatsReport",
     "Summary",
     "TestResult",
-    "TrialResults",
     "TrialRow",
     "a12",
     "a12_magnitude",
@@ -86,6 +84,7 @@ __all__ = [
     "study_figures",
     "study_report",
     "summarize",
+    "table_record",
     "verdict",
     "write_figures",
 ]

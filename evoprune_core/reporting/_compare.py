@@ -17,21 +17,19 @@ names one group for all (``engine/operator/schedule``, ``engine/none`` for a bas
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from ..errors import ConfigError
-from ._statistics import Summary, TestResult, holm, mann_whitney, summarize
-from ._trials import StoredTrial, TrialResults, pareto, read_trials
-
-V = TypeVar("V")
+from ._statistics import TestResult, holm, mann_whitney
+from ._trials import METRICS, StoredTrial, TrialRow, pareto, read_trials
 
 __all__ = [
+    "GROUP_FIELDS",
     "GROUPINGS",
     "METRICS",
     "ONE_SEED",
     "Comparison",
-    "Group",
     "StatsReport",
     "build_stats",
     "groups_from_trials",
@@ -43,33 +41,20 @@ ONE_SEED = (
     "one seed per group: no test is possible; medians only, no effect sizes (add seeds to "
     "compare groups)"
 )
-METRICS = ("val_loss", "test_loss", "train_loss", "remaining_fraction")
-"""Per-seed metrics a report carries (those the trials recorded)."""
-
-
-@dataclass(frozen=True)
-class Group:
-    """Per-seed values of one trial (or of one pooled combination)."""
-
-    key: str
-    engine: str
-    operator: str
-    schedule: str
-    probability: float | None
-    amount: float | None
-    population: str
-    baseline: bool
-    trials: tuple[int, ...]
-    seeds: tuple[int, ...]
-    values: dict[str, tuple[float, ...]] = field(default_factory=dict)
-
-    @property
-    def combination(self) -> str:
-        """``engine/operator/schedule``; a baseline is ``engine/none``."""
-        return combination_key(self.engine, self.operator, self.schedule)
-
-    def summary(self, metric: str) -> Summary:
-        return summarize(self.values.get(metric, ()))
+GROUP_FIELDS = (
+    "key",
+    "engine",
+    "operator",
+    "schedule",
+    "probability",
+    "amount",
+    "population",
+    "baseline",
+    "trials",
+    "seeds",
+    "values",
+)
+"""What ``StatsReport.to_dict`` keeps of each group (a :class:`TrialRow`)."""
 
 
 @dataclass(frozen=True)
@@ -91,16 +76,17 @@ class StatsReport:
     grouping: str
     metrics: tuple[str, ...]
     against: str | None
-    groups: tuple[Group, ...]
+    groups: tuple[TrialRow, ...]
     comparisons: tuple[Comparison, ...]
     notes: tuple[str, ...] = ()
 
-    def group(self, key: str) -> Group:
+    def group(self, key: str) -> TrialRow:
         return next(g for g in self.groups if g.key == key)
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, per-seed values included, as JSON-ready data (``from_dict`` inverts)."""
         data = asdict(self)
+        data["groups"] = tuple({k: raw[k] for k in GROUP_FIELDS} for raw in data["groups"])
         for g, raw in zip(self.groups, data["groups"]):
             raw["summary"] = {
                 m: {**asdict(g.summary(m)), "iqr": g.summary(m).iqr} for m in g.values
@@ -113,7 +99,7 @@ class StatsReport:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StatsReport:
         groups = tuple(
-            Group(
+            TrialRow(
                 **{k: v for k, v in g.items() if k not in ("trials", "seeds", "values", "summary")},
                 trials=tuple(g["trials"]),
                 seeds=tuple(g["seeds"]),
@@ -142,65 +128,21 @@ class StatsReport:
         )
 
 
-def combination_key(engine: str, operator: str, schedule: str) -> str:
-    return f"{engine}/{operator}" if schedule == "-" else f"{engine}/{operator}/{schedule}"
-
-
-def _trial_group(t: TrialResults) -> Group:
-    res, combo = t.results, t.combination
-    values = {m: tuple(float(r[m]) for r in res) for m in METRICS if all(m in r for r in res)}
-    return Group(
-        key=f"trial:{t.number}",
-        engine=combo["engine"],
-        operator=combo["operator"],
-        schedule=combo["schedule"],
-        probability=combo.get("probability"),
-        amount=combo.get("amount"),
-        population=str(combo.get("population", "1")),
-        baseline=t.baseline,
-        trials=(t.number,),
-        seeds=tuple(int(r["seed"]) for r in res),
-        values=values,
-    )
-
-
-def groups_from_trials(trials: Iterable[StoredTrial], grouping: str = "trial") -> list[Group]:
-    """The groups of the completed trials that carry evoprune results, in trial order."""
+def groups_from_trials(trials: Iterable[StoredTrial], grouping: str = "trial") -> list[TrialRow]:
+    """The groups of the completed trials that carry evoprune results, in trial order: one row
+    per trial, or (``combination``) the rows of each combination pooled into one."""
     if grouping not in GROUPINGS:
         raise ConfigError(f"--group: unknown grouping {grouping!r}; allowed: trial, combination")
-    per_trial = sorted(map(_trial_group, read_trials(trials)), key=lambda g: g.trials)
+    per_trial = sorted(read_trials(trials), key=lambda g: g.trials)
     if grouping == "trial":
         return per_trial
-    pooled: dict[str, list[Group]] = {}
+    pooled: dict[str, list[TrialRow]] = {}
     for g in per_trial:
         pooled.setdefault(g.combination, []).append(g)
-    out = []
-    for key, members in pooled.items():
-        first = members[0]
-        metrics = [m for m in METRICS if all(m in g.values for g in members)]
-
-        def same(vals: set[V]) -> V | None:
-            return vals.pop() if len(vals) == 1 else None
-
-        out.append(
-            Group(
-                key=key,
-                engine=first.engine,
-                operator=first.operator,
-                schedule=first.schedule,
-                probability=same({g.probability for g in members}),
-                amount=same({g.amount for g in members}),
-                population=same({g.population for g in members}) or "mixed",
-                baseline=all(g.baseline for g in members),
-                trials=tuple(t for g in members for t in g.trials),
-                seeds=tuple(s for g in members for s in g.seeds),
-                values={m: tuple(v for g in members for v in g.values[m]) for m in metrics},
-            )
-        )
-    return out
+    return [TrialRow.pool(key, members) for key, members in pooled.items()]
 
 
-def _resolve_against(groups: Sequence[Group], against: str, grouping: str) -> Group:
+def _resolve_against(groups: Sequence[TrialRow], against: str, grouping: str) -> TrialRow:
     """The group ``against`` names; a bad name is one ConfigError line listing the choices."""
     combos = sorted({g.combination for g in groups})
     allowed = ", ".join(combos)
@@ -251,7 +193,7 @@ def build_stats(
         ref = _resolve_against(groups, against, grouping)
         refs = {g.key: ref for g in groups if g.key != ref.key}
     else:
-        baselines: dict[str, Group] = {}
+        baselines: dict[str, TrialRow] = {}
         for g in groups:
             if g.baseline and g.engine not in baselines:
                 baselines[g.engine] = g
@@ -301,8 +243,8 @@ def build_stats(
 
 
 def pareto_groups(
-    groups: Sequence[Group], x: str = "remaining_fraction", y: str = "val_loss"
-) -> list[Group]:
+    groups: Sequence[TrialRow], x: str = "remaining_fraction", y: str = "val_loss"
+) -> list[TrialRow]:
     """Groups whose medians of ``x`` and ``y`` no other group beats on both (both minimised),
     sorted by ``y``."""
     return pareto(

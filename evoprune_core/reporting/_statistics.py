@@ -1,7 +1,7 @@
 """Comparisons across seeds: median, IQR, Mann-Whitney U, Kruskal-Wallis, Holm, Vargha-Delaney A12.
 
 Pure functions of lists of numbers (scipy for the test's p-value, nothing else): they know
-nothing of studies, Optuna or MLflow. ``evoprune_core.stats_report`` applies them to a study.
+nothing of studies, Optuna or MLflow. ``reporting._compare`` applies them to a study.
 
 Conventions (see ``docs/statistics.md``):
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from ._compare import Group, StatsReport, pareto_groups
+from ._compare import StatsReport, pareto_groups
 from ._statistics import Summary
 from ._stats_text import LABELS
+from ._trials import TrialRow
 
 __all__ = ["box_figure", "pareto_figure", "write_figures"]
 
@@ -23,7 +24,7 @@ def _quartiles(s: Summary) -> tuple[float, float, float]:
     return s.median, s.q1, s.q3
 
 
-def _name(g: Group) -> str:
+def _name(g: TrialRow) -> str:
     if g.key == g.combination:
         return g.key
     return f"{g.key} {g.combination}"

@@ -8,8 +8,9 @@ import json
 import textwrap
 from collections.abc import Sequence
 
-from ._compare import METRICS, ONE_SEED, Comparison, Group, StatsReport, pareto_groups
+from ._compare import METRICS, ONE_SEED, Comparison, StatsReport, pareto_groups
 from ._statistics import A12_THRESHOLDS, Summary
+from ._trials import TrialRow
 
 __all__ = ["ALPHA", "format_stats", "verdict"]
 
@@ -49,11 +50,11 @@ def _mean_std(s: Summary) -> str:
     return "-" if s.mean is None else f"{s.mean:.4f} ± {s.std:.4f}"
 
 
-def _order(report: StatsReport) -> list[Group]:
+def _order(report: StatsReport) -> list[TrialRow]:
     """Groups by their median of the first tested metric (best first), then trial."""
     first = report.metrics[0]
 
-    def key(g: Group) -> tuple[float, tuple[int, ...]]:
+    def key(g: TrialRow) -> tuple[float, tuple[int, ...]]:
         med = g.summary(first).median
         return (float("inf") if med is None else med, g.trials)
 
@@ -72,7 +73,7 @@ def _table(head: Sequence[str], body: Sequence[Sequence[str]], fmt: str) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _group_cells(g: Group) -> list[str]:
+def _group_cells(g: TrialRow) -> list[str]:
     op = "none (baseline)" if g.baseline else g.operator
     return [
         g.key,
@@ -234,7 +235,7 @@ def _front_and_notes(report: StatsReport, sub: str, fmt: str) -> list[str]:
     return parts
 
 
-def _one_seed(report: StatsReport, groups: list[Group], head: str, sub: str, fmt: str) -> str:
+def _one_seed(report: StatsReport, groups: list[TrialRow], head: str, sub: str, fmt: str) -> str:
     """One value per group: the values (their medians) and nothing that pretends to test."""
     parts = [head, "", ONE_SEED[0].upper() + ONE_SEED[1:] + ".", "", f"{sub}Medians", ""]
     cols = list(_GROUP_HEAD) + [f"{LABELS[m]} median" for m in report.metrics]

@@ -9,113 +9,102 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
 
-from ._trials import StoredTrial, pareto, read_trials
+from ._trials import StoredTrial, TrialRow, mean_std, pareto, read_trials
 
 __all__ = [
+    "COLUMNS",
     "FORMATS",
-    "TrialRow",
     "best_combinations",
     "format_rows",
     "mean_std",
     "pareto_front",
     "rows_from_trials",
     "study_report",
+    "table_record",
 ]
 
 FORMATS = ("text", "markdown", "csv", "json")
 
+COLUMNS = (
+    "trial",
+    "engine",
+    "operator",
+    "schedule",
+    "probability",
+    "amount",
+    "population",
+    "seeds",
+    "val_loss",
+    "val_loss_std",
+    "test_loss",
+    "test_loss_std",
+    "remaining_fraction",
+    "remaining_fraction_std",
+    "baseline",
+    "mlflow_run_id",
+)
+"""The columns of a table in CSV and JSON: a trial's settings, its number of seeds, and the
+mean and sample std over seeds of each objective."""
 
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
-    n = len(values)
-    if n == 0:
-        return math.nan, math.nan
-    mean = sum(values) / n
-    if n == 1:
-        return mean, 0.0
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
 
-
-@dataclass(frozen=True)
-class TrialRow:
-    """One completed trial: its combination and its results across seeds."""
-
-    trial: int
-    engine: str
-    operator: str
-    schedule: str
-    probability: float | None
-    amount: float | None
-    population: str
-    seeds: int
-    val_loss: float
-    val_loss_std: float
-    test_loss: float
-    test_loss_std: float
-    remaining_fraction: float
-    remaining_fraction_std: float
-    baseline: bool = False
-    mlflow_run_id: str = ""
-
-    @property
-    def combination(self) -> tuple[str, str, str]:
-        return (self.engine, self.operator, self.schedule)
+def table_record(row: TrialRow) -> dict[str, object]:
+    """A row as a table shows it (:data:`COLUMNS`): means and stds over its seeds."""
+    val = row.mean_std("val_loss")
+    test = row.mean_std("test_loss")
+    rem = row.mean_std("remaining_fraction")
+    return {
+        "trial": row.trial,
+        "engine": row.engine,
+        "operator": row.operator,
+        "schedule": row.schedule,
+        "probability": row.probability,
+        "amount": row.amount,
+        "population": row.population,
+        "seeds": len(row.seeds),
+        "val_loss": val[0],
+        "val_loss_std": val[1],
+        "test_loss": test[0],
+        "test_loss_std": test[1],
+        "remaining_fraction": rem[0],
+        "remaining_fraction_std": rem[1],
+        "baseline": row.baseline,
+        "mlflow_run_id": row.mlflow_run_id,
+    }
 
 
 def rows_from_trials(trials: Iterable[StoredTrial]) -> list[TrialRow]:
     """Rows of the completed trials that carry evoprune results (others are ignored)."""
-    rows = []
-    for t in read_trials(trials):
-        res, combo = t.results, t.combination
-        val = mean_std([r["val_loss"] for r in res])
-        test = mean_std([r["test_loss"] for r in res])
-        rem = mean_std([r["remaining_fraction"] for r in res])
-        rows.append(
-            TrialRow(
-                trial=t.number,
-                engine=combo["engine"],
-                operator=combo["operator"],
-                schedule=combo["schedule"],
-                probability=combo.get("probability"),
-                amount=combo.get("amount"),
-                population=combo.get("population", "1"),
-                seeds=len(res),
-                val_loss=val[0],
-                val_loss_std=val[1],
-                test_loss=test[0],
-                test_loss_std=test[1],
-                remaining_fraction=rem[0],
-                remaining_fraction_std=rem[1],
-                baseline=t.baseline,
-                mlflow_run_id=t.mlflow_run_id,
-            )
-        )
-    return rows
+    return read_trials(trials)
+
+
+def _val_loss(r: TrialRow) -> float:
+    return r.mean_std("val_loss")[0]
 
 
 def best_combinations(rows: Iterable[TrialRow], top: int | None = 10) -> list[TrialRow]:
     """The best trial (lowest mean val loss) of each engine/operator/schedule, best first."""
     best: dict[tuple[str, str, str], TrialRow] = {}
     for r in rows:
-        cur = best.get(r.combination)
-        if cur is None or (r.val_loss, r.trial) < (cur.val_loss, cur.trial):
-            best[r.combination] = r
-    ordered = sorted(best.values(), key=lambda r: (r.val_loss, r.trial))
+        combination = (r.engine, r.operator, r.schedule)
+        cur = best.get(combination)
+        if cur is None or (_val_loss(r), r.trial) < (_val_loss(cur), cur.trial):
+            best[combination] = r
+    ordered = sorted(best.values(), key=lambda r: (_val_loss(r), r.trial))
     return ordered if top is None else ordered[:top]
 
 
 def pareto_front(rows: Iterable[TrialRow]) -> list[TrialRow]:
     """Trials no other trial beats on both mean val loss and remaining fraction."""
     return pareto(
-        list(rows), lambda r: (r.val_loss, r.remaining_fraction), lambda r: (r.val_loss, r.trial)
+        list(rows),
+        lambda r: (_val_loss(r), r.mean_std("remaining_fraction")[0]),
+        lambda r: (_val_loss(r), r.trial),
     )
 
 
-_COLUMNS = (
+_TEXT_COLUMNS = (
     ("trial", "trial"),
     ("engine", "engine"),
     ("operator", "operator"),
@@ -131,12 +120,12 @@ _COLUMNS = (
 
 
 def _cell(row: TrialRow, attr: str) -> str:
-    value = getattr(row, attr)
     if attr in ("val_loss", "test_loss", "remaining_fraction"):
-        std = getattr(row, attr + "_std")
-        return f"{value:.4f}" + (f" ± {std:.4f}" if row.seeds > 1 else "")
+        mean, std = row.mean_std(attr)
+        return f"{mean:.4f}" + (f" ± {std:.4f}" if len(row.seeds) > 1 else "")
     if attr == "operator" and row.baseline:
         return "none (baseline)"
+    value = len(row.seeds) if attr == "seeds" else getattr(row, attr)
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -147,17 +136,16 @@ def _cell(row: TrialRow, attr: str) -> str:
 def format_rows(rows: Sequence[TrialRow], fmt: str = "text") -> str:
     """A table as aligned text, Markdown, CSV (mean and std columns) or JSON."""
     if fmt == "json":
-        return json.dumps([asdict(r) for r in rows], indent=2)
+        return json.dumps([table_record(r) for r in rows], indent=2)
     if fmt == "csv":
         buf = io.StringIO()
-        fields = [f for f in TrialRow.__dataclass_fields__]
-        writer = csv.DictWriter(buf, fields, lineterminator="\n")
+        writer = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
         writer.writeheader()
         for r in rows:
-            writer.writerow(asdict(r))
+            writer.writerow(table_record(r))
         return buf.getvalue()
-    head = [h for h, _ in _COLUMNS]
-    body = [[_cell(r, a) for _, a in _COLUMNS] for r in rows]
+    head = [h for h, _ in _TEXT_COLUMNS]
+    body = [[_cell(r, a) for _, a in _TEXT_COLUMNS] for r in rows]
     if fmt == "markdown":
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(cells) + " |" for cells in body]
@@ -185,15 +173,15 @@ def study_report(
     if len(objectives) > 1:
         tables["pareto_front"] = pareto_front(rows)
     if fmt == "json":
-        return json.dumps({k: [asdict(r) for r in v] for k, v in tables.items()}, indent=2)
+        return json.dumps({k: [table_record(r) for r in v] for k, v in tables.items()}, indent=2)
     if fmt == "csv":
         buf = io.StringIO()
-        fields = ["table", *TrialRow.__dataclass_fields__]
+        fields = ["table", *COLUMNS]
         writer = csv.DictWriter(buf, fields, lineterminator="\n")
         writer.writeheader()
         for name, chosen in tables.items():
             for r in chosen:
-                writer.writerow({"table": name, **asdict(r)})
+                writer.writerow({"table": name, **table_record(r)})
         return buf.getvalue()
     title = "## " if fmt == "markdown" else ""
     parts = [

@@ -12,13 +12,16 @@ without a hash is adopted once, with a notice.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._identity import changes, content_hash
 from ..config import flatten
 from ..errors import ConfigError
 from ..reporting import Attr
 from ._config import Dist, StudyConfig
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = ["check_identity", "study_content"]
 
@@ -46,7 +49,7 @@ def study_content(cfg: StudyConfig) -> dict[str, Any]:
     return out
 
 
-def check_identity(study: Any, cfg: StudyConfig, adopt: bool) -> None:
+def check_identity(study: optuna.Study, cfg: StudyConfig, adopt: bool) -> None:
     """Refuse to run ``cfg`` in a stored study of other content (one line naming the changed
     keys, their old and new values); record the content of a new study, or (``adopt``) of
     one an earlier evoprune stored without it."""

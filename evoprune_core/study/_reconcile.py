@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .._compat import storage_of
 from ..reporting import Attr
 from ._storage import Store, reap_dead_trials, study_lock
 
 if TYPE_CHECKING:
+    import optuna
+
     from ..tracking import StudyRun, Tracking
     from ._config import StudyConfig
 
@@ -25,7 +27,7 @@ def fail_reaped_run(tracker: Tracking, run_id: str, why: str) -> None:
         tracker.close_run(run_id, "FAILED", why)
 
 
-def close_orphan_runs(study: Any, tracker: Tracking, ids: StudyRun) -> list[str]:
+def close_orphan_runs(study: optuna.Study, tracker: Tracking, ids: StudyRun) -> list[str]:
     """End RUNNING trial runs that no RUNNING trial owns (a worker stopped between creating
     the run and recording it on its trial). Returns their run ids."""
     from optuna.trial import TrialState
@@ -45,7 +47,9 @@ def close_orphan_runs(study: Any, tracker: Tracking, ids: StudyRun) -> list[str]
     return closed
 
 
-def reconcile(cfg: StudyConfig, store: Store, study: Any, tracker: Tracking, ids: StudyRun) -> None:
+def reconcile(
+    cfg: StudyConfig, store: Store, study: optuna.Study, tracker: Tracking, ids: StudyRun
+) -> None:
     """Fail the trials of workers that are gone and end trial runs no live trial owns."""
     storage = storage_of(study)
     with contextlib.suppress(Exception), study_lock(store, storage, cfg.name):

@@ -5,12 +5,15 @@ from __future__ import annotations
 import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..reporting import Attr, build_stats, format_stats, study_figures, study_report, write_figures
 from ._config import StudyConfig
 
 if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
     from ..tracking import StudyRun, Tracking
 
 __all__ = ["finish_study", "log_stats"]
@@ -18,7 +21,7 @@ __all__ = ["finish_study", "log_stats"]
 
 def finish_study(
     cfg: StudyConfig,
-    study: Any,
+    study: optuna.Study,
     tracker: Tracking,
     ids: StudyRun,
     status: str,
@@ -52,7 +55,7 @@ def finish_study(
     return text, plot
 
 
-def _best_artifacts(study: Any, tracker: Tracking, state_dir: Path | None) -> None:
+def _best_artifacts(study: optuna.Study, tracker: Tracking, state_dir: Path | None) -> None:
     """Plots (reconstruction grids of image data too), masks and models of the best
     (Pareto-front) trials that have only their state: in their MLflow runs, or through a plugin
     tracker's ``log_artifact`` from the state kept in ``state_dir``."""
@@ -78,7 +81,7 @@ def _best_artifacts(study: Any, tracker: Tracking, state_dir: Path | None) -> No
             )
 
 
-def log_stats(cfg: StudyConfig, trials: list[Any], tracker: Tracking, run_id: str) -> str:
+def log_stats(cfg: StudyConfig, trials: list[FrozenTrial], tracker: Tracking, run_id: str) -> str:
     """``evoprune report --stats`` (JSON, Markdown) and its plots under the study run's
     ``stats/``; returns where ``pareto_front.png`` went ("" if nowhere)."""
 

@@ -17,6 +17,10 @@ from ._reconcile import close_orphan_runs, fail_reaped_run
 from ._storage import Store, open_storage, reap_dead_trials, study_lock
 
 if TYPE_CHECKING:
+    import optuna
+    from optuna.storages import BaseStorage
+    from optuna.trial import FrozenTrial
+
     from ..plugins import Registry
     from ..tracking import StudyRun, Tracking
 
@@ -67,7 +71,7 @@ def plan_text(cfg: StudyConfig, registry: Registry, n_trials: int | None = None)
     return text
 
 
-def make_sampler(cfg: StudyConfig, n_trials: int, worker: int) -> Any:
+def make_sampler(cfg: StudyConfig, n_trials: int, worker: int) -> optuna.samplers.BaseSampler:
     import optuna
 
     seed = None if cfg.sampler_seed is None else cfg.sampler_seed + worker
@@ -91,8 +95,8 @@ def tracker_for(cfg: StudyConfig, store: Store, registry: Registry) -> Tracking:
     return cls(store.tracking_uri, store.artifact_root)
 
 
-def _stale_callback(tracker: Tracking) -> Callable[[Any, Any], None]:
-    def close(study: Any, trial: Any) -> None:
+def _stale_callback(tracker: Tracking) -> Callable[[optuna.Study, FrozenTrial], None]:
+    def close(study: optuna.Study, trial: FrozenTrial) -> None:
         run_id = trial.user_attrs.get(Attr.MLFLOW_RUN_ID)
         if run_id:
             tracker.close_run(run_id, "FAILED", "no heartbeat: the worker died")
@@ -100,7 +104,12 @@ def _stale_callback(tracker: Tracking) -> Callable[[Any, Any], None]:
     return close
 
 
-def open_study(cfg: StudyConfig, store: Store, tracker: Tracking, sampler: Any = None) -> Any:
+def open_study(
+    cfg: StudyConfig,
+    store: Store,
+    tracker: Tracking,
+    sampler: optuna.samplers.BaseSampler | None = None,
+) -> tuple[BaseStorage, optuna.Study]:
     """The study's Optuna storage and the study loaded from it (with ``sampler``)."""
     import optuna
 
@@ -176,7 +185,7 @@ def _describe(d: Dist) -> str:
     return f"{d.kind} [{d.low}, {d.high}]" + (" log" if d.log else "")
 
 
-def _matches(trial: Any, params: dict[str, Any], baseline: bool) -> bool:
+def _matches(trial: FrozenTrial, params: dict[str, Any], baseline: bool) -> bool:
     given = trial.params or enqueued_params(trial, Attr.DESIGN)
     same = bool(trial.user_attrs.get(Attr.BASELINE, False)) == baseline
     return same and all(k in given and given[k] == v for k, v in params.items())

@@ -21,12 +21,35 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from .._compat import rdb_stale_callback_kwarg, storage_of
 from ..errors import ConfigError, StoreError
 from ..reporting import Attr
 from ..tracking._sqlite_store import file_lock
+
+if TYPE_CHECKING:
+    import optuna
+    import sqlalchemy
+    from optuna.storages import BaseStorage
+    from optuna.trial import FrozenTrial
+
+
+@runtime_checkable
+class _Heartbeats(Protocol):
+    """An Optuna storage that records heartbeats (an RDB storage, cached or not)."""
+
+    def get_heartbeat_interval(self) -> int | None: ...
+
+    def record_heartbeat(self, trial_id: int) -> None: ...
+
+
+class _SQLStorage(Protocol):
+    """An Optuna RDB storage: its SQLAlchemy engine."""
+
+    @property
+    def engine(self) -> sqlalchemy.engine.Engine: ...
+
 
 __all__ = [
     "HEARTBEAT_INTERVAL",
@@ -112,7 +135,9 @@ def resolve_store(
     return Store(root, storage, uri)
 
 
-def open_storage(store: Store, on_stale: Callable[[Any, Any], None] | None = None) -> Any:
+def open_storage(
+    store: Store, on_stale: Callable[[optuna.Study, FrozenTrial], None] | None = None
+) -> BaseStorage:
     """An Optuna storage: journal file, or RDB with heartbeats (``on_stale`` ends MLflow runs)."""
     import optuna.storages.journal
 
@@ -171,7 +196,7 @@ def _unreachable(exc: BaseException) -> str | None:
 
 
 @contextlib.contextmanager
-def study_lock(store: Store, storage: Any, name: str) -> Iterator[None]:
+def study_lock(store: Store, storage: BaseStorage, name: str) -> Iterator[None]:
     """Serialise 'count trials, then ask' and study set-up across workers and machines.
 
     A file lock for journal and sqlite storages, an advisory lock for PostgreSQL.
@@ -187,7 +212,7 @@ def study_lock(store: Store, storage: Any, name: str) -> Iterator[None]:
         from sqlalchemy import text
 
         key = zlib.crc32(f"evoprune:{name}".encode()) & 0x7FFFFFFF
-        with storage.engine.connect() as conn:
+        with cast("_SQLStorage", storage).engine.connect() as conn:
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
             try:
                 yield
@@ -234,7 +259,7 @@ def _alive(attrs: dict[str, Any]) -> bool | None:
     return not (start and stat[19] != start)
 
 
-def reap_dead_trials(study: Any, close_run: Callable[[str, str], None]) -> list[int]:
+def reap_dead_trials(study: optuna.Study, close_run: Callable[[str, str], None]) -> list[int]:
     """Fail RUNNING trials whose worker died; end their MLflow runs. Returns their numbers."""
     import optuna
     from optuna.trial import TrialState
@@ -264,10 +289,10 @@ def reap_dead_trials(study: Any, close_run: Callable[[str, str], None]) -> list[
 
 
 @contextlib.contextmanager
-def heartbeat(storage: Any, trial_id: int) -> Iterator[None]:
+def heartbeat(storage: BaseStorage, trial_id: int) -> Iterator[None]:
     """Record Optuna heartbeats of a trial run through ask/tell (RDB storages only)."""
-    interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
-    if not interval:
+    interval = storage.get_heartbeat_interval() if isinstance(storage, _Heartbeats) else None
+    if not isinstance(storage, _Heartbeats) or not interval:
         yield
         return
     stop = threading.Event()

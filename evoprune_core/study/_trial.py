@@ -13,6 +13,11 @@ from ..tracking import TAG, TrialRun, save_local_state, save_state
 from ._config import Dist, StudyConfig, sample_updates
 
 if TYPE_CHECKING:
+    import optuna
+
+    from ..config import RunConfig
+    from ..data import Dataset
+    from ..engines import RunResult
     from ..plugins import Registry
     from ..resolved import ResolvedRun
     from ..tracking import StudyRun, Tracking, TrialTracking
@@ -30,7 +35,7 @@ _FINAL = (
 )
 
 
-def _suggest(trial: Any, name: str, d: Dist) -> Any:
+def _suggest(trial: optuna.trial.Trial, name: str, d: Dist) -> Any:
     if d.kind == "categorical":
         return trial.suggest_categorical(name, list(d.choices))
     if d.kind == "int":
@@ -75,11 +80,11 @@ def _short_params(combo: dict[str, Any]) -> dict[str, Any]:
 def run_trial(
     cfg: StudyConfig,
     registry: Registry,
-    study: Any,
-    trial: Any,
+    study: optuna.Study,
+    trial: optuna.trial.Trial,
     tracking: Tracking,
     ids: StudyRun,
-    datasets: dict[tuple[str, str, int], Any] | None = None,
+    datasets: dict[tuple[str, str, int], Dataset] | None = None,
     state_dir: Path | None = None,
 ) -> bool:
     """Sample, run every seed, track in MLflow, tell Optuna. A raising trial fails alone.
@@ -170,10 +175,10 @@ def _keep(
     run: TrialTracking,
     number: int,
     state_dir: Path | None,
-    rc: Any,
+    rc: RunConfig,
     summaries: list[dict[str, Any]],
-    res: Any,
-    data: Any,
+    res: RunResult,
+    data: Dataset,
 ) -> None:
     """The trial's files by ``cfg.artifacts``, for dense and conv networks and any tracker.
 
@@ -203,7 +208,7 @@ def _keep(
         _log_reconstructions(tracking, run.run_id, res, data)
 
 
-def _dataset(run: ResolvedRun, cache: dict[tuple[str, str, int], Any] | None) -> Any:
+def _dataset(run: ResolvedRun, cache: dict[tuple[str, str, int], Dataset] | None) -> Dataset:
     """The run's dataset, from ``cache`` when this worker built it before."""
     if cache is None:
         return run.build_dataset()
@@ -214,7 +219,7 @@ def _dataset(run: ResolvedRun, cache: dict[tuple[str, str, int], Any] | None) ->
     return cache[key]
 
 
-def _log_reconstructions(tracking: Tracking, run_id: str, res: Any, data: Any) -> None:
+def _log_reconstructions(tracking: Tracking, run_id: str, res: RunResult, data: Dataset) -> None:
     """``plots/reconstructions.png``: eight validation images and their reconstructions."""
     import tempfile
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .._compat import trial_id
 from .._parent import PARENT_ENV, parent_gone
@@ -22,6 +22,7 @@ from ._storage import Store, heartbeat, process_identity, reap_dead_trials, stud
 from ._trial import run_trial
 
 if TYPE_CHECKING:
+    from ..data import Dataset
     from ..plugins import Registry
 
 __all__ = ["work"]
@@ -47,7 +48,7 @@ def work(
     ids = StudyRun(study.user_attrs[Attr.EXPERIMENT_ID], study.user_attrs[Attr.PARENT_RUN_ID])
     finite = cfg.sampler == "grid"
     ran = failures = 0
-    datasets: dict[tuple[str, str, int], Any] = {}  # built once per worker, name and seed
+    datasets: dict[tuple[str, str, int], Dataset] = {}  # built once per worker, name and seed
     while True:
         trial = None
         if parent_gone():
@@ -91,7 +92,9 @@ def work(
     return ran
 
 
-def _spawn(cfg: StudyConfig, store: Store, n_trials: int, workers: int) -> list[Any]:
+def _spawn(
+    cfg: StudyConfig, store: Store, n_trials: int, workers: int
+) -> list[subprocess.Popen[bytes]]:
     threads = max(1, (os.cpu_count() or 1) // workers)
     procs = []
     for i in range(workers):
@@ -135,7 +138,7 @@ def _die_with_parent(parent: int) -> Callable[[], None] | None:
     return arm
 
 
-def _stop_workers(procs: list[Any], grace: float = 60.0) -> None:
+def _stop_workers(procs: list[subprocess.Popen[bytes]], grace: float = 60.0) -> None:
     """Pass an interruption on to the workers (their trials fail, runs end KILLED); wait."""
     for p in procs:
         if p.poll() is None:

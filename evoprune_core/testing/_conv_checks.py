@@ -9,13 +9,16 @@ that declares dense layers only must be refused by the engine with one ``PluginE
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..errors import PluginError
 from ..operators import LayerMask, Operator, PruneContext
 from ..population import ConvArchitecture, ConvPopulation
+
+if TYPE_CHECKING:
+    from ._operators import KitSettings
 
 __all__ = ["conv_context", "conv_network_check"]
 
@@ -35,9 +38,9 @@ def conv_population(n: int, seed: int) -> ConvPopulation:
     return pop
 
 
-def conv_context(op: Operator, s: Any, amount: float, n: int = 2) -> PruneContext:
+def conv_context(op: Operator, s: KitSettings, amount: float, n: int = 2) -> PruneContext:
     """A context of ``n`` kit conv networks (``s``: the kit's ``KitSettings``)."""
-    from ..engines.pruning import build_context
+    from ..engines.steps import build_context
 
     pop = conv_population(n, s.seed)
     gen = torch.Generator().manual_seed(s.seed + 1)
@@ -49,7 +52,7 @@ def conv_context(op: Operator, s: Any, amount: float, n: int = 2) -> PruneContex
 
 def conv_network_check(
     op: Operator,
-    s: Any,
+    s: KitSettings,
     prune: Callable[[Operator, PruneContext], list[LayerMask]],
     alive: Callable[[Iterable[Any]], int],
 ) -> None:

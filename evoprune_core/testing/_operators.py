@@ -100,7 +100,7 @@ def _context(
     arch: Architecture = _SMALL,
     rows: int | None = None,
 ) -> PruneContext:
-    from ..engines.pruning import build_context
+    from ..engines.steps import build_context
 
     seed = s.seed if seed is None else seed
     pop = _population(arch, n, s.seed)

@@ -19,7 +19,7 @@ from evoprune_core.engines.coevolution import (
     tournament,
 )
 from evoprune_core.engines.result import RunResult
-from evoprune_core.engines.training import Trainer
+from evoprune_core.engines.steps import Trainer
 from evoprune_core.errors import ConfigError
 from evoprune_core.loading import load_run_config, run
 from evoprune_core.plugins import Registry

@@ -8,9 +8,8 @@ import torch
 from torch import nn
 
 from evoprune_core import native
-from evoprune_core.engines.pruning import apply_operator, counted
 from evoprune_core.engines.runtime import cpu_numerics
-from evoprune_core.engines.training import Trainer
+from evoprune_core.engines.steps import Trainer, apply_operator, counted
 from evoprune_core.loading import load_run_config, run
 from evoprune_core.operators import RandomPruning
 from evoprune_core.plugins import Registry
@@ -233,7 +232,7 @@ def test_published_profiles_set_the_published_protocol(registry) -> None:
 def test_variance_rate_spread_uses_the_normalised_spread_as_probability() -> None:
     """rate="spread" (published): the widest-spread unit of a layer always goes, the narrowest
     never, whatever ``amount`` says; rate="amount" with amount 0 prunes nothing."""
-    from evoprune_core.engines.pruning import build_context
+    from evoprune_core.engines.steps import build_context
     from evoprune_core.operators import VariancePruning
 
     pop = Population.create(ARCH, 1, torch.Generator().manual_seed(5))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from evoprune_core.engines.pruning import prune_event
 from evoprune_core.engines.runtime import Streams
+from evoprune_core.engines.steps import prune_event
 from evoprune_core.loading import load_run
 from evoprune_core.operators import NoPruning, Operator, RandomPruning
 from evoprune_core.plugins import Registry
@@ -52,3 +52,14 @@ def test_the_flag_decides_not_the_class() -> None:
     out = prune_event(pop, [0], _Declines(), cfg.pruning, data, Streams(1), "bce")
     assert (out.events, out.removed) == (0, 0) and torch.equal(pop.masks, before)
     assert Operator.prunes is True and NoPruning.prunes is False
+
+
+def test_the_old_module_paths_name_the_same_objects() -> None:
+    from evoprune_core.engines import common, pruning, runtime, steps, training
+
+    assert pruning.__all__ and training.__all__
+    for mod in (pruning, training):
+        for name in mod.__all__:
+            assert getattr(mod, name) is getattr(steps, name), (mod.__name__, name)
+    assert pruning.prune_event is prune_event  # the path docs/plugins.md names
+    assert runtime.calibration is steps.calibration is common.calibration

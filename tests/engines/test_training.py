@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from evoprune_core.engines.training import loss_grad, loss_value
+from evoprune_core.engines.steps import loss_grad, loss_value
 
 
 @pytest.mark.parametrize("loss", ["bce", "mse", "l1"])

@@ -99,7 +99,7 @@ def test_a_study_refuses_a_bad_formula_choice(project: Project, capsys) -> None:
 
 
 def test_formula_scores_drive_the_choice_of_units() -> None:
-    from evoprune_core.engines.pruning import build_context
+    from evoprune_core.engines.steps import build_context
     from evoprune_core.population import Architecture, Population
 
     pop = Population.create(Architecture(6, (4, 2), (4,)), 1, torch.Generator().manual_seed(0))

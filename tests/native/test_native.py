@@ -15,7 +15,7 @@ from torch import nn
 
 from evoprune_core import native
 from evoprune_core.engines.runtime import cpu_numerics, resolve_compute
-from evoprune_core.engines.training import Trainer
+from evoprune_core.engines.steps import Trainer
 from evoprune_core.loading import load_run_config, run
 from evoprune_core.plugins import Registry
 from evoprune_core.population import Architecture, Population

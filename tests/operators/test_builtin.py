@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 
-from evoprune_core.engines.pruning import (
+from evoprune_core.engines.steps import (
     PruneOutcome,
     apply_operator,
     build_context,

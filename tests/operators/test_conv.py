@@ -7,7 +7,7 @@ from typing import ClassVar
 import pytest
 import torch
 
-from evoprune_core.engines.pruning import apply_operator, build_context
+from evoprune_core.engines.steps import apply_operator, build_context
 from evoprune_core.errors import PluginError
 from evoprune_core.evolve.operator import FormulaOperator
 from evoprune_core.operators import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from evoprune_core.engines.training import Trainer, loss_value
+from evoprune_core.engines.steps import Trainer, loss_value
 from evoprune_core.errors import ConfigError
 from evoprune_core.population import ConvArchitecture, ConvPopulation
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from evoprune_core.engines.training import Trainer
+from evoprune_core.engines.steps import Trainer
 from evoprune_core.population import Architecture, Population, Stack, compact
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import optuna
@@ -12,6 +13,7 @@ from scipy.stats import PermutationMethod, mannwhitneyu
 
 from evoprune_core.errors import ConfigError
 from evoprune_core.reporting import (
+    GROUP_FIELDS,
     StatsReport,
     build_stats,
     format_stats,
@@ -100,6 +102,9 @@ def test_json_round_trips_and_carries_every_value() -> None:
     assert StatsReport.from_dict(data) == r
     assert data["pareto_front"] == ["trial:4", "trial:5", "trial:1", "trial:2"]
     assert data["groups"][1]["values"]["val_loss"] == [0.20, 0.21, 0.22, 0.23]
+    assert list(data["groups"][1]) == [*GROUP_FIELDS, "summary"]  # no MLflow run id
+    tracked = replace(r.groups[1], mlflow_run_id="abc")
+    assert tracked == r.groups[1] and StatsReport.from_dict(data).groups[1].mlflow_run_id == ""
     summary = data["groups"][1]["summary"]["val_loss"]
     assert (summary["n"], summary["median"], summary["q1"]) == (4, 0.215, 0.2075)
     assert summary["iqr"] == pytest.approx(0.015) and set(data["groups"][1]["summary"]) == {

@@ -13,12 +13,14 @@ import pytest
 from optuna.trial import TrialState
 
 from evoprune_core.reporting import (
+    COLUMNS,
     best_combinations,
     format_rows,
     mean_std,
     pareto_front,
     rows_from_trials,
     study_report,
+    table_record,
 )
 from tests.conftest import study_trial
 
@@ -55,9 +57,16 @@ def test_rows_carry_mean_and_std_across_seeds() -> None:
     rows = rows_from_trials(TRIALS)
     assert [r.trial for r in rows] == [0, 1, 2, 3, 4]
     r1 = rows[1]
-    assert r1.seeds == 2 and r1.val_loss == pytest.approx(0.22)
-    assert r1.val_loss_std == pytest.approx(math.sqrt(2 * 0.02**2))
-    assert r1.test_loss == pytest.approx(0.23) and r1.remaining_fraction == pytest.approx(0.6)
+    assert r1.seeds == (1, 2) and r1.values["val_loss"] == (0.20, 0.24)
+    rec = table_record(r1)
+    assert list(rec) == list(COLUMNS)
+    assert rec["seeds"] == 2 and rec["val_loss"] == pytest.approx(0.22)
+    assert rec["val_loss_std"] == pytest.approx(math.sqrt(2 * 0.02**2))
+    assert rec["test_loss"] == pytest.approx(0.23) and rec["remaining_fraction"] == pytest.approx(
+        0.6
+    )
+    assert rec["remaining_fraction_std"] == pytest.approx(math.sqrt(2 * 0.1**2))
+    assert r1.mean_std("val_loss") == (rec["val_loss"], rec["val_loss_std"])
     assert rows[0].baseline and not r1.baseline
     failed = optuna.trial.create_trial(state=TrialState.FAIL)
     assert rows_from_trials([failed]) == []
@@ -243,7 +252,11 @@ def test_rows_skip_what_is_not_a_finished_evoprune_trial_and_keep_the_rest() -> 
     assert (r7.probability, r7.amount, r7.population, r7.baseline) == (None, None, "1", False)
     assert r7.mlflow_run_id == "abc123" and r4.mlflow_run_id == ""
     assert (r4.probability, r4.amount, r4.population) == (0.5, 0.3, "1")
-    assert (r7.val_loss, r7.test_loss, r7.remaining_fraction, r7.seeds) == (0.2, 0.3, 0.5, 1)
+    rec = table_record(r7)
+    assert (rec["val_loss"], rec["test_loss"], rec["remaining_fraction"], rec["seeds"]) == (
+        0.2, 0.3, 0.5, 1
+    )  # fmt: skip
+    assert (rec["val_loss_std"], r7.key, r7.trials, r7.seeds) == (0.0, "trial:7", (7,), (1,))
 
 
 def test_mean_std_of_three() -> None:
