@@ -46,7 +46,8 @@ def rdb_engine(storage: BaseStorage) -> sqlalchemy.engine.Engine:
     ``optuna.load_study`` wraps an ``RDBStorage`` in its private ``_CachedStorage``
     (``._backend``), which has no ``engine`` of its own.
     """
-    engine: sqlalchemy.engine.Engine = getattr(storage, "_backend", storage).engine
+    rdb: Any = getattr(storage, "_backend", storage)
+    engine: sqlalchemy.engine.Engine = rdb.engine
     return engine
 
 
