@@ -16,10 +16,18 @@ from torch import Tensor
 
 if TYPE_CHECKING:
     import optuna
+    import sqlalchemy
     from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
 
-__all__ = ["enqueued_params", "fused_adam_", "rdb_stale_callback_kwarg", "storage_of", "trial_id"]
+__all__ = [
+    "enqueued_params",
+    "fused_adam_",
+    "rdb_engine",
+    "rdb_stale_callback_kwarg",
+    "storage_of",
+    "trial_id",
+]
 
 
 def trial_id(trial: optuna.Trial) -> int:
@@ -30,6 +38,17 @@ def trial_id(trial: optuna.Trial) -> int:
 def storage_of(study: optuna.Study) -> BaseStorage:
     """The storage a loaded study reads and writes (``Study._storage``)."""
     return study._storage
+
+
+def rdb_engine(storage: BaseStorage) -> sqlalchemy.engine.Engine:
+    """The SQLAlchemy engine of an RDB storage, also when a loaded study wraps it.
+
+    ``optuna.load_study`` wraps an ``RDBStorage`` in its private ``_CachedStorage``
+    (``._backend``), which has no ``engine`` of its own.
+    """
+    rdb: Any = getattr(storage, "_backend", storage)
+    engine: sqlalchemy.engine.Engine = rdb.engine
+    return engine
 
 
 def enqueued_params(trial: FrozenTrial, design_key: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import torch
 from evoprune_core._compat import (
     enqueued_params,
     fused_adam_,
+    rdb_engine,
     rdb_stale_callback_kwarg,
     storage_of,
     trial_id,
@@ -55,6 +56,15 @@ def test_trial_id_and_storage_of_an_ask_tell_trial(tmp_path: Path) -> None:
     trial = study.ask()
     assert storage_of(study) is storage
     assert storage.get_trial(trial_id(trial)).number == trial.number == 1
+
+
+def test_rdb_engine_unwraps_the_storage_a_loaded_study_holds(tmp_path: Path) -> None:
+    rdb = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'o.db'}")
+    optuna.create_study(study_name="s", storage=rdb)
+    loaded = optuna.load_study(study_name="s", storage=rdb)
+    assert not hasattr(storage_of(loaded), "engine")  # Optuna's cache wraps the RDB storage
+    assert rdb_engine(storage_of(loaded)) is rdb.engine
+    assert rdb_engine(rdb) is rdb.engine
 
 
 def test_enqueued_params_from_our_attribute_or_optunas_private_one(tmp_path: Path) -> None:

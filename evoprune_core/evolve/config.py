@@ -268,8 +268,13 @@ class TransferConfig(_Model):
     """After evolving: the hall of fame vs the seeds and built-in operators on a held-out task."""
 
     enabled: bool = Field(default=True, description="run the transfer comparison after evolving")
-    task: str = Field(default="bc-50-100-1000", description="the held-out task (a dataset)")
-    more_tasks: list[str] = Field(default_factory=list, description="further held-out tasks")
+    task: str = Field(
+        default="bc-50-100-1000",
+        description="the held-out task: a dataset (autoencoder) or a network:dataset pair (CNN)",
+    )
+    more_tasks: list[str] = Field(
+        default_factory=list, description="further held-out tasks, named as for task"
+    )
     fractions: list[float] = Field(
         default_factory=list, description="fractions of the transfer (default: the fitness's)"
     )

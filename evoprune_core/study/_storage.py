@@ -21,16 +21,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from .._compat import rdb_stale_callback_kwarg, storage_of
+from .._compat import rdb_engine, rdb_stale_callback_kwarg, storage_of
 from ..errors import ConfigError, StoreError
 from ..reporting import Attr
 from ..tracking._sqlite_store import file_lock
 
 if TYPE_CHECKING:
     import optuna
-    import sqlalchemy
     from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
 
@@ -42,13 +41,6 @@ class _Heartbeats(Protocol):
     def get_heartbeat_interval(self) -> int | None: ...
 
     def record_heartbeat(self, trial_id: int) -> None: ...
-
-
-class _SQLStorage(Protocol):
-    """An Optuna RDB storage: its SQLAlchemy engine."""
-
-    @property
-    def engine(self) -> sqlalchemy.engine.Engine: ...
 
 
 __all__ = [
@@ -212,7 +204,7 @@ def study_lock(store: Store, storage: BaseStorage, name: str) -> Iterator[None]:
         from sqlalchemy import text
 
         key = zlib.crc32(f"evoprune:{name}".encode()) & 0x7FFFFFFF
-        with cast("_SQLStorage", storage).engine.connect() as conn:
+        with rdb_engine(storage).connect() as conn:
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
             try:
                 yield

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from evoprune_core._compat import trial_id
+from evoprune_core._compat import storage_of, trial_id
 from evoprune_core.cli import main
 from evoprune_core.study import (
     HEARTBEAT_INTERVAL,
@@ -28,7 +29,7 @@ from evoprune_core.study import (
     resolve_store,
     study_lock,
 )
-from tests.conftest import Project
+from tests.conftest import Project, require_service
 
 
 def _url(tmp_path: Path) -> str:
@@ -127,6 +128,33 @@ def test_sqlite_storage_is_locked_by_a_file_next_to_it(tmp_path: Path) -> None:
     storage = open_storage(store)
     with study_lock(store, storage, "s"):
         assert (tmp_path / "optuna.db.evoprune-lock").exists()
+
+
+def test_a_postgresql_study_is_locked_through_the_storage_a_loaded_study_holds(
+    tmp_path: Path,
+) -> None:
+    """The clean-up at a study's start locks with ``storage_of(study)``: Optuna's cache wrapper
+    (no ``engine`` of its own) once made it raise, and the clean-up was silently skipped."""
+    url = os.environ.get("EVOPRUNE_TEST_POSTGRES_URL", "")
+    require_service(bool(url), "EVOPRUNE_TEST_POSTGRES_URL is not set; no PostgreSQL to lock")
+    from sqlalchemy import create_engine, text
+
+    name = f"lock-{os.getpid()}-{time.monotonic_ns()}"
+    store = resolve_store(name, tmp_path, url, None)
+    study = optuna.load_study(study_name=_study(open_storage(store), name).study_name, storage=url)
+    key = zlib.crc32(f"evoprune:{name}".encode()) & 0x7FFFFFFF
+    other = create_engine(url)
+    try:
+        with study_lock(store, storage_of(study), name), other.connect() as conn:
+            taken = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+        assert taken is False  # held by the study's lock
+        with other.connect() as conn:
+            taken = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        assert taken is True  # and released after it
+    finally:
+        other.dispose()
+        optuna.delete_study(study_name=name, storage=url)
 
 
 def test_a_study_runs_on_a_sqlite_rdb(stored_project: Project) -> None:
