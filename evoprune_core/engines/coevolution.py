@@ -260,6 +260,10 @@ class _Generation:
         self.streams = streams
         self.nbr = nbr
         self.k = nbr.shape[1]
+        # the selected pairs of the last call: their buffers are reused by the next call (a
+        # synchronous generation swaps them with the population's, see below)
+        self.spare: Population | ConvPopulation | None = None
+        self.rows = torch.empty(data.train.shape, dtype=data.train.dtype)  # shuffled, per epoch
 
     def __call__(
         self, pop: Population | ConvPopulation, cells: Tensor, lrs: Tensor, xe: Tensor, t: int
@@ -269,7 +273,10 @@ class _Generation:
         nbr = self.nbr[cells]
         losses = sub_losses(pop, xe, nbr)
         chosen = select(losses, nbr, co.tournament_size, co.pairing, s.select)
-        sel = pop.take(chosen.encoders, chosen.decoders)
+        spare = self.spare
+        if spare is not None and (type(spare) is not type(pop) or spare.n != len(cells)):
+            spare = None
+        sel = pop.take(chosen.encoders, chosen.decoders, out=spare)  # type: ignore[arg-type]
         loss = tr.loss_at(t, cfg.generations)
         reset = tr.optimizer_state == "reset_each_step"
         trainer = self.compute.trainer(loss, tr.betas, tr.eps, reset)
@@ -279,7 +286,7 @@ class _Generation:
                 sel, pop, nbr, data.train, tr.batch_size, cell_lrs, s.data, s.select
             )
         else:
-            trainer.epoch(sel, data.train, tr.batch_size, cell_lrs, s.data)
+            trainer.epoch(sel, data.train, tr.batch_size, cell_lrs, s.data, self.rows)
         replacement = None if co.variant == "prune_then_eval" else self.compute.l1(sel, xe)
         p_t = self.run.schedule(t, cfg.generations, self.k)
         pruning: list[int] = []
@@ -301,10 +308,14 @@ class _Generation:
                     sel.buffers[key][rows] = pop.buffers[key][cells[rows]]
                 sel.steps[rows] = pop.steps[cells[rows]]
                 replacement = torch.where(keep_old, old, replacement)
-        at = cells.to(pop.params.device)
-        for key in pop.BUFFERS:
-            pop.buffers[key].index_copy_(0, at, sel.buffers[key])
-        pop.steps.index_copy_(0, at, sel.steps)
+        if len(cells) == pop.n and bool((cells == torch.arange(pop.n)).all()):
+            pop.swap(sel)  # type: ignore[arg-type]  # every member replaced: no copy
+        else:
+            at = cells.to(pop.params.device)
+            for key in pop.BUFFERS:
+                pop.buffers[key].index_copy_(0, at, sel.buffers[key])
+            pop.steps.index_copy_(0, at, sel.steps)
+        self.spare = sel  # the old centres after a swap: overwritten by the next take
         noise = torch.randn(len(cells), generator=s.mutate, dtype=lrs.dtype) * co.lr_sigma
         lrs[cells] = (lrs[cells] + noise).clamp_(co.lr_min, co.lr_max)
         return {

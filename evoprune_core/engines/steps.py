@@ -139,11 +139,19 @@ class Trainer:
         batch_size: int,
         lrs: list[float],
         generator: torch.Generator,
+        buffer: Tensor | None = None,
     ) -> None:
-        """One pass over ``data`` in a fresh shuffled order, minibatches shared by all pairs."""
+        """One pass over ``data`` in a fresh shuffled order, minibatches shared by all pairs.
+
+        ``buffer`` (like ``data``) receives the shuffled rows instead of a fresh tensor: a
+        caller running many epochs saves an allocation of the whole data set per epoch.
+        """
         with torch.no_grad():
             order = torch.randperm(data.shape[0], generator=generator)
-            rows = data.index_select(0, order)
+            if buffer is None:
+                rows = data.index_select(0, order)
+            else:
+                rows = torch.index_select(data, 0, order, out=buffer)
             if self.native is not None and self.native.supports(pop):
                 self.native.train_epoch(
                     pop, rows, batch_size, lrs, self.loss, self.betas, self.eps, self.threads,

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ._conv_arch import CONV_PRESETS, ConvArchitecture
 from ._layerstack import LayerStack, adam_update, apply_keep
-from ._pairs import pair_buffers
+from ._pairs import check_out, pair_buffers
 from ._persist import Persisted
 from ._population import Sparsity
 
@@ -102,15 +102,33 @@ class ConvPopulation(Persisted):
         return torch.as_tensor(index, dtype=torch.long).to(self.device)
 
     def take(
-        self, encoders: Tensor | list[int], decoders: Tensor | list[int] | None = None
+        self,
+        encoders: Tensor | list[int],
+        decoders: Tensor | list[int] | None = None,
+        out: ConvPopulation | None = None,
     ) -> ConvPopulation:
         """Copies: pair k = (encoder ``encoders[k]``, decoder ``decoders[k]``); Adam state
-        travels with each network, the step count follows the encoder."""
+        travels with each network, the step count follows the encoder. ``out`` (same
+        architecture, ``len(encoders)`` members, not this population) is overwritten with the
+        copies and returned instead of a new population."""
         e = self._idx(encoders)
         d = e if decoders is None else self._idx(decoders)
         split = self.encoders.size
+        if out is not None:
+            check_out(self, out, len(e))
+            pair_buffers(self.buffers, self.BUFFERS, split, e, d, out.buffers)
+            torch.index_select(self.steps, 0, e, out=out.steps)
+            return out
         buffers = pair_buffers(self.buffers, self.BUFFERS, split, e, d)
         return ConvPopulation(self.arch, buffers, self.steps.index_select(0, e))
+
+    def swap(self, other: ConvPopulation) -> None:
+        """Exchange every member's state (buffers, step counts) with ``other``, a population of
+        the same architecture and size: replacing the whole population without a copy."""
+        check_out(self, other, self.n)
+        mine, theirs = dict(vars(self)), dict(vars(other))
+        vars(self).update(theirs)
+        vars(other).update(mine)
 
     def clone(self) -> ConvPopulation:
         return ConvPopulation(

@@ -17,7 +17,7 @@ from torch import Tensor
 from .._compat import fused_adam_
 from ._arch import Architecture, n_params
 from ._export import CompactAutoencoder, compact
-from ._pairs import pair_buffers
+from ._pairs import check_out, pair_buffers
 from ._persist import Persisted
 from ._stack import Stack
 
@@ -137,17 +137,35 @@ class Population(Persisted):
         return (("encoder", self.encoders), ("decoder", self.decoders))
 
     def take(
-        self, encoders: Tensor | list[int], decoders: Tensor | list[int] | None = None
+        self,
+        encoders: Tensor | list[int],
+        decoders: Tensor | list[int] | None = None,
+        out: Population | None = None,
     ) -> Population:
         """A new population of copies: pair k = (encoder ``encoders[k]``, decoder ``decoders[k]``).
 
         Optimiser state travels with each network; the step count follows the encoder.
+        ``out`` (a population of the same architecture with ``len(encoders)`` members, not
+        this one) is overwritten with the copies and returned instead of a new one.
         """
         e = torch.as_tensor(encoders, dtype=torch.long).to(self.device)
         d = e if decoders is None else torch.as_tensor(decoders, dtype=torch.long).to(self.device)
         split = self.encoders.size
+        if out is not None:
+            check_out(self, out, len(e))
+            pair_buffers(self.buffers, self.BUFFERS, split, e, d, out.buffers)
+            torch.index_select(self.steps, 0, e, out=out.steps)
+            return out
         buffers = pair_buffers(self.buffers, self.BUFFERS, split, e, d)
         return Population(self.arch, buffers, self.steps.index_select(0, e))
+
+    def swap(self, other: Population) -> None:
+        """Exchange every member's state (buffers, step counts) with ``other``, a population of
+        the same architecture and size: replacing the whole population without a copy."""
+        check_out(self, other, self.n)
+        mine, theirs = dict(vars(self)), dict(vars(other))
+        vars(self).update(theirs)
+        vars(other).update(mine)
 
     def clone(self) -> Population:
         return Population(

@@ -253,3 +253,18 @@ def test_variance_rate_spread_uses_the_normalised_spread_as_probability() -> Non
     assert pruned > 0
     plain = VariancePruning(direction="high")
     assert all(bool(m.weight.all()) for m in plain.prune(ctx))  # amount 0: nothing
+
+
+def test_epoch_into_a_row_buffer_trains_exactly_as_without_one() -> None:
+    rows = torch.rand(23, 24, generator=torch.Generator().manual_seed(5))
+    buffer = torch.full_like(rows, float("nan"))  # every row is overwritten
+    trained = []
+    for buf in (None, buffer):
+        pop = Population.create(ARCH, 2, torch.Generator().manual_seed(6))
+        with cpu_numerics(), torch.no_grad():
+            Trainer("bce").epoch(pop, rows, 5, [1e-2, 3e-3], torch.Generator().manual_seed(7), buf)
+        trained.append(pop)
+    for key in Population.BUFFERS:
+        assert torch.equal(trained[0].buffers[key], trained[1].buffers[key]), key
+    assert sorted(buffer.sum(1).tolist()) == sorted(rows.sum(1).tolist())  # a permutation
+    assert not torch.equal(buffer, rows)

@@ -130,6 +130,18 @@ def test_same_seed_same_training_and_take_follows_networks() -> None:
     assert torch.equal(mixed.params[0, :split], a.params[2, :split])
     assert torch.equal(mixed.params[1, split:], a.params[1, split:])
     assert mixed.steps.tolist() == [a.steps[2].item(), a.steps[0].item()]
+    into = b.take([0, 0])
+    assert a.take([2, 0], [1, 1], out=into) is into
+    assert torch.equal(into.params, mixed.params) and torch.equal(into.steps, mixed.steps)
+    assert torch.equal(into.buffers["exp_avg_sq"], mixed.buffers["exp_avg_sq"])
+    c = make(3, 4)
+    a0, c0 = a.clone(), c.clone()
+    a.swap(c)
+    assert torch.equal(a.params, c0.params) and torch.equal(c.params, a0.params)
+    assert torch.equal(c.steps, a0.steps) and float(a.steps.abs().sum()) == 0.0
+    torch.testing.assert_close(a.l1(rows(7, 3)), c0.l1(rows(7, 3)), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="^out: need another ConvPopulation of 3 members"):
+        a.swap(into)
     pairs = a.pair_l1(rows(7, 3))
     torch.testing.assert_close(pairs.diagonal(), a.l1(rows(7, 3)), rtol=1e-5, atol=1e-7)
     # only the listed pairings: decoder 2 with encoders 0 and 1, decoder 0 with 2 and 2

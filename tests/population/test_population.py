@@ -138,6 +138,37 @@ def test_take_copies_state_so_the_original_is_untouched() -> None:
     assert torch.equal(fresh.params[1, split:], pop.params[1, split:])
 
 
+def test_take_into_out_reuses_its_buffers_and_swap_exchanges_state() -> None:
+    pop = _pop(3)
+    pop.steps.copy_(torch.tensor([1.0, 2.0, 3.0]))
+    for key in Population.BUFFERS:
+        pop.buffers[key].add_(torch.arange(3.0).unsqueeze(1))  # rows told apart everywhere
+    out = _pop(2, seed=5)
+    ptrs = {k: out.buffers[k].data_ptr() for k in Population.BUFFERS}
+    got = pop.take([2, 0], [1, 1], out=out)
+    want = pop.take([2, 0], [1, 1])
+    assert got is out
+    for key in Population.BUFFERS:
+        assert torch.equal(out.buffers[key], want.buffers[key]), key
+        assert out.buffers[key].data_ptr() == ptrs[key], key  # written in place
+    assert out.steps.tolist() == [3.0, 1.0]
+    # the stacks are views of the same buffers: a forward pass sees the copies
+    assert torch.equal(out.reconstruct(torch.ones(1, 20)), want.reconstruct(torch.ones(1, 20)))
+    for bad in (_pop(3, seed=5), pop, _pop(2, Architecture(20, (8, 5), (8,)))):
+        with pytest.raises(ValueError, match="^out: need another Population of 2 members"):
+            pop.take([2, 0], [1, 1], out=bad)
+    # swap: every member's state changes sides, buffers and views together
+    a, b = _pop(3, seed=1), _pop(3, seed=2)
+    a0, b0 = a.clone(), b.clone()
+    b.steps.fill_(7.0)
+    a.swap(b)
+    assert torch.equal(a.params, b0.params) and torch.equal(b.params, a0.params)
+    assert a.steps.tolist() == [7.0] * 3 and b.steps.tolist() == [0.0] * 3
+    assert torch.equal(a.reconstruct(torch.ones(1, 20)), b0.reconstruct(torch.ones(1, 20)))
+    with pytest.raises(ValueError, match="^out: need another Population of 3 members"):
+        a.swap(_pop(2))
+
+
 def test_invalid_architecture_is_a_config_error() -> None:
     from evoprune_core.errors import ConfigError
 
