@@ -26,7 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
+    from torch import Tensor
+
     from ..config import RunConfig
+    from ..population import ConvPopulation, Population
     from ._mlflow import Tracker, TrialRun
     from ._protocol import Tracking
 
@@ -56,15 +60,15 @@ def _basics(d: Path, cfg: RunConfig, seeds: Iterable[int], summaries: list[dict[
 
 #: draws a reconstruction grid: (population, member, rows, sample shape, PNG path); the study
 #: passes ``reporting.save_reconstructions`` (this layer does not draw images itself)
-Recon = Callable[[Any, int, Any, tuple[int, ...], Path], Any]
+Recon = Callable[["Population | ConvPopulation", int, "Tensor", tuple[int, ...], Path], object]
 
 
 def _write_state(
     state: Path,
     summaries: list[dict[str, Any]],
-    population: Any,
-    input_example: Any,
-    images: tuple[Any, tuple[int, ...]] | None,
+    population: Population | ConvPopulation,
+    input_example: npt.ArrayLike,
+    images: tuple[Tensor, tuple[int, ...]] | None,
 ) -> None:
     """What the plots and the model are made from later: the summaries, the best network (a
     population of one, dense or conv), four input rows, and for image data the rows of the
@@ -91,9 +95,9 @@ def save_state(
     cfg: RunConfig,
     seeds: Iterable[int],
     summaries: list[dict[str, Any]],
-    population: Any,
-    input_example: Any,
-    images: tuple[Any, tuple[int, ...]] | None = None,
+    population: Population | ConvPopulation,
+    input_example: npt.ArrayLike,
+    images: tuple[Tensor, tuple[int, ...]] | None = None,
 ) -> None:
     """A finished trial's files for ``mode`` "best" or "none" (``all``: ``run.artifacts``);
     ``images``: the reconstruction grid's rows and sample shape (image data)."""
@@ -119,9 +123,9 @@ def save_local_state(
     cfg: RunConfig,
     seeds: Iterable[int],
     summaries: list[dict[str, Any]],
-    population: Any,
-    input_example: Any,
-    images: tuple[Any, tuple[int, ...]] | None = None,
+    population: Population | ConvPopulation,
+    input_example: npt.ArrayLike,
+    images: tuple[Tensor, tuple[int, ...]] | None = None,
 ) -> None:
     """``save_state`` for a plugin tracker: the configuration and the history go through the
     tracker (``log_artifact``); with "best" the state is kept in ``where`` (a directory of the
@@ -159,7 +163,7 @@ def _final_files(state: Path, out: Path, recon: Recon | None) -> None:
     if meta_file.exists():
         meta = json.loads(meta_file.read_text("utf-8"))
     cls = ConvPopulation if meta["kind"] == "conv" else Population
-    population: Any = cls.load(state / "population.pt")
+    population: Population | ConvPopulation = cls.load(state / "population.pt")
     example = np.load(state / "input_example.npy", allow_pickle=False)
     plots = out / "plots"
     plots.mkdir(parents=True)
