@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ._conv_arch import CONV_PRESETS, ConvArchitecture
 from ._layerstack import LayerStack, adam_update, apply_keep
-from ._pairs import check_out, pair_buffers
+from ._pairs import Paired, pair_buffers
 from ._persist import Persisted
 from ._population import Sparsity
 
@@ -29,7 +29,7 @@ __all__ = ["CONV_PRESETS", "ConvArchitecture", "ConvPopulation", "LossFn"]
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
-class ConvPopulation(Persisted):
+class ConvPopulation(Persisted, Paired):
     """N conv autoencoders: pair ``i`` = (encoder i, decoder i), state in ``(N, P)`` buffers.
 
     Same contract as ``Population`` (see there): pruned entries are zero with first moment 0
@@ -115,20 +115,9 @@ class ConvPopulation(Persisted):
         d = e if decoders is None else self._idx(decoders)
         split = self.encoders.size
         if out is not None:
-            check_out(self, out, len(e))
-            pair_buffers(self.buffers, self.BUFFERS, split, e, d, out.buffers)
-            torch.index_select(self.steps, 0, e, out=out.steps)
-            return out
+            return self._take_into(out, e, d)
         buffers = pair_buffers(self.buffers, self.BUFFERS, split, e, d)
         return ConvPopulation(self.arch, buffers, self.steps.index_select(0, e))
-
-    def swap(self, other: ConvPopulation) -> None:
-        """Exchange every member's state (buffers, step counts) with ``other``, a population of
-        the same architecture and size: replacing the whole population without a copy."""
-        check_out(self, other, self.n)
-        mine, theirs = dict(vars(self)), dict(vars(other))
-        vars(self).update(theirs)
-        vars(other).update(mine)
 
     def clone(self) -> ConvPopulation:
         return ConvPopulation(

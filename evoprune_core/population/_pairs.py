@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
 
-__all__ = ["check_out", "pair_buffers"]
+__all__ = ["Paired", "check_out", "pair_buffers"]
+
+P = TypeVar("P", bound="Paired")
 
 
 def pair_buffers(
@@ -44,3 +46,29 @@ def check_out(pop: Any, out: Any, n: int) -> None:
         raise ValueError(f"out: need another {type(pop).__name__} of {n} members like this one")
     if not all(out.buffers[k].is_contiguous() for k in pop.BUFFERS):
         raise ValueError("out: its buffers must be contiguous")
+
+
+class Paired:
+    """What the dense and the conv population share for selection: gathering pairs into a
+    reused population and swapping whole states (both keep flat ``(N, P)`` buffers split
+    at ``encoders.size``, and ``steps``)."""
+
+    BUFFERS: tuple[str, ...]
+    buffers: dict[str, Tensor]
+    steps: Tensor
+
+    def _take_into(self: P, out: P, encoders: Tensor, decoders: Tensor) -> P:
+        """``take`` into ``out`` (same class and architecture, ``len(encoders)`` members)."""
+        check_out(self, out, len(encoders))
+        split = self.encoders.size  # type: ignore[attr-defined]
+        pair_buffers(self.buffers, self.BUFFERS, split, encoders, decoders, out.buffers)
+        torch.index_select(self.steps, 0, encoders, out=out.steps)
+        return out
+
+    def swap(self: P, other: P) -> None:
+        """Exchange every member's state (buffers, step counts) with ``other``, a population of
+        the same architecture and size: replacing the whole population without a copy."""
+        check_out(self, other, self.n)  # type: ignore[attr-defined]
+        mine, theirs = dict(vars(self)), dict(vars(other))
+        vars(self).update(theirs)
+        vars(other).update(mine)

@@ -17,7 +17,7 @@ from torch import Tensor
 from .._compat import fused_adam_
 from ._arch import Architecture, n_params
 from ._export import CompactAutoencoder, compact
-from ._pairs import check_out, pair_buffers
+from ._pairs import Paired, pair_buffers
 from ._persist import Persisted
 from ._stack import Stack
 
@@ -65,7 +65,7 @@ def _rows(stack: Stack, index: Tensor) -> Stack:
     return Stack(stack.dims, stack.final, params, params, params, params)
 
 
-class Population(Persisted):
+class Population(Persisted, Paired):
     """N autoencoders: pair ``i`` = (encoder i, decoder i); in coevolution they mix freely.
 
     State lives in four ``(N, P_enc + P_dec)`` buffers - ``params``, ``masks`` (0/1),
@@ -152,20 +152,9 @@ class Population(Persisted):
         d = e if decoders is None else torch.as_tensor(decoders, dtype=torch.long).to(self.device)
         split = self.encoders.size
         if out is not None:
-            check_out(self, out, len(e))
-            pair_buffers(self.buffers, self.BUFFERS, split, e, d, out.buffers)
-            torch.index_select(self.steps, 0, e, out=out.steps)
-            return out
+            return self._take_into(out, e, d)
         buffers = pair_buffers(self.buffers, self.BUFFERS, split, e, d)
         return Population(self.arch, buffers, self.steps.index_select(0, e))
-
-    def swap(self, other: Population) -> None:
-        """Exchange every member's state (buffers, step counts) with ``other``, a population of
-        the same architecture and size: replacing the whole population without a copy."""
-        check_out(self, other, self.n)
-        mine, theirs = dict(vars(self)), dict(vars(other))
-        vars(self).update(theirs)
-        vars(other).update(mine)
 
     def clone(self) -> Population:
         return Population(
