@@ -14,3 +14,24 @@ TINY_FITNESS: dict[str, Any] = {
     "batch_size": 50,
     "calibration_rows": 100,
 }
+
+#: the same tiny evolution as the head of an evolution file (up to its ``[fitness]`` keys);
+#: the CLI tests append the sections they need
+TINY_TOML = """
+name = "tiny"
+seed = 8
+[evolution]
+population = 8
+generations = 2
+elite = 3
+seeds = ["abs_snr", "l1", "symdiv"]
+seed_copies = 1
+hall_of_fame = 4
+[fitness]
+tasks = ["digits"]
+network = { encoder = [12, 4] }
+pretrain_epochs = 15
+finetune_epochs = 1
+batch_size = 50
+calibration_rows = 100
+"""

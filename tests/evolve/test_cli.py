@@ -10,25 +10,11 @@ from mlflow import MlflowClient
 
 from evoprune_core.cli import main
 from evoprune_core.loading import load_run_config
+from tests.evolve._common import TINY_TOML
 
-TINY = """
-name = "tiny"
-seed = 8
-[evolution]
-population = 8
-generations = 2
-elite = 3
-seeds = ["abs_snr", "l1", "symdiv"]
-seed_copies = 1
-hall_of_fame = 4
-[fitness]
-tasks = ["digits"]
-network = { encoder = [12, 4] }
-pretrain_epochs = 15
-finetune_epochs = 1
-batch_size = 50
-calibration_rows = 100
-[transfer]
+TINY = (
+    TINY_TOML
+    + """[transfer]
 task = "bc-10-100-1000"
 seeds = [1, 2]
 top = 2
@@ -36,6 +22,7 @@ operators = ["random", "magnitude"]
 [compute]
 backend = "torch"
 """
+)
 
 
 def _file(tmp_path: Path, text: str = TINY) -> Path:

@@ -18,26 +18,11 @@ from evoprune_core.evolve.loop import Entry, Evolution, EvolutionState, fitness_
 from evoprune_core.evolve.paired import holm, paired_tests
 from evoprune_core.evolve.primitives import Scalar
 from evoprune_core.plugins import Registry
-from tests.evolve._common import TINY_FITNESS
+from tests.evolve._common import TINY_FITNESS, TINY_TOML
 
-TINY = """
-name = "tiny"
-seed = 8
-[evolution]
-population = 8
-generations = 2
-elite = 3
-seeds = ["abs_snr", "l1", "symdiv"]
-seed_copies = 1
-hall_of_fame = 4
-[fitness]
-tasks = ["digits"]
-network = { encoder = [12, 4] }
-pretrain_epochs = 15
-finetune_epochs = 1
-batch_size = 50
-calibration_rows = 100
-pretrain_seeds = 2
+TINY = (
+    TINY_TOML
+    + """pretrain_seeds = 2
 fresh_seeds = [101, 102, 103]
 [transfer]
 enabled = false
@@ -47,6 +32,7 @@ seeds = [1, 2]
 [compute]
 backend = "torch"
 """
+)
 
 
 def _cfg(method: str = "gp", **fitness: object) -> EvolveFile:
