@@ -194,9 +194,10 @@ def _extensions() -> list[Callable[[argparse._SubParsersAction[argparse.Argument
 
 def main(argv: Sequence[str] | None = None) -> int:
     worker = "--worker-index" in (sys.argv[1:] if argv is None else argv)  # started by a study
-    with interruptible(insist=not worker):
+    with interruptible(insist=not worker) as checkpoint:
         try:
             args = build_parser().parse_args(argv)
+            checkpoint()  # a signal held back during the parser's imports: before any write
             with warnings.catch_warnings():  # restores the warning machinery on exit
                 warnings.showwarning = _one_line_warning
                 return _dispatch(args)

@@ -14,7 +14,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 from .._parent import parent_gone
@@ -72,8 +72,13 @@ def _held_by_sqlalchemy(frame: FrameType | None) -> bool:
 
 
 @contextlib.contextmanager
-def interruptible(insist: bool = True) -> Iterator[None]:
+def interruptible(insist: bool = True) -> Iterator[Callable[[], None]]:
     """Within: the first signal raises; later ones wait for the clean-up to finish.
+
+    It yields a checkpoint: called, it raises a signal that is being held back at once
+    (otherwise the next 50 ms check raises it, which may again find the main thread in an
+    import or in SQLAlchemy, and a start that is all imports could run on into its first
+    writes). ``main`` calls it between reading its command line and running the command.
 
     ``insist = False`` (a study's worker process): later signals never cut the clean-up short.
     A worker's parent-death signal arrives once for every thread of the dying parent, so
@@ -122,6 +127,12 @@ def interruptible(insist: bool = True) -> Iterator[None]:
             return
         deliver(signum)
 
+    def checkpoint() -> None:
+        if state["pending"]:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            held, state["pending"] = state["pending"], 0
+            deliver(held)
+
     def on_alarm(signum: int, frame: FrameType | None) -> None:
         if not state["pending"]:
             return
@@ -135,10 +146,10 @@ def interruptible(insist: bool = True) -> Iterator[None]:
         previous = {s: signal.signal(s, on_signal) for s in _CAUGHT}
         previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, on_alarm)
     except ValueError:  # not the main thread (e.g. main() called from a thread): leave as is
-        yield
+        yield lambda: None
         return
     try:
-        yield
+        yield checkpoint
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         for s, h in previous.items():

@@ -250,3 +250,33 @@ def test_a_signal_during_a_write_waits_for_it_and_leaves_the_store_unlocked(
         other.execute("INSERT INTO tags VALUES ('KILLED')")
     with sqlite3.connect(db) as other:
         assert [r[0] for r in other.execute("SELECT k FROM tags")] == ["error", "KILLED"]
+
+
+def test_a_signal_held_back_by_an_import_is_raised_at_the_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C inside an import waits for the import's end; the 50 ms re-check could land in
+    the next import each time (a start is nearly all imports), and the study then wrote its
+    store before the interruption came (CI, `test_ctrl_c_at_any_moment_ends_interrupted[import]`).
+    The checkpoint `main` calls before running a command raises it at once. The re-check is
+    slowed to 60 s here, so only the checkpoint can raise it."""
+    from evoprune_core.cli import _signals
+
+    monkeypatch.setattr(_signals, "_RECHECK", 60.0)
+    (tmp_path / "evp_slow_import.py").write_text(
+        "import os, signal, time\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "time.sleep(0.2)\n"
+        "DONE = True\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with _signals.interruptible() as checkpoint:
+        import evp_slow_import  # type: ignore[import-not-found]
+
+        assert evp_slow_import.DONE  # the import ran to its end: the signal was held back
+        time.sleep(0.1)  # nothing raises it on its own now
+        with pytest.raises(KeyboardInterrupt):
+            checkpoint()
+        checkpoint()  # delivered once
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
