@@ -9,19 +9,17 @@ unchanged; its two halves are :class:`~evoprune_core.population.LayerStack` view
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from ._conv_arch import CONV_PRESETS, ConvArchitecture
+from ._conv_export import CompactConvAutoencoder, compact_conv, live_masks
 from ._layerstack import LayerStack, adam_update, apply_keep
 from ._pairs import Paired, pair_buffers
 from ._persist import Persisted
 from ._population import Sparsity
-
-if TYPE_CHECKING:
-    from ._conv_export import CompactConvAutoencoder
 
 __all__ = ["CONV_PRESETS", "ConvArchitecture", "ConvPopulation", "LossFn"]
 
@@ -289,12 +287,15 @@ class ConvPopulation(Persisted, Paired):
 
     # -- accounting and export -----------------------------------------------------------
     def sparsity(self, member: int = 0) -> Sparsity:
+        """Alive entries per layer that the compact export keeps (see ``remaining_fractions``)."""
+        live = iter(live_masks(self))
         layers: dict[str, tuple[int, int]] = {}
         totals = {}
         for part, stack in self.parts():
             alive_sum = total_sum = 0
             for i, pl in enumerate(stack.layers):
-                alive = int(stack.masks[member, pl.start : pl.end].sum().item())
+                w, b = next(live)
+                alive = int(w[member].sum().item() + b[member].sum().item())
                 layers[f"{part}.{i}"] = (alive, pl.end - pl.start)
                 alive_sum += alive
                 total_sum += pl.end - pl.start
@@ -302,18 +303,27 @@ class ConvPopulation(Persisted, Paired):
         return Sparsity(layers, totals["encoder"], totals["decoder"])
 
     def remaining_fractions(self) -> dict[str, Tensor]:
-        """Alive fraction of every member: ``{"encoder", "decoder", "whole"}``, ``(N,)`` each."""
+        """Alive fraction of every member: ``{"encoder", "decoder", "whole"}``, ``(N,)`` each.
+
+        What is really left: the alive entries the compact export keeps. Weights that read a
+        removed channel (every unit feeding it pruned) or that belong to a channel nothing
+        reads any more are not counted, though their masks are on (they cannot change an
+        output, and the export removes them)."""
+        live = iter(live_masks(self))
         out: dict[str, Tensor] = {}
+        alive_all = torch.zeros(self.n)
         for part, stack in self.parts():
-            out[part] = (stack.masks.sum(1) / stack.masks.shape[1]).cpu()
-        total = self.masks.shape[1]
-        out["whole"] = (self.masks.sum(1) / total).cpu()
+            alive = torch.zeros(self.n)
+            for _ in stack.layers:
+                w, b = next(live)
+                alive += w.flatten(1).sum(1) + b.sum(1)
+            out[part] = alive / stack.masks.shape[1]
+            alive_all += alive
+        out["whole"] = alive_all / self.masks.shape[1]
         return out
 
     def compact(self, member: int = 0) -> CompactConvAutoencoder:
         """Member ``member`` as ``torch.nn`` modules with dead channels physically removed."""
-        from ._conv_export import compact_conv
-
         return compact_conv(self, member)
 
     # -- persistence ---------------------------------------------------------------------

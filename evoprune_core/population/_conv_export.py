@@ -23,7 +23,7 @@ from ._layerstack import _module
 if TYPE_CHECKING:
     from ._conv import ConvPopulation
 
-__all__ = ["CompactConvAutoencoder", "compact_conv"]
+__all__ = ["CompactConvAutoencoder", "compact_conv", "live_masks", "slot_keeps"]
 
 _ZERO_AT_ZERO = ("relu", "tanh", "identity")
 
@@ -49,13 +49,74 @@ class CompactConvAutoencoder(nn.Module):
 
 
 def _rows(kind: str, w: Tensor) -> Tensor:
-    """Per output unit, its incoming weights flattened: ``(out, -1)``."""
-    return (w.transpose(0, 1) if kind == "conv_transpose2d" else w).flatten(1)
+    """Per member and output unit, its incoming weights flattened: ``(n, out, -1)``."""
+    return (w.transpose(1, 2) if kind == "conv_transpose2d" else w).flatten(2)
 
 
 def _readers(kind: str, w: Tensor) -> Tensor:
-    """Per input unit, the weights reading it flattened: ``(in, -1)``."""
-    return (w if kind == "conv_transpose2d" else w.transpose(0, 1)).flatten(1)
+    """Per member and input unit, the weights reading it flattened: ``(n, in, -1)``."""
+    return (w if kind == "conv_transpose2d" else w.transpose(1, 2)).flatten(2)
+
+
+def slot_keeps(
+    kinds: list[str], acts: list[str], ws: list[Tensor], bs: list[Tensor]
+) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+    """Which output units (``keep_out[j]``) and inputs (``keep_in[j]``) of each parameter layer
+    ``j`` survive, and the alive slots of each boundary, for a batch of members at once.
+
+    ``ws[j]`` is ``(n, *weight shape)`` and ``bs[j]`` ``(n, out)``: non-zero where an entry is
+    alive (the pruned weights and bias, or the masks themselves). Returns boolean
+    ``keep_out[j]`` ``(n, out)``, ``keep_in[j]`` ``(n, in)`` and ``alive[j]`` ``(n, slots)``
+    between layers ``j`` and ``j + 1`` (see the module for what a dead slot is).
+    """
+    n = ws[0].shape[0]
+    keep_out: list[Tensor] = []
+    keep_in = [torch.ones(n, _readers(kinds[0], ws[0]).shape[1], dtype=torch.bool)]
+    alive_slots: list[Tensor] = []
+    for j in range(len(ws) - 1):
+        rows, readers = _rows(kinds[j], ws[j]), _readers(kinds[j + 1], ws[j + 1])
+        units, inputs = rows.shape[1], readers.shape[1]
+        slots = min(units, inputs)
+        dead_in = ((rows != 0).any(2) | (bs[j] != 0)).logical_not()
+        if acts[j] not in _ZERO_AT_ZERO:
+            dead_in = torch.zeros_like(dead_in)
+        unused = (readers != 0).any(2).logical_not()
+        dead = dead_in.view(n, slots, -1).all(2) | unused.view(n, slots, -1).all(2)
+        dead[dead.all(1), 0] = False  # a layer keeps one slot (an empty conv is not a module)
+        alive = ~dead
+        keep_out.append(alive.repeat_interleave(units // slots, dim=1))
+        keep_in.append(alive.repeat_interleave(inputs // slots, dim=1))
+        alive_slots.append(alive)
+    keep_out.append(torch.ones(n, _rows(kinds[-1], ws[-1]).shape[1], dtype=torch.bool))
+    return keep_out, keep_in, alive_slots
+
+
+def live_masks(pop: ConvPopulation) -> list[tuple[Tensor, Tensor]]:
+    """Per parameter layer (encoder, then decoder), the ``(n, *weight shape)`` and ``(n, out)``
+    masks of the entries that are alive *and* that the compact export keeps: alive entries of
+    a dead slot's units, or reading a dead slot, are left out (they cannot change an output).
+    What the sparsity and the remaining fractions count."""
+    kinds: list[str] = []
+    acts: list[str] = []
+    ws: list[Tensor] = []
+    bs: list[Tensor] = []
+    for _part, stack in pop.parts():
+        for i, pl in enumerate(stack.layers):
+            ws.append(stack.weight(i, stack.masks).detach().cpu())
+            bs.append(stack.bias(i, stack.masks).detach().cpu())
+            kinds.append(pl.kind)
+            acts.append(pl.act)
+    keep_out, keep_in, _ = slot_keeps(kinds, acts, ws, bs)
+    out = []
+    for j, (w, b) in enumerate(zip(ws, bs)):
+        ko, ki = keep_out[j], keep_in[j]
+        extra = (1,) * (w.dim() - 3)
+        if kinds[j] == "conv_transpose2d":  # (n, in, out, ...)
+            keep = ki.view(*ki.shape, 1, *extra) & ko.view(ko.shape[0], 1, ko.shape[1], *extra)
+        else:  # (n, out, in, ...)
+            keep = ko.view(*ko.shape, 1, *extra) & ki.view(ki.shape[0], 1, ki.shape[1], *extra)
+        out.append((w * keep, b * ko))
+    return out
 
 
 def compact_conv(pop: ConvPopulation, member: int = 0) -> CompactConvAutoencoder:
@@ -74,26 +135,10 @@ def compact_conv(pop: ConvPopulation, member: int = 0) -> CompactConvAutoencoder
             bs.append((stack.bias(i)[m] * stack.bias(i, stack.masks)[m]).detach().cpu())
             acts.append(pl.act)
             kinds.append(pl.kind)
-    # keep[j]: which output units of parameter layer j survive; keep_in[j]: which inputs
-    keep_out: list[Tensor] = []
-    keep_in: list[Tensor] = [torch.ones(_readers(kinds[0], ws[0]).shape[0], dtype=torch.bool)]
-    slots_of: list[int] = []
-    for j in range(len(ws) - 1):
-        rows, readers = _rows(kinds[j], ws[j]), _readers(kinds[j + 1], ws[j + 1])
-        units, inputs = rows.shape[0], readers.shape[0]
-        slots = min(units, inputs)
-        dead_in = ((rows != 0).any(1) | (bs[j] != 0)).logical_not()
-        if acts[j] not in _ZERO_AT_ZERO:
-            dead_in = torch.zeros_like(dead_in)
-        unused = (readers != 0).any(1).logical_not()
-        dead = dead_in.view(slots, -1).all(1) | unused.view(slots, -1).all(1)
-        if bool(dead.all()):
-            dead[0] = False  # a layer keeps one slot (an empty conv is not a module)
-        alive = ~dead
-        keep_out.append(alive.repeat_interleave(units // slots))
-        keep_in.append(alive.repeat_interleave(inputs // slots))
-        slots_of.append(int(alive.sum()))
-    keep_out.append(torch.ones(_rows(kinds[-1], ws[-1]).shape[0], dtype=torch.bool))
+    keeps = slot_keeps(kinds, acts, [w[None] for w in ws], [b[None] for b in bs])
+    keep_out = [k[0] for k in keeps[0]]
+    keep_in = [k[0] for k in keeps[1]]
+    slots_of = [int(a[0].sum()) for a in keeps[2]]
     mods: list[nn.Module] = []
     j = 0
     for s in specs:

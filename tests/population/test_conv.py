@@ -177,6 +177,17 @@ def test_compact_export_removes_dead_channels_and_keeps_the_output() -> None:
     # conv0 8->6 filters: 2*(9+1); conv1 (16,8)->(15,6): 1168-825; dense in 64->60: 10*4;
     # dense out 64->56: 8*(10+1); convT0 (16,8)->(14,7): 1160-889; convT1 in 8->7: 9
     assert removed == 20 + 343 + 40 + 88 + 271 + 9
+    # what is left is what the export keeps: every pruned entry lies in a removed slot, and
+    # the alive ones there (channel 5's filter, the weights reading removed slots) not counted
+    kept = ARCH.n_params - removed
+    assert int(pop.masks[1].sum()) > kept  # the masks alone would count those as left
+    sp = pop.sparsity(1)
+    assert sp.encoder[0] + sp.decoder[0] == kept
+    assert sum(alive for alive, _ in sp.layers.values()) == kept
+    fr = pop.remaining_fractions()
+    assert float(fr["whole"][1]) == pytest.approx(kept / ARCH.n_params, rel=1e-6)
+    assert float(fr["whole"][0]) == 1.0 and float(fr["encoder"][0]) == 1.0
+    assert float(fr["encoder"][1]) == pytest.approx(sp.encoder[0] / pop.encoders.size, rel=1e-6)
     untouched = pop.compact(0)
     assert untouched.n_params() == ARCH.n_params
     torch.testing.assert_close(untouched(x), pop.reconstruct(x)[0], rtol=0, atol=1e-6)
