@@ -240,7 +240,7 @@ def document() -> str:
     """The whole of ``docs/study-files.md``."""
     from .config import RunConfig
     from .evolve.config import EvolveFile
-    from .study._config import _StudyFile
+    from .study import StudyFileModel
 
     out = [
         "# Study, run and evolution files",
@@ -265,7 +265,7 @@ def document() -> str:
         "objectives. Example: `studies/quickstart.toml`. Resuming a study whose file changed "
         "(anything but `n_trials`, `name`, `description`, `sampler_seed`) is refused; "
         "`--fork NAME` runs the edited file as a new study.",
-        _StudyFile,
+        StudyFileModel,
     )
     out += [
         "### `[space]` entries",

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from evoprune_core.config import RunConfig
 from evoprune_core.evolve.config import EvolveFile
 from evoprune_core.reference import document, keys
-from evoprune_core.study._config import _StudyFile
+from evoprune_core.study import StudyFileModel
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "study-files.md"
 
@@ -27,7 +27,9 @@ def test_the_page_is_what_the_models_generate() -> None:
 
 
 def test_every_key_is_documented_and_every_documented_key_exists() -> None:
-    model_keys = {k.key for model in (RunConfig, EvolveFile, _StudyFile) for k in keys(model)} | {
+    model_keys = {
+        k.key for model in (RunConfig, EvolveFile, StudyFileModel) for k in keys(model)
+    } | {
         "choices",
         "low",
         "high",
@@ -44,7 +46,7 @@ def test_every_key_has_a_description() -> None:
     """A key added without ``Field(description=...)`` fails here, named."""
     empty = [
         k.key
-        for model in (RunConfig, EvolveFile, _StudyFile)
+        for model in (RunConfig, EvolveFile, StudyFileModel)
         for k in keys(model)
         if not k.description.strip()
     ]

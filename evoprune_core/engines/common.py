@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from .result import Observer, RunResult
 from .runtime import (
     Compute,
@@ -24,3 +26,9 @@ __all__ = [
     "cpu_numerics",
     "resolve_compute",
 ]
+
+warnings.warn(
+    "evoprune_core.engines.common is deprecated: import from evoprune_core.engines.runtime and evoprune_core.engines.result",
+    DeprecationWarning,
+    stacklevel=2,
+)

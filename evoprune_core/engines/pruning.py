@@ -3,6 +3,8 @@ pruning event lives in ``engines.steps`` with the training step."""
 
 from __future__ import annotations
 
+import warnings
+
 from .steps import (
     PruneOutcome,
     apply_operator,
@@ -24,3 +26,9 @@ __all__ = [
     "pseudo_labels",
     "zero_entries",
 ]
+
+warnings.warn(
+    "evoprune_core.engines.pruning is deprecated: import from evoprune_core.engines.steps",
+    DeprecationWarning,
+    stacklevel=2,
+)

@@ -21,6 +21,7 @@ from ._compare import (
     pareto_groups,
 )
 from ._plots import study_figures
+from ._recon_plot import save_reconstructions
 from ._statistics import (
     A12_THRESHOLDS,
     PERMUTATION_LIMIT,
@@ -80,6 +81,7 @@ __all__ = [
     "pareto_front",
     "pareto_groups",
     "read_trials",
+    "save_reconstructions",
     "rows_from_trials",
     "study_figures",
     "study_report",

@@ -36,6 +36,7 @@ __all__ = [
     "OBJECTIVES",
     "Dist",
     "StudyConfig",
+    "StudyFileModel",
     "grid_designs",
     "load_study_config",
     "sample_updates",
@@ -86,7 +87,7 @@ def _val_loss() -> list[Objective]:
     return ["val_loss"]
 
 
-class _StudyFile(BaseModel):
+class StudyFileModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     name: str = Field(
@@ -190,9 +191,9 @@ def load_study_config(path: str | Path, registry: Registry) -> StudyConfig:
     data = read_toml(p)
     src = str(p)
     try:
-        raw = _StudyFile.model_validate(data)
+        raw = StudyFileModel.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, _StudyFile, src)) from None
+        raise ConfigError(format_validation_error(exc, StudyFileModel, src)) from None
     if list(raw.objectives) not in (["val_loss"], ["val_loss", "remaining_fraction"]):
         raise ConfigError(
             f'{src}: objectives: allowed: ["val_loss"] or ["val_loss", "remaining_fraction"]'

@@ -59,7 +59,7 @@ def _best_artifacts(study: optuna.Study, tracker: Tracking, state_dir: Path | No
     """Plots (reconstruction grids of image data too), masks and models of the best
     (Pareto-front) trials that have only their state: in their MLflow runs, or through a plugin
     tracker's ``log_artifact`` from the state kept in ``state_dir``."""
-    from ..reporting._recon_plot import save_reconstructions
+    from ..reporting import save_reconstructions
     from ..tracking import Tracker, complete_artifacts, complete_local
 
     try:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from .._compat import rdb_engine, rdb_stale_callback_kwarg, storage_of
 from ..errors import ConfigError, StoreError
 from ..reporting import Attr
-from ..tracking._sqlite_store import file_lock
+from ..tracking import file_lock
 
 if TYPE_CHECKING:
     import optuna

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from .._fs import check_writable
 from ..errors import StoreError
-from ..tracking._sqlite_store import ensure_mlflow_db, inspect_mlflow_db
+from ..tracking import ensure_mlflow_db, inspect_mlflow_db
 from ._journal import repair_journal
 
 if TYPE_CHECKING:

@@ -223,7 +223,7 @@ def _log_reconstructions(tracking: Tracking, run_id: str, res: RunResult, data: 
     """``plots/reconstructions.png``: eight validation images and their reconstructions."""
     import tempfile
 
-    from ..reporting._recon_plot import save_reconstructions
+    from ..reporting import save_reconstructions
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "reconstructions.png"

@@ -26,6 +26,7 @@ from ._mlflow import (
 )
 from ._none import NoTracker, NoTrial
 from ._protocol import StudyRun, TrackerBackend, Tracking, TrialTracking, param_value
+from ._sqlite_store import ensure_mlflow_db, file_lock, inspect_mlflow_db
 
 __all__ = [
     "ARTIFACTS",
@@ -45,7 +46,10 @@ __all__ = [
     "complete_artifacts",
     "complete_local",
     "default_tracking_uri",
+    "ensure_mlflow_db",
+    "file_lock",
     "history_csv",
+    "inspect_mlflow_db",
     "param_value",
     "runs_view",
     "save_local_state",

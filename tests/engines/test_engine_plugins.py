@@ -171,3 +171,28 @@ def test_engines_read_only_their_keys() -> None:
     assert CanonicalEngine.reads("pruning.amount") and CanonicalEngine.reads("generations")
     assert TinyEngine.reads("engines.tiny.scale") and not TinyEngine.reads("engines.other.x")
     assert not TinyEngine.reads("coevolution.radius")
+
+
+@pytest.mark.parametrize(
+    ("old", "names"),
+    [
+        ("common", ("Compute", "Observer", "RunResult", "Streams", "calibration")),
+        ("pruning", ("prune_event", "build_context", "masks_to_flat")),
+        ("training", ("Trainer", "loss_value", "LOSSES")),
+    ],
+)
+def test_the_old_engine_module_paths_still_import_and_say_they_are_deprecated(
+    old: str, names: tuple[str, ...]
+) -> None:
+    import importlib
+    import sys
+
+    from evoprune_core.engines import result, runtime, steps
+
+    name = f"evoprune_core.engines.{old}"
+    sys.modules.pop(name, None)
+    with pytest.warns(DeprecationWarning, match=f"^{name} is deprecated: import from "):
+        mod = importlib.import_module(name)
+    for attr in names:  # the very objects of their new homes
+        new = next(m for m in (runtime, result, steps) if hasattr(m, attr))
+        assert getattr(mod, attr) is getattr(new, attr)
