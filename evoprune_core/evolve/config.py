@@ -229,7 +229,7 @@ class SearchConfig(_Model):
     @classmethod
     def _known(cls, value: str) -> str:
         if value not in METHODS:
-            raise ValueError(f"allowed: {', '.join(METHODS)} (got {value!r})")
+            raise ValueError(f"allowed: {', '.join(METHODS)}")  # the input is added once
         return value
 
 
@@ -252,7 +252,7 @@ class CompareConfig(_Model):
     def _known(cls, value: list[str]) -> list[str]:
         bad = [m for m in value if m not in METHODS]
         if bad:
-            raise ValueError(f"allowed: {', '.join(METHODS)} (got {bad[0]!r})")
+            raise ValueError(f"allowed: {', '.join(METHODS)}; {bad[0]!r} is none of them")
         return value
 
     @model_validator(mode="after")

@@ -179,7 +179,10 @@ def _file(tmp_path: Path, text: str = TINY) -> Path:
         (['search.method="anneal"'], "search.method: allowed: gp, random, mutation (got 'anneal')"),
         (["fitness.pretrain_seeds=0"], "fitness.pretrain_seeds: Input should be greater than"),
         (["fitness.fractions=[0.4, 0.0]"], "fractions: each must lie in (0, 1)"),
-        (['compare.methods=["gp", "hill"]'], "compare.methods: allowed: gp, random, mutation"),
+        (
+            ['compare.methods=["gp", "hill"]'],
+            "compare.methods: allowed: gp, random, mutation; 'hill' is none of them (got [",
+        ),
         (["fitness.fresh_seeds=[101, 101]"], "fresh_seeds: must be distinct"),
     ],
 )
@@ -193,6 +196,7 @@ def test_bad_search_input_is_one_line_exit_2(
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and message in err
+    assert err.count("(got ") <= 1  # the input is shown once at most
     assert not store.exists()
 
 
