@@ -2,10 +2,11 @@
 and plots. It never needs MLflow.
 
 ``_attrs`` (``Attr``: the attribute names studies and trials carry), ``_trials`` (the one
-trial reader, the one row type ``TrialRow`` and the one Pareto function), ``_table`` (best combinations: text, Markdown, CSV,
-JSON), ``_statistics`` (Mann-Whitney, Holm, A12, Kruskal-Wallis), ``_compare`` (the groups and
-tests of ``evoprune report --stats``), ``_stats_text`` / ``_stats_plots`` (their formats),
-``_plots`` (Optuna's study figures).
+trial reader, the one row type ``TrialRow`` and the one Pareto function), ``_table`` (best
+combinations: text, Markdown, CSV, JSON), ``_statistics`` (Mann-Whitney, Holm, A12,
+Kruskal-Wallis), ``_compare`` (the groups and tests of ``evoprune report --stats``),
+``_stats_text`` / ``_stats_plots`` (their formats), ``_plots`` (Optuna's study figures),
+``_recon_plot`` (an image autoencoder's reconstruction grid).
 """
 
 from __future__ import annotations
@@ -81,8 +82,8 @@ __all__ = [
     "pareto_front",
     "pareto_groups",
     "read_trials",
-    "save_reconstructions",
     "rows_from_trials",
+    "save_reconstructions",
     "study_figures",
     "study_report",
     "summarize",
