@@ -14,6 +14,8 @@
 #include <string.h>
 #if defined(__AVX__)
 #include <immintrin.h>
+#elif defined(__SSE4_1__)
+#include <smmintrin.h>
 #elif defined(__SSE__)
 #include <xmmintrin.h>
 #endif
@@ -306,12 +308,43 @@ static void forward(const geom_t *g, const float *const *lw, const float *x, int
     }
 }
 
-/* ---- exp / sigmoid that vectorise (Cody-Waite reduction, degree-7 Taylor, ~1 ulp) ---- */
-static inline float exp_approx(float t) {
-    t = t < -87.0f ? -87.0f : (t > 88.0f ? 88.0f : t);
-    float n = floorf(t * 1.44269504088896341f + 0.5f);
-    float r = t - n * 0.693359375f + n * 2.12194440e-4f;
-    float q = 1.0f / 5040.0f;
+/* ---- exp / sigmoid, VL lanes at a time (Cody-Waite reduction, degree-7 Taylor, ~1 ulp) ----
+ * t = clamp(t, -87, 88), n = floor(t log2 e + 1/2), r = t - n C1 + n C2, Horner, times 2^n.
+ * Vector code, so that the clamp is a max and a min and the floor one instruction (the
+ * compiler's vectorisation of the former scalar form clamped with compares and blends, and
+ * did not vectorise at all without SSE4.1); every lane's arithmetic, its multiply-adds
+ * included, is the scalar form's, bit for bit on every finite and infinite input. */
+INLINE vf vclamp(vf t, float lo, float hi) { /* t < lo ? lo : (t > hi ? hi : t), NaN kept */
+#if defined(__AVX512F__)
+    return (vf)_mm512_min_ps(_mm512_set1_ps(hi), _mm512_max_ps(_mm512_set1_ps(lo), (__m512)t));
+#elif defined(__AVX__)
+    return (vf)_mm256_min_ps(_mm256_set1_ps(hi), _mm256_max_ps(_mm256_set1_ps(lo), (__m256)t));
+#elif defined(__SSE__)
+    return (vf)_mm_min_ps(_mm_set1_ps(hi), _mm_max_ps(_mm_set1_ps(lo), (__m128)t));
+#else
+    for (int j = 0; j < VL; j++) t[j] = t[j] < lo ? lo : (t[j] > hi ? hi : t[j]);
+    return t;
+#endif
+}
+
+INLINE vf vfloor(vf x) {
+#if defined(__AVX512F__)
+    return (vf)_mm512_roundscale_ps((__m512)x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+#elif defined(__AVX__)
+    return (vf)_mm256_round_ps((__m256)x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+#elif defined(__SSE4_1__)
+    return (vf)_mm_round_ps((__m128)x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+#else
+    for (int j = 0; j < VL; j++) x[j] = floorf(x[j]);
+    return x;
+#endif
+}
+
+INLINE vf vexp_approx(vf t) {
+    t = vclamp(t, -87.0f, 88.0f);
+    vf n = vfloor(t * 1.44269504088896341f + 0.5f);
+    vf r = t - n * 0.693359375f + n * 2.12194440e-4f;
+    vf q = vsplat(1.0f / 5040.0f);
     q = q * r + 1.0f / 720.0f;
     q = q * r + 1.0f / 120.0f;
     q = q * r + 1.0f / 24.0f;
@@ -319,41 +352,45 @@ static inline float exp_approx(float t) {
     q = q * r + 0.5f;
     q = q * r + 1.0f;
     q = q * r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, 4);
-    return q * scale;
+    vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
+    return q * (vf)bits;
 }
+
+INLINE vf vsigmoid(vf z) { return 1.0f / (1.0f + vexp_approx(-z)); }
 
 /* d[o] = d loss / d logit for one row (o < D); pads are zeroed. */
 static void loss_grad_row(const float *z, const float *x, float *d, int D, int Dp, int loss,
                           float scale) {
-    if (loss == LOSS_BCE) {
-        for (int o = 0; o < D; o++) d[o] = (1.0f / (1.0f + exp_approx(-z[o])) - x[o]) * scale;
-    } else if (loss == LOSS_MSE) {
-        for (int o = 0; o < D; o++) {
-            float y = 1.0f / (1.0f + exp_approx(-z[o]));
-            d[o] = (y - x[o]) * (y * (1.0f - y)) * (2.0f * scale);
+    const vf one = vsplat(1.0f);
+    for (int o = 0; o < Dp; o += VL) {
+        vf y = vsigmoid(vload(z + o)), e = y - vload(x + o), g;
+        if (loss == LOSS_BCE) {
+            g = e * scale;
+        } else if (loss == LOSS_MSE) {
+            g = e * (y * (1.0f - y)) * (2.0f * scale);
+        } else {
+            vf s = (vf)(((vi)(e > 0) & (vi)one) | ((vi)(e < 0) & (vi)(-one)));
+            g = s * (y * (1.0f - y)) * scale;
         }
-    } else {
-        for (int o = 0; o < D; o++) {
-            float y = 1.0f / (1.0f + exp_approx(-z[o]));
-            float e = y - x[o];
-            float s = e > 0 ? 1.0f : (e < 0 ? -1.0f : 0.0f);
-            d[o] = s * (y * (1.0f - y)) * scale;
-        }
+        vstore(d + o, g);
     }
     for (int o = D; o < Dp; o++) d[o] = 0.0f;
 }
 
-/* sum over o < D of |sigmoid(z[o]) - x[o]| for one row: the element-wise part vectorises into
- * tmp (Dp floats, pads zeroed), then VL lane sums over the row and their sum in lane order (a
- * fixed order, whatever the thread count). */
-static float abs_error_row(const float *z, const float *x, float *restrict tmp, int D, int Dp) {
-    for (int o = 0; o < D; o++) tmp[o] = fabsf(1.0f / (1.0f + exp_approx(-z[o])) - x[o]);
-    for (int o = D; o < Dp; o++) tmp[o] = 0.0f;
+/* sum over o < D of |sigmoid(z[o]) - x[o]| for one row: VL lane sums over the row (pads 0), then
+ * their sum in lane order (a fixed order, whatever the thread count). */
+static float abs_error_row(const float *z, const float *x, int D) {
+    const vi absmask = ~(vi)vsplat(-0.0f);
     vf acc = (vf){0};
-    for (int o = 0; o < Dp; o += VL) acc += vload(tmp + o);
+    int o = 0;
+    for (; o + VL <= D; o += VL)
+        acc += (vf)((vi)(vsigmoid(vload(z + o)) - vload(x + o)) & absmask);
+    if (o < D) { /* the last, partial vector: lanes past D count 0 */
+        vi lane;
+        for (int j = 0; j < VL; j++) lane[j] = o + j;
+        vf e = (vf)((vi)(vsigmoid(vload(z + o)) - vload(x + o)) & absmask);
+        acc += (vf)((vi)e & (lane < D));
+    }
     return hsum(acc);
 }
 

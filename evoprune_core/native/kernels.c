@@ -391,7 +391,7 @@ static int l1_item(job_t *job, work_t *w, int item) {
         const float *x = job->rows + (int64_t)s * Dp;
         forward(g, lw, x, nb, w->h);
         for (int b = 0; b < nb; b++)
-            total += abs_error_row(w->h[L] + (int64_t)b * Dp, x + (int64_t)b * Dp, w->d0, D, Dp);
+            total += abs_error_row(w->h[L] + (int64_t)b * Dp, x + (int64_t)b * Dp, D);
     }
     job->partial[item] = total;
     return 0;
