@@ -1,6 +1,7 @@
 """A tiny CNN-classifier evolution end to end: fresh scores, transfer to a held-out dense
-autoencoder and a held-out CNN, and the winner run through the ``formula`` operator on a conv autoencoder in
-both engines and in a study."""
+autoencoder and a held-out CNN, ``--compare`` of the search methods on the classifier, and the
+winner run through the ``formula`` operator on a conv autoencoder in both engines and in a
+study."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from evoprune_core.cli import main
+from evoprune_core.evolve.config import selection_seeds
 
 TINY = """
 name = "tinycnn"
@@ -40,6 +42,8 @@ fractions = [0.4]
 evolution_tasks = false
 top = 1
 operators = []
+[compare]
+seeds = [1, 2]
 [compute]
 backend = "torch"
 """
@@ -51,7 +55,8 @@ def evolved(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp / "tiny.toml"
     path.write_text(TINY, encoding="utf-8")
     out = tmp / "hof.json"
-    args = ["evolve", str(path), "--store", str(tmp / "store"), "--output", str(out), "--quiet"]
+    args = ["evolve", str(path), "--store", str(tmp / "store"), "--output", str(out), "--quiet",
+            "--compare"]  # fmt: skip
     assert main(args) == 0
     return out
 
@@ -60,7 +65,8 @@ def test_classifier_evolution_records_fresh_scores_and_pretrained_accuracy(evolv
     hof = json.loads(evolved.read_text())
     assert hof["method"] == "gp"
     acc = hof["pretrained_test_accuracy"]
-    want = {f"vgg-small:digits seed {s}" for s in [*hof["selection_seeds"], 101, 102]}
+    compared = [s for e in (1, 2) for s in selection_seeds(e, 2)]  # the --compare runs' own
+    want = {f"vgg-small:digits seed {s}" for s in [*hof["selection_seeds"], *compared, 101, 102]}
     want |= {f"cnn3:digits seed {s}" for s in (1, 2)}  # the held-out CNN's networks too
     assert set(acc) == want
     assert all(0.1 < v <= 1.0 for v in acc.values())
@@ -84,6 +90,39 @@ def test_classifier_evolution_records_fresh_scores_and_pretrained_accuracy(evolv
     rows = {r["method"]: r for r in table["comparisons"]["cnn3:digits"]}
     assert set(rows) == set(labels[1:]) and all(r["cells"] == 2 for r in rows.values())
     assert "fitness_reliability" in hof
+
+
+def test_compare_on_the_classifier_scores_every_method_on_the_fresh_cnns(evolved: Path) -> None:
+    """``--compare`` on a CNN-classifier task: each method's winners of the two evolution seeds
+    at the same budget, their validation error on the fresh networks (2 seeds x 2 fresh), and
+    the hand-made comparators pruning channels of the same networks."""
+    cmp = json.loads(evolved.read_text())["compare"]
+    assert cmp["evolution_seeds"] == [1, 2] and cmp["fresh_seeds"] == [101, 102]
+    assert cmp["budget"] == 6 + 1 * (6 - 3)  # population + generations x (population - elite)
+    for method, d in cmp["methods"].items():
+        assert [w["evolution_seed"] for w in d["winners"]] == [1, 2], method
+        assert [w["evaluated"] for w in d["winners"]] == [9, 9], method
+        assert d["fitness_fresh"]["n"] == 4  # 2 evolution seeds x 2 fresh networks
+        for w in d["winners"]:
+            fresh = w["fitness_fresh"]["vgg-small:digits"]
+            assert fresh["n"] == 2 and 0.0 <= fresh["median"] <= 1.0  # a validation error
+    assert set(cmp["methods"]) == {"gp", "random", "mutation"}
+    seeds = ["abs_snr", "fdr", "symdiv", "t_stat", "l1", "l2", "geomedian"]
+    assert list(cmp["comparators"]) == [*(f"seed {s}" for s in seeds), "random units"]
+    errors = {
+        name: c["fitness_fresh"]["vgg-small:digits"] for name, c in cmp["comparators"].items()
+    }
+    assert all(e["n"] == 2 and 0.0 <= e["median"] <= 1.0 for e in errors.values())
+    # pruning 40% of the channels is not free: no comparator keeps every network perfect
+    assert all(e["median"] > 0.0 for e in errors.values())
+    tests = {(t["method"], t["against"]): t for t in cmp["tests"]}
+    assert len(tests) == 3 * (2 + 8)  # each method against the other two and the 8 comparators
+    assert {t["cells"] for t in tests.values()} == {4}
+    assert {t["verdict"] for t in tests.values()} <= {
+        "better", "worse", "no significant difference"
+    }  # fmt: skip
+    assert cmp["verdict"][0].startswith("Did GP beat random search at equal budget?")
+    assert "Plainly:" in evolved.with_name("hof-compare.md").read_text()
 
 
 @pytest.mark.parametrize("kind", ["run", "run-coevolution"])
