@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import warnings
@@ -27,13 +26,12 @@ _STORE_HELP = "local store directory for Optuna journals and MLflow (default: ml
 
 
 def _quiet_libraries() -> None:
-    import mlflow  # noqa: F401 - its import configures its loggers: quiet them after it
+    """Optuna's logs down to warnings (mlflow's are quieted where it is imported, see
+    ``tracking.quiet_mlflow``: a run that tracks nothing never imports it)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def cmd_study(args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ from ._mlflow import (
 )
 from ._none import NoTracker, NoTrial
 from ._protocol import StudyRun, TrackerBackend, Tracking, TrialTracking, param_value
-from ._sqlite_store import ensure_mlflow_db, file_lock, inspect_mlflow_db
+from ._sqlite_store import ensure_mlflow_db, file_lock, inspect_mlflow_db, quiet_mlflow
 
 __all__ = [
     "ARTIFACTS",
@@ -51,6 +51,7 @@ __all__ = [
     "history_csv",
     "inspect_mlflow_db",
     "param_value",
+    "quiet_mlflow",
     "runs_view",
     "save_local_state",
     "save_state",

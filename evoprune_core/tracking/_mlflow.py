@@ -23,6 +23,7 @@ from .._pause import pause_point
 from ..config import RunConfig, flatten
 from ..version import __version__
 from ._protocol import StudyRun, TrackerBackend, param_value
+from ._sqlite_store import quiet_mlflow
 
 if TYPE_CHECKING:
     import numpy as np
@@ -104,6 +105,7 @@ class Tracker(TrackerBackend):
     def __init__(self, tracking_uri: str, artifact_root: Path | None = None) -> None:
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
+        quiet_mlflow()
         from mlflow import MlflowClient
 
         self.client = MlflowClient(tracking_uri=tracking_uri)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import sqlite3
 import time
@@ -24,7 +25,26 @@ from pathlib import Path
 
 from ..errors import StoreError
 
-__all__ = ["DbState", "StoreError", "ensure_mlflow_db", "file_lock", "inspect_mlflow_db"]
+__all__ = [
+    "DbState",
+    "StoreError",
+    "ensure_mlflow_db",
+    "file_lock",
+    "inspect_mlflow_db",
+    "quiet_mlflow",
+]
+
+
+def quiet_mlflow() -> None:
+    """Import mlflow (~1.5 s) and turn its and alembic's loggers down to warnings.
+
+    MLflow's import configures its loggers, so they are quieted right after it, by the code that
+    needs mlflow: a study or evolution that tracks nothing (``tracking = "none"``) never imports
+    it."""
+    import mlflow  # noqa: F401
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)
@@ -84,6 +104,7 @@ def inspect_mlflow_db(db: Path) -> DbState:
 
 
 def _head_revision() -> str:
+    quiet_mlflow()
     from mlflow.store.db.utils import _get_latest_schema_revision
 
     return str(_get_latest_schema_revision())
@@ -99,6 +120,7 @@ def _fsync_dir(directory: Path) -> None:
 
 def _build(db: Path, artifact_root: Path | None) -> None:
     """Create a complete, migrated store in a temporary file, then rename it to ``db``."""
+    quiet_mlflow()
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
     tmp = db.with_name(f"{db.name}.creating-{os.getpid()}")

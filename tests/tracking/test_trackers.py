@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,6 +28,22 @@ def test_the_none_tracker_passes_the_kit() -> None:
 def test_the_mlflow_tracker_passes_the_kit(tmp_path: Path, empty_mlflow_db: Path) -> None:
     shutil.copy(empty_mlflow_db, tmp_path / "mlflow.db")
     check_tracker(Tracker, f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts")
+
+
+def test_a_study_with_tracking_none_never_imports_mlflow(project: Project) -> None:
+    """MLflow takes ~1.5 s to import (in every worker process too): a study that tracks nothing
+    must not pay it. A fresh interpreter, as the command runs."""
+    path = project.study_file("quiet", n_trials=1, header='tracking = "none"')
+    code = (
+        "import sys\n"
+        "from evoprune_core.cli import main\n"
+        f"rc = main({project.args(path)!r})\n"
+        "print(rc, sorted(m for m in sys.modules if m.split('.')[0] in ('mlflow', 'alembic')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.stdout.splitlines()[-1] == "0 []", done.stderr[-2000:]
 
 
 class _Forgetful(NoTracker):
