@@ -16,7 +16,9 @@ times, on one thread with denormals flushed:
 - one training step of the standard network (1000-30-10-30-1000, batch 5): ``forward`` and
   ``backward`` (Adam fused), microseconds.
 
-From these it derives ``divider_floor_share``: the divider's minimum time for every weight of a
+On AVX-512 CPUs the kernels' Adam uses estimates instead of the divider (``"adam"`` in the
+output says which), so the floor below applies to the other instruction sets. From these it
+derives ``divider_floor_share``: the divider's minimum time for every weight of a
 step over the measured step time, and ``block_cycles_over_floor``: how far the fused block is
 from the divider's floor. Minimum over ``--repeats`` rounds (noise only adds time).
 
@@ -51,13 +53,19 @@ static float *filled(int64_t n, float lo, float step, int mod) {
     return p;
 }
 
+#if defined(__AVX512F__)
+INLINE vf exact_sqrt(vf x) { return (vf)_mm512_sqrt_ps((__m512)x); }
+#else
+INLINE vf exact_sqrt(vf x) { return vsqrt(x); }
+#endif
+
 /* the divider's operations alone (mode 0: square root and division, 1: square root, 2: division) */
 __attribute__((noinline)) static void divider(float *out, const float *m, const float *v, int n,
                                               float c, float eps, int mode) {
     for (int j = 0; j < n; j += VL) {
         vf mv = vload(m + j), vv = vload(v + j);
-        vstore(out + j, mode == 0   ? mv / (vsqrt(vv) * c + eps)
-                        : mode == 1 ? vsqrt(vv) * c + eps
+        vstore(out + j, mode == 0   ? mv / (exact_sqrt(vv) * c + eps)
+                        : mode == 1 ? exact_sqrt(vv) * c + eps
                                     : mv / (vv * c + eps));
     }
 }
@@ -70,7 +78,7 @@ INLINE vf sqrt_estimate(vf v) {
     return s + s * (0.5f - s * (0.5f * y));
 }
 #else
-INLINE vf sqrt_estimate(vf v) { return vsqrt(v); }
+INLINE vf sqrt_estimate(vf v) { return exact_sqrt(v); }
 #endif
 
 /* grad_adam_block's loop with another Adam step: mode 1 without the square root and the
@@ -97,7 +105,7 @@ __attribute__((noinline)) static void variant(const float *h, const float *d, in
             else if (mode == 2 || (mode == 3 && (k / VL) % 2))
                 upd = st * mj / (sqrt_estimate(vj) * c + eps);
             else
-                upd = st * mj / (vsqrt(vj) * c + eps);
+                upd = st * mj / (exact_sqrt(vj) * c + eps);
             vstore(p + at, vload(p + at) - upd);
         }
     }
@@ -225,6 +233,7 @@ def main() -> None:
     out = {
         "benchmark": "adam_bound",
         "lanes": vl,
+        "adam": "estimates (AVX-512)" if vl == 16 else "square root and division",
         "ghz": round(ghz_f, 2),
         "divider_cycles_per_vector": round(cyc["div"], 2),
         "sqrt_cycles_per_vector": round(cyc["sqrt"], 2),
