@@ -180,7 +180,8 @@ def test_hall_of_fame_is_identical_across_processes(tmp_path: Path) -> None:
 
     path = tmp_path / "e.toml"
     path.write_text(
-        'name = "x"\nseed = 1\n[evolution]\npopulation = 10\ngenerations = 3\nelite = 3\n'
+        'name = "x"\nseed = 1\ntracking = "none"\n'  # MLflow plays no part in the evolution
+        "[evolution]\npopulation = 10\ngenerations = 3\nelite = 3\n"
         'seeds = ["abs_snr", "l1", "symdiv", "geomedian"]\nseed_copies = 1\n'
         '[fitness]\ntasks = ["digits"]\nnetwork = { encoder = [12, 4] }\npretrain_epochs = 15\n'
         "finetune_epochs = 0\ncalibration_rows = 100\n[transfer]\nenabled = false\n"
