@@ -113,8 +113,9 @@ def test_compare_on_the_classifier_scores_every_method_on_the_fresh_cnns(evolved
         name: c["fitness_fresh"]["vgg-small:digits"] for name, c in cmp["comparators"].items()
     }
     assert all(e["n"] == 2 and 0.0 <= e["median"] <= 1.0 for e in errors.values())
-    # pruning 40% of the channels is not free: no comparator keeps every network perfect
-    assert all(e["median"] > 0.0 for e in errors.values())
+    # each comparator removes its own 40% of the channels: a comparator that pruned nothing, or
+    # the same channels as the others, would leave the errors alike
+    assert len({round(e["median"], 6) for e in errors.values()}) >= 5
     tests = {(t["method"], t["against"]): t for t in cmp["tests"]}
     assert len(tests) == 3 * (2 + 8)  # each method against the other two and the 8 comparators
     assert {t["cells"] for t in tests.values()} == {4}

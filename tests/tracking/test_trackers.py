@@ -43,7 +43,7 @@ def test_a_study_with_tracking_none_never_imports_mlflow(project: Project) -> No
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
     )
-    assert done.stdout.splitlines()[-1] == "0 []", done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1:] == ["0 []"], done.stderr[-2000:]
 
 
 class _Forgetful(NoTracker):
