@@ -8,7 +8,7 @@ unchanged; its two halves are :class:`~evoprune_core.population.LayerStack` view
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -17,7 +17,7 @@ from torch import Tensor
 from ._conv_arch import CONV_PRESETS, ConvArchitecture
 from ._conv_export import CompactConvAutoencoder, compact_conv, live_masks
 from ._layerstack import LayerStack, adam_update, apply_keep
-from ._pairs import Paired, pair_buffers
+from ._pairs import Paired
 from ._persist import Persisted
 from ._population import Sparsity
 
@@ -35,12 +35,13 @@ class ConvPopulation(Persisted, Paired):
     as ``(B, c, h, w)`` images and moved to the buffers' device.
     """
 
-    BUFFERS = ("params", "masks", "exp_avg", "exp_avg_sq")
+    L1_CHUNK = 256
+    arch: ConvArchitecture
+    encoders: LayerStack
+    decoders: LayerStack
 
     def __init__(self, arch: ConvArchitecture, buffers: dict[str, Tensor], steps: Tensor) -> None:
-        self.arch = arch
-        self.buffers = buffers
-        self.steps = steps
+        super().__init__(arch, buffers, steps)
         split = arch.encoder_size
         p, m, a, a2 = (buffers[k] for k in self.BUFFERS)
         self.encoders = LayerStack(
@@ -52,75 +53,8 @@ class ConvPopulation(Persisted, Paired):
             p[:, split:], m[:, split:], a[:, split:], a2[:, split:], steps,
         )  # fmt: skip
 
-    @classmethod
-    def create(
-        cls,
-        arch: ConvArchitecture,
-        n: int,
-        generator: torch.Generator,
-        device: torch.device | str = "cpu",
-    ) -> ConvPopulation:
-        """``n`` fresh, unpruned members drawn from ``generator`` (on the CPU, then moved)."""
-        total = arch.n_params
-        zeros = torch.zeros(n, total, device=device)
-        pop = cls(
-            arch,
-            {
-                "params": zeros,
-                "masks": torch.ones(n, total, device=device),
-                "exp_avg": zeros.clone(),
-                "exp_avg_sq": zeros.clone(),
-            },
-            torch.zeros(n, device=device),
-        )
-        pop.encoders.init_(generator)
-        pop.decoders.init_(generator)
-        return pop
-
-    @property
-    def n(self) -> int:
-        return self.steps.shape[0]
-
-    @property
-    def device(self) -> torch.device:
-        return self.buffers["params"].device
-
-    @property
-    def params(self) -> Tensor:
-        return self.buffers["params"]
-
-    @property
-    def masks(self) -> Tensor:
-        return self.buffers["masks"]
-
     def parts(self) -> tuple[tuple[str, LayerStack], tuple[str, LayerStack]]:
         return (("encoder", self.encoders), ("decoder", self.decoders))
-
-    def _idx(self, index: Tensor | Sequence[int]) -> Tensor:
-        return torch.as_tensor(index, dtype=torch.long).to(self.device)
-
-    def take(
-        self,
-        encoders: Tensor | list[int],
-        decoders: Tensor | list[int] | None = None,
-        out: ConvPopulation | None = None,
-    ) -> ConvPopulation:
-        """Copies: pair k = (encoder ``encoders[k]``, decoder ``decoders[k]``); Adam state
-        travels with each network, the step count follows the encoder. ``out`` (same
-        architecture, ``len(encoders)`` members, not this population) is overwritten with the
-        copies and returned instead of a new population."""
-        e = self._idx(encoders)
-        d = e if decoders is None else self._idx(decoders)
-        split = self.encoders.size
-        if out is not None:
-            return self._take_into(out, e, d)
-        buffers = pair_buffers(self.buffers, self.BUFFERS, split, e, d)
-        return ConvPopulation(self.arch, buffers, self.steps.index_select(0, e))
-
-    def clone(self) -> ConvPopulation:
-        return ConvPopulation(
-            self.arch, {k: v.clone() for k, v in self.buffers.items()}, self.steps.clone()
-        )
 
     # -- training --------------------------------------------------------------------------
     def images(self, x: Tensor) -> Tensor:
@@ -238,16 +172,6 @@ class ConvPopulation(Persisted, Paired):
             self.decoders.forward(z, record=rec)
             rec[-1] = torch.sigmoid(rec[-1])
             return [r.cpu() for r in rec]
-
-    def l1(self, x: Tensor, chunk: int = 256) -> Tensor:
-        """Mean absolute reconstruction error of every pair on ``x``: ``(N,)`` on the CPU."""
-        with torch.no_grad():
-            total = torch.zeros(self.n, dtype=torch.float64, device=self.device)
-            for s in range(0, x.shape[0], chunk):
-                xb = x[s : s + chunk].to(self.device)
-                y = self.reconstruct(xb)
-                total += y.sub_(xb).abs_().sum((1, 2), dtype=torch.float64)
-            return (total / x.numel()).float().cpu()
 
     def pair_l1(
         self, x: Tensor, encoders: Tensor | None = None, decoders: Tensor | None = None

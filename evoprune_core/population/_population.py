@@ -17,7 +17,7 @@ from torch import Tensor
 from .._compat import fused_adam_
 from ._arch import Architecture, n_params
 from ._export import CompactAutoencoder, compact
-from ._pairs import Paired, pair_buffers
+from ._pairs import Paired
 from ._persist import Persisted
 from ._stack import Stack
 
@@ -78,12 +78,13 @@ class Population(Persisted, Paired):
     it; losses, activations and exports come back on the CPU.
     """
 
-    BUFFERS = ("params", "masks", "exp_avg", "exp_avg_sq")
+    L1_CHUNK = 32
+    arch: Architecture
+    encoders: Stack
+    decoders: Stack
 
     def __init__(self, arch: Architecture, buffers: dict[str, Tensor], steps: Tensor) -> None:
-        self.arch = arch
-        self.buffers = buffers
-        self.steps = steps
+        super().__init__(arch, buffers, steps)
         split = n_params(arch.encoder_dims)
         enc = [buffers[k][:, :split] for k in self.BUFFERS]
         dec = [buffers[k][:, split:] for k in self.BUFFERS]
@@ -91,75 +92,8 @@ class Population(Persisted, Paired):
         self.decoders = Stack(arch.decoder_dims, "sigmoid", *dec)
         self._rows: list[list[Tensor]] | None = None
 
-    @classmethod
-    def create(
-        cls,
-        arch: Architecture,
-        n: int,
-        generator: torch.Generator,
-        device: torch.device | str = "cpu",
-    ) -> Population:
-        """``n`` fresh, unpruned members drawn from ``generator`` (on the CPU, then moved:
-        the same seed gives the same weights on every device)."""
-        total = arch.n_params
-        zeros = torch.zeros(n, total, device=device)
-        pop = cls(
-            arch,
-            {
-                "params": zeros,
-                "masks": torch.ones(n, total, device=device),
-                "exp_avg": zeros.clone(),
-                "exp_avg_sq": zeros.clone(),
-            },
-            torch.zeros(n, device=device),
-        )
-        pop.encoders.init_(generator)
-        pop.decoders.init_(generator)
-        return pop
-
-    @property
-    def n(self) -> int:
-        return self.steps.shape[0]
-
-    @property
-    def device(self) -> torch.device:
-        return self.buffers["params"].device
-
-    @property
-    def params(self) -> Tensor:
-        return self.buffers["params"]
-
-    @property
-    def masks(self) -> Tensor:
-        return self.buffers["masks"]
-
     def parts(self) -> tuple[tuple[str, Stack], tuple[str, Stack]]:
         return (("encoder", self.encoders), ("decoder", self.decoders))
-
-    def take(
-        self,
-        encoders: Tensor | list[int],
-        decoders: Tensor | list[int] | None = None,
-        out: Population | None = None,
-    ) -> Population:
-        """A new population of copies: pair k = (encoder ``encoders[k]``, decoder ``decoders[k]``).
-
-        Optimiser state travels with each network; the step count follows the encoder.
-        ``out`` (a population of the same architecture with ``len(encoders)`` members, not
-        this one) is overwritten with the copies and returned instead of a new one.
-        """
-        e = torch.as_tensor(encoders, dtype=torch.long).to(self.device)
-        d = e if decoders is None else torch.as_tensor(decoders, dtype=torch.long).to(self.device)
-        split = self.encoders.size
-        if out is not None:
-            return self._take_into(out, e, d)
-        buffers = pair_buffers(self.buffers, self.BUFFERS, split, e, d)
-        return Population(self.arch, buffers, self.steps.index_select(0, e))
-
-    def clone(self) -> Population:
-        return Population(
-            self.arch, {k: v.clone() for k, v in self.buffers.items()}, self.steps.clone()
-        )
 
     # -- optimisation and pruning --------------------------------------------------------
     def adam_step(
@@ -205,7 +139,7 @@ class Population(Persisted, Paired):
         if members is None:
             masks.mul_(keep)
         else:
-            idx = torch.as_tensor(members, dtype=torch.long).to(self.device)
+            idx = self._idx(members)
             masks[idx] = masks[idx] * keep
         dead = masks == 0
         self.params.masked_fill_(dead, 0.0)
@@ -232,20 +166,6 @@ class Population(Persisted, Paired):
             latent = torch.relu(self.encoders.forward(x.to(self.device), enc_cache))
             out = torch.sigmoid(self.decoders.forward(latent, dec_cache))
             return [t.cpu() for t in (*enc_cache[1:], latent, *dec_cache[1:], out)]
-
-    def l1(self, x: Tensor, chunk: int = 32) -> Tensor:
-        """Mean absolute reconstruction error of every pair on ``x``: ``(N,)`` on the CPU.
-
-        Chunks of ``chunk`` rows with in-place element-wise work keep the ``(N, chunk, D)``
-        intermediate cache-sized.
-        """
-        with torch.no_grad():
-            total = torch.zeros(self.n, dtype=torch.float64, device=self.device)
-            for s in range(0, x.shape[0], chunk):
-                xb = x[s : s + chunk].to(self.device)
-                y = self.reconstruct(xb)
-                total += y.sub_(xb).abs_().sum((1, 2), dtype=torch.float64)
-            return (total / x.numel()).float().cpu()
 
     def pair_l1(
         self, x: Tensor, encoders: Tensor | None = None, decoders: Tensor | None = None
