@@ -17,7 +17,7 @@ from torch import Tensor
 from ._conv_arch import CONV_PRESETS, ConvArchitecture
 from ._conv_export import CompactConvAutoencoder, compact_conv, live_masks
 from ._layerstack import LayerStack, adam_update, apply_keep
-from ._pairs import Paired
+from ._pairs import FlatPopulation
 from ._persist import Persisted
 from ._population import Sparsity
 
@@ -27,7 +27,7 @@ __all__ = ["CONV_PRESETS", "ConvArchitecture", "ConvPopulation", "LossFn"]
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
-class ConvPopulation(Persisted, Paired):
+class ConvPopulation(Persisted, FlatPopulation):
     """N conv autoencoders: pair ``i`` = (encoder i, decoder i), state in ``(N, P)`` buffers.
 
     Same contract as ``Population`` (see there): pruned entries are zero with first moment 0

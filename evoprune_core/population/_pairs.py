@@ -1,4 +1,5 @@
-"""Pairing encoders with decoders across a population's flat ``(N, P)`` buffers."""
+"""What the dense and the conv population share (``FlatPopulation``), and pairing encoders
+with decoders across their flat ``(N, P)`` buffers."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
-__all__ = ["Paired", "check_out", "pair_buffers"]
+__all__ = ["FlatPopulation", "check_out", "pair_buffers"]
 
-P = TypeVar("P", bound="Paired")
+P = TypeVar("P", bound="FlatPopulation")
 
 
 def pair_buffers(
@@ -48,7 +49,7 @@ def check_out(pop: Any, out: Any, n: int) -> None:
         raise ValueError("out: its buffers must be contiguous")
 
 
-class Paired:
+class FlatPopulation:
     """What the dense and the conv population share: four flat ``(N, P)`` buffers with the
     encoder's columns first (split at ``encoders.size``) and ``steps``, and what needs nothing
     else - drawing a fresh population, copying members and pairs, swapping whole states, the

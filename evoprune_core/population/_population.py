@@ -17,7 +17,7 @@ from torch import Tensor
 from .._compat import fused_adam_
 from ._arch import Architecture, n_params
 from ._export import CompactAutoencoder, compact
-from ._pairs import Paired
+from ._pairs import FlatPopulation
 from ._persist import Persisted
 from ._stack import Stack
 
@@ -65,7 +65,7 @@ def _rows(stack: Stack, index: Tensor) -> Stack:
     return Stack(stack.dims, stack.final, params, params, params, params)
 
 
-class Population(Persisted, Paired):
+class Population(Persisted, FlatPopulation):
     """N autoencoders: pair ``i`` = (encoder i, decoder i); in coevolution they mix freely.
 
     State lives in four ``(N, P_enc + P_dec)`` buffers - ``params``, ``masks`` (0/1),
