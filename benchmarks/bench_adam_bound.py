@@ -13,6 +13,9 @@ times, on one thread with denormals flushed:
   copy of its loop with other Adam arithmetic: without the square root and the division, and
   with the square root from the reciprocal-square-root estimate and a Newton step (AVX2: on
   every vector, and on every other vector);
+- that copy, exact and without the divider, on 8, 30 and 300 rows of a 1000-wide layer (94,
+  352 and 3,516 KiB of weights and moments: from a core's L2 to L3), to show whether the
+  state's traffic bounds the block (``state_size_cycles_per_vector``);
 - one training step of the standard network (1000-30-10-30-1000, batch 5): ``forward`` and
   ``backward`` (Adam fused), microseconds.
 
@@ -165,6 +168,25 @@ int main(int argc, char **argv) {
         }
         free(p), free(pm), free(pv);
     }
+    /* the block's loop (exact, and without the divider) as the state grows from L1/L2-sized
+     * to L3-sized: I rows of a 1000-wide layer, 12 bytes of state (p, m, v) per weight */
+    int rows_of[3] = {8, 30, 300};
+    double best_size[3][2] = {{1e30, 1e30}, {1e30, 1e30}, {1e30, 1e30}};
+    for (int s = 0; s < 3; s++) {
+        int I = rows_of[s], Op = pad(1000);
+        int64_t n = (int64_t)I * Op;
+        float *p = filled(n, -0.1f, 1e-3f, 201), *pm = filled(n, 0.0f, 1e-5f, 5),
+              *pv = filled(n, 1e-6f, 1e-7f, 11);
+        int reps = (int)(6000000 / n) + 1;
+        for (int r = 0; r < repeats; r++)
+            for (int mode = 0; mode < 2; mode++) {
+                double t = now();
+                for (int k = 0; k < reps; k++) variant(h, d, Op, I, p, pm, pv, &hp, &a, mode);
+                t = (now() - t) / ((double)reps * n / VL);
+                if (t < best_size[s][mode]) best_size[s][mode] = t;
+            }
+        free(p), free(pm), free(pv);
+    }
     /* one training step of the standard network */
     int dims[5] = {1000, 30, 10, 30, 1000};
     geom_t g;
@@ -202,6 +224,9 @@ int main(int argc, char **argv) {
     printf("%d %.6g %.6g %.6g %.6g %.6g %.6g %lld %.6g %.6g %.6g %.6g %.6g %.6g %.6g\n", VL, ghz,
            best_div[0], best_block[0], best_block[1], best_f / 200, best_b / 200, (long long)g.Pp,
            w.p[123], best_div[1], best_div[2], best_var[0], best_var[1], best_var[2], best_var[3]);
+    for (int s = 0; s < 3; s++)
+        printf("%d %lld %.6g %.6g\n", rows_of[s], (long long)rows_of[s] * pad(1000) * 12,
+               best_size[s][0], best_size[s][1]);
     return 0;
 }
 """
@@ -221,7 +246,8 @@ def main() -> None:
         subprocess.run(cmd, check=True)
         got = subprocess.run([str(exe), str(args.repeats)], capture_output=True, text=True)
         got.check_returncode()
-    lanes, ghz, div_s, blk3_s, blk0_s, fwd_s, bwd_s, padded, _, *more = got.stdout.split()
+    first, *sizes = got.stdout.splitlines()
+    lanes, ghz, div_s, blk3_s, blk0_s, fwd_s, bwd_s, padded, _, *more = first.split()
     vl, ghz_f, padded_n = int(lanes), float(ghz), int(padded)
     names = ("div", "l3", "l0", "sqrt", "division", "copy", "no_divider", "estimate", "estimate/2")
     cyc = {
@@ -248,6 +274,13 @@ def main() -> None:
             "no square root or division": round(cyc["no_divider"], 2),
             "square root estimated": round(cyc["estimate"], 2),
             "square root estimated on every other vector": round(cyc["estimate/2"], 2),
+        },
+        "state_size_cycles_per_vector": {
+            f"{int(rows)} x 1000, {int(size) / 1024:.0f} KiB": {
+                "exact": round(float(ex) * ghz_f * 1e9, 2),
+                "no square root or division": round(float(nd) * ghz_f * 1e9, 2),
+            }
+            for rows, size, ex, nd in (line.split() for line in sizes)
         },
         "step_us": {
             "forward": round(float(fwd_s) * 1e6, 2),
